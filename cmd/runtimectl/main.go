@@ -1,0 +1,60 @@
+// Command runtimectl is runtimed's command-line client.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/server"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "runtimectl",
+		Usage: "run code through runtimed",
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "socket",
+				Aliases: []string{"s"},
+				Value:   api.DefaultSocket,
+				EnvVars: []string{"RUNTIMED_SOCKET"},
+				Usage:   "runtimed's unix socket, or an http(s):// URL",
+			},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"RUNTIMED_TOKEN"}, Usage: "bearer token for a TCP listener"},
+		},
+		Commands: []*cli.Command{runCommand, runtimesCommand, healthCommand, versionCommand},
+		// Exit codes are runtimectl's own business (see run).
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	if err := app.Run(os.Args); err != nil {
+		code := 1
+		if ec, ok := err.(cli.ExitCoder); ok {
+			code = ec.ExitCode()
+		}
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "runtimectl:", msg)
+		}
+		os.Exit(code)
+	}
+}
+
+func client(c *cli.Context) *api.Client {
+	return api.NewClient(c.String("socket"), c.String("token"))
+}
+
+var versionCommand = &cli.Command{
+	Name:  "version",
+	Usage: "print runtimectl's version and, if it answers, runtimed's",
+	Action: func(c *cli.Context) error {
+		fmt.Printf("runtimectl %s\n", server.Version)
+		h, err := client(c).Health(c.Context)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("runtimed: %v", err), 1)
+		}
+		fmt.Printf("runtimed %s\ncontainerd %s\n", h.Version, h.Containerd)
+		return nil
+	},
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/urfave/cli/v2"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+// Exit codes of `runtimectl run` beyond the program's own.
+const (
+	exitTimeout     = 124 // as timeout(1)
+	exitMemory      = 137 // as a SIGKILL by the OOM killer
+	exitOutputLimit = 125
+	exitFailure     = 1 // runtimed or the connection failed
+	exitUsage       = 2 // the request was refused
+)
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "run files in a sandbox; runtimectl exits with the program's exit code",
+	ArgsUsage: "FILE... [-- ARGS...]",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "language", Aliases: []string{"l"}, Usage: "language (default: from the first file's extension)"},
+		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own"},
+		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
+		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
+		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
+		&cli.Int64Flag{Name: "pids", Usage: "process/thread limit"},
+		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
+		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
+	},
+	Action: func(c *cli.Context) error {
+		opts, err := runOptionsFrom(c)
+		if err != nil {
+			return cli.Exit(err.Error(), exitUsage)
+		}
+		code, err := runFiles(c.Context, client(c), opts, os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			return cli.Exit(err.Error(), code)
+		}
+		if code != 0 {
+			return cli.Exit("", code)
+		}
+		return nil
+	},
+}
+
+type runOptions struct {
+	Language string
+	Files    []string
+	Args     []string
+	Stdin    string
+	Limits   api.Limits
+	JSON     bool
+}
+
+func runOptionsFrom(c *cli.Context) (runOptions, error) {
+	opts := runOptions{
+		Language: c.String("language"),
+		Stdin:    c.String("stdin"),
+		JSON:     c.Bool("json"),
+	}
+	// Everything after "--" is the program's.
+	opts.Files = c.Args().Slice()
+	if i := slices.Index(opts.Files, "--"); i >= 0 {
+		opts.Files, opts.Args = opts.Files[:i], opts.Files[i+1:]
+	}
+	if len(opts.Files) == 0 {
+		return opts, errors.New("run: at least one FILE is required")
+	}
+	if v := c.String("memory"); v != "" {
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return opts, fmt.Errorf("--memory: %w", err)
+		}
+		opts.Limits.MemoryBytes = n
+	}
+	if v := c.String("output"); v != "" {
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return opts, fmt.Errorf("--output: %w", err)
+		}
+		opts.Limits.OutputBytes = n
+	}
+	opts.Limits.CPU = c.Float64("cpu")
+	opts.Limits.Pids = c.Int64("pids")
+	if d := c.Duration("timeout"); d > 0 {
+		opts.Limits.WallTimeMS = d.Milliseconds()
+		if opts.Limits.WallTimeMS == 0 {
+			opts.Limits.WallTimeMS = 1
+		}
+	}
+	return opts, nil
+}
+
+// runFiles sends the files to runtimed, prints the program's output as it
+// was, and returns the exit code runtimectl should exit with.
+func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	req := &api.RunRequest{Language: opts.Language, Args: opts.Args, Limits: opts.Limits}
+	// Files keep their paths relative to the first file's directory, which
+	// becomes /box; a file outside it keeps only its base name.
+	dir := filepath.Dir(opts.Files[0])
+	for _, name := range opts.Files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return exitUsage, err
+		}
+		rel := filepath.Base(name)
+		if r, err := filepath.Rel(dir, name); err == nil && !strings.HasPrefix(r, "..") {
+			rel = filepath.ToSlash(r)
+		}
+		req.Files = append(req.Files, api.File{Name: rel, Content: string(data)})
+	}
+	if opts.Stdin != "" {
+		var data []byte
+		var err error
+		if opts.Stdin == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(opts.Stdin)
+		}
+		if err != nil {
+			return exitUsage, fmt.Errorf("stdin: %w", err)
+		}
+		req.Stdin = string(data)
+	}
+	if req.Language == "" {
+		lang, err := languageFor(ctx, cl, opts.Files[0])
+		if err != nil {
+			return exitUsage, err
+		}
+		req.Language = lang
+	}
+
+	resp, err := cl.Run(ctx, req)
+	if err != nil {
+		var aerr *api.Error
+		if errors.As(err, &aerr) && aerr.HTTPStatus/100 == 4 {
+			return exitUsage, err
+		}
+		return exitFailure, err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return exitCodeFor(resp), enc.Encode(resp)
+	}
+	io.WriteString(stdout, resp.Run.Stdout)
+	io.WriteString(stderr, resp.Run.Stderr)
+	if reason := reasonFor(resp); reason != "" {
+		fmt.Fprintln(stderr, "runtimectl:", reason)
+	}
+	return exitCodeFor(resp), nil
+}
+
+func exitCodeFor(resp *api.RunResponse) int {
+	switch resp.Status {
+	case api.StatusTimeout:
+		return exitTimeout
+	case api.StatusMemoryLimit:
+		return exitMemory
+	case api.StatusOutputLimit:
+		return exitOutputLimit
+	case api.StatusInternalError:
+		return exitFailure
+	}
+	return resp.Run.ExitCode
+}
+
+func reasonFor(resp *api.RunResponse) string {
+	r := resp.Run
+	switch resp.Status {
+	case api.StatusTimeout:
+		return fmt.Sprintf("timed out after %s", time.Duration(r.WallTimeMS)*time.Millisecond)
+	case api.StatusMemoryLimit:
+		return "killed: memory limit exceeded"
+	case api.StatusOutputLimit:
+		return "stopped: output limit exceeded (output truncated)"
+	case api.StatusRuntimeError:
+		if r.Signal != "" {
+			return "killed by " + r.Signal
+		}
+	}
+	return ""
+}
+
+// languageFor finds the language whose extension the file has.
+func languageFor(ctx context.Context, cl *api.Client, file string) (string, error) {
+	ext := strings.ToLower(path.Ext(file))
+	if ext == "" {
+		return "", fmt.Errorf("%s has no extension; give --language", file)
+	}
+	rs, err := cl.Runtimes(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rs.Runtimes {
+		if strings.EqualFold(r.Extension, ext) {
+			return r.Language, nil
+		}
+	}
+	return "", fmt.Errorf("no language for %s files; give --language", ext)
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+)
+
+var runtimesCommand = &cli.Command{
+	Name:  "runtimes",
+	Usage: "list the languages runtimed runs",
+	Action: func(c *cli.Context) error {
+		rs, err := client(c).Runtimes(c.Context)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "LANGUAGE\tVERSION\tEXTENSION\tALIASES\tIMAGE")
+		for _, r := range rs.Runtimes {
+			img := r.Image
+			if !r.ImagePresent {
+				img += " (missing)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Language, r.Version, r.Extension, strings.Join(r.Aliases, ","), img)
+		}
+		return w.Flush()
+	},
+}

@@ -1,0 +1,35 @@
+// Command runtimed is the daemon: it runs untrusted code in gVisor
+// sandboxes through containerd and answers a JSON API on a unix socket.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runtimed/runtimed/pkg/server"
+)
+
+const defaultConfigPath = "/etc/runtimed/runtimed.toml"
+
+func main() {
+	app := &cli.App{
+		Name:    "runtimed",
+		Usage:   "run untrusted code in gVisor sandboxes through containerd",
+		Version: server.Version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: defaultConfigPath, Usage: "TOML configuration file"},
+			&cli.StringFlag{Name: "socket", Usage: "unix socket to listen on (overrides the config)"},
+			&cli.StringFlag{Name: "containerd", Usage: "containerd socket address (overrides the config)"},
+			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "log format: text, json or auto (json unless on a terminal)"},
+			&cli.StringFlag{Name: "log-level", Usage: "log level (overrides the config)"},
+		},
+		Action:   serveAction,
+		Commands: []*cli.Command{imageCommand},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "runtimed:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// DefaultSocket is where runtimed listens unless configured otherwise.
+const DefaultSocket = "/run/runtimed/runtimed.sock"
+
+// Client talks to runtimed over its unix socket or over HTTP(S).
+type Client struct {
+	http  *http.Client
+	base  string
+	token string
+}
+
+// NewClient returns a client for addr: a unix socket path, or an http://
+// or https:// URL. token, if set, is sent as a bearer token.
+func NewClient(addr, token string) *Client {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return &Client{http: &http.Client{}, base: strings.TrimSuffix(addr, "/"), token: token}
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", addr)
+		},
+	}
+	return &Client{http: &http.Client{Transport: tr}, base: "http://runtimed", token: token}
+}
+
+// Run runs code. A non-nil error is either an *Error from runtimed or a
+// transport failure; the program's own failure is in the response.
+func (c *Client) Run(ctx context.Context, req *RunRequest) (*RunResponse, error) {
+	var out RunResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/run", req, &out)
+}
+
+// Runtimes lists the languages runtimed runs.
+func (c *Client) Runtimes(ctx context.Context) (*RuntimesResponse, error) {
+	var out RuntimesResponse
+	return &out, c.do(ctx, http.MethodGet, "/v1/runtimes", nil, &out)
+}
+
+// Health asks whether runtimed is up and containerd answers it.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	var out Health
+	return &out, c.do(ctx, http.MethodGet, "/healthz", nil, &out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			eb.Error.HTTPStatus = resp.StatusCode
+			return &eb.Error
+		}
+		return &Error{Code: CodeInternal, HTTPStatus: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package api
+
+import "fmt"
+
+// ErrorCode says, in a word a program can test, what was wrong.
+type ErrorCode string
+
+const (
+	// Client errors (4xx): nothing was created.
+	CodeInvalidJSON      ErrorCode = "invalid_json"
+	CodeInvalidRequest   ErrorCode = "invalid_request"
+	CodeUnknownLanguage  ErrorCode = "unknown_language"
+	CodeUnknownVersion   ErrorCode = "unknown_version"
+	CodeInvalidFile      ErrorCode = "invalid_file"
+	CodeLimitExceeded    ErrorCode = "limit_exceeded"
+	CodeBodyTooLarge     ErrorCode = "body_too_large"
+	CodeNotFound         ErrorCode = "not_found"
+	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
+
+	// Platform errors (5xx): the request was fine, runtimed was not.
+	CodeBusy             ErrorCode = "busy"
+	CodeImageMissing     ErrorCode = "image_missing"
+	CodeUnavailable      ErrorCode = "unavailable"
+	CodeInternal         ErrorCode = "internal_error"
+)
+
+// ErrorBody is the body of every non-2xx answer.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Error is an API error. Field names the request field at fault, when
+// there is one.
+type Error struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+	Field   string    `json:"field,omitempty"`
+	// HTTPStatus is the status the error was (or is to be) answered with.
+	HTTPStatus int `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.HTTPStatus != 0 {
+		return fmt.Sprintf("%s (%d): %s", e.Code, e.HTTPStatus, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}

@@ -1,0 +1,317 @@
+// Package config owns runtimed's configuration: its defaults, the strict
+// TOML file that overrides them, and the checks a configuration must pass
+// before the daemon uses it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Limits are the per-stage resource limits. The same type holds the
+// defaults a request gets and the maxima it may ask for.
+type Limits struct {
+	MemoryBytes int64   `toml:"memory_bytes"`
+	CPU         float64 `toml:"cpu"`
+	WallTimeMS  int64   `toml:"wall_time_ms"`
+	Pids        int64   `toml:"pids"`
+	OutputBytes int64   `toml:"output_bytes"`
+}
+
+// Language is how one language is run: which image, which command.
+type Language struct {
+	Version   string   `toml:"version"`
+	Aliases   []string `toml:"aliases"`
+	Extension string   `toml:"extension"`
+	Image     string   `toml:"image"`
+	// Run is the command line; "{entry}" stands for the entry file, and the
+	// request's args are appended.
+	Run []string `toml:"run"`
+	Env []string `toml:"env"`
+}
+
+// Runtime says how containerd starts a sandbox.
+type Runtime struct {
+	// Type is the containerd shim, e.g. io.containerd.runc.v2.
+	Type string `toml:"type"`
+	// Binary is the OCI runtime the runc shim executes (a runsc wrapper);
+	// empty for shims that need no BinaryName, like io.containerd.runsc.v1.
+	Binary      string `toml:"binary"`
+	Snapshotter string `toml:"snapshotter"`
+}
+
+// Sandbox holds the hardening that every execution gets.
+type Sandbox struct {
+	UID uint32 `toml:"uid"`
+	GID uint32 `toml:"gid"`
+	// BoxBytes caps the writable working directory /box.
+	BoxBytes int64 `toml:"box_bytes"`
+	// TmpBytes caps the writable /tmp.
+	TmpBytes int64 `toml:"tmp_bytes"`
+	// OpenFiles is RLIMIT_NOFILE.
+	OpenFiles uint64 `toml:"open_files"`
+}
+
+// Requests caps what a request may carry.
+type Requests struct {
+	MaxBodyBytes  int64 `toml:"max_body_bytes"`
+	MaxCodeBytes  int64 `toml:"max_code_bytes"`
+	MaxStdinBytes int64 `toml:"max_stdin_bytes"`
+	MaxFiles      int   `toml:"max_files"`
+	MaxArgs       int   `toml:"max_args"`
+	MaxArgBytes   int64 `toml:"max_arg_bytes"`
+	// MaxConcurrent executions run at once; MaxQueued wait for a slot;
+	// beyond that a request is answered 503.
+	MaxConcurrent int `toml:"max_concurrent"`
+	MaxQueued     int `toml:"max_queued"`
+}
+
+// Config is the whole of runtimed's configuration.
+type Config struct {
+	// Socket is the unix socket the API listens on.
+	Socket string `toml:"socket"`
+	// SocketGroup owns the socket, if the group exists.
+	SocketGroup string `toml:"socket_group"`
+	// Containerd is the address of containerd's GRPC socket.
+	Containerd string `toml:"containerd"`
+	// Namespace is the containerd namespace runtimed works in.
+	Namespace string `toml:"namespace"`
+	// Instance names this daemon; its sandboxes carry it in a label so that
+	// several daemons can share one containerd.
+	Instance string `toml:"instance"`
+	// StateDir holds the per-run working directories.
+	StateDir string `toml:"state_dir"`
+	// LogLevel is logrus's level name.
+	LogLevel string `toml:"log_level"`
+
+	Runtime   Runtime             `toml:"runtime"`
+	Sandbox   Sandbox             `toml:"sandbox"`
+	Requests  Requests            `toml:"requests"`
+	Defaults  Limits              `toml:"defaults"`
+	Maximums  Limits              `toml:"maximums"`
+	Languages map[string]Language `toml:"languages"`
+}
+
+const (
+	KiB = 1 << 10
+	MiB = 1 << 20
+)
+
+// Default returns the configuration runtimed uses when a file sets
+// nothing: the safe defaults.
+func Default() Config {
+	return Config{
+		Socket:      "/run/runtimed/runtimed.sock",
+		SocketGroup: "runtimed",
+		Containerd:  "/run/containerd/containerd.sock",
+		Namespace:   "runtimed",
+		Instance:    "runtimed",
+		StateDir:    "/var/lib/runtimed",
+		LogLevel:    "info",
+		Runtime: Runtime{
+			Type:        "io.containerd.runc.v2",
+			Binary:      "/usr/local/bin/runsc-runtimed",
+			Snapshotter: "overlayfs",
+		},
+		Sandbox: Sandbox{
+			UID:       65534,
+			GID:       65534,
+			BoxBytes:  16 * MiB,
+			TmpBytes:  16 * MiB,
+			OpenFiles: 256,
+		},
+		Requests: Requests{
+			MaxBodyBytes:  2 * MiB,
+			MaxCodeBytes:  64 * KiB,
+			MaxStdinBytes: 1 * MiB,
+			MaxFiles:      32,
+			MaxArgs:       64,
+			MaxArgBytes:   4 * KiB,
+			MaxConcurrent: 4,
+			MaxQueued:     64,
+		},
+		Defaults: Limits{
+			MemoryBytes: 128 * MiB,
+			CPU:         0.5,
+			WallTimeMS:  5000,
+			Pids:        64,
+			OutputBytes: 64 * KiB,
+		},
+		Maximums: Limits{
+			MemoryBytes: 512 * MiB,
+			CPU:         2,
+			WallTimeMS:  30000,
+			Pids:        256,
+			OutputBytes: 1 * MiB,
+		},
+		Languages: DefaultLanguages(),
+	}
+}
+
+// DefaultLanguages are the languages runtimed knows without a config
+// file. A [languages.NAME] table in the file replaces the entry whole.
+func DefaultLanguages() map[string]Language {
+	return map[string]Language{
+		"python": {
+			Version:   "3.11",
+			Aliases:   []string{"py", "python3", "python3.11"},
+			Extension: ".py",
+			Image:     "runtimed.local/python:3.11",
+			Run:       []string{"/usr/bin/python3.11", "-B", "{entry}"},
+			Env:       []string{"PYTHONDONTWRITEBYTECODE=1"},
+		},
+		"javascript": {
+			Version:   "18",
+			Aliases:   []string{"js", "node", "nodejs"},
+			Extension: ".js",
+			Image:     "runtimed.local/javascript:18",
+			Run:       []string{"/usr/bin/node", "{entry}"},
+		},
+	}
+}
+
+// Load reads the TOML file at path over the defaults. Unknown keys are an
+// error that names them.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := Decode(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Decode decodes TOML data over cfg, strictly.
+func Decode(data []byte, cfg *Config) error {
+	// A language table in the file replaces the built-in one whole, so
+	// decode languages apart and merge after.
+	var langs struct {
+		Languages map[string]Language `toml:"languages"`
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			keys := make([]string, 0, len(strict.Errors))
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		}
+		var derr *toml.DecodeError
+		if errors.As(err, &derr) {
+			row, col := derr.Position()
+			return fmt.Errorf("line %d column %d: %s", row, col, derr.Error())
+		}
+		return err
+	}
+	if err := toml.Unmarshal(data, &langs); err != nil {
+		return err
+	}
+	if len(langs.Languages) > 0 {
+		merged := DefaultLanguages()
+		for name, l := range langs.Languages {
+			merged[name] = l
+		}
+		cfg.Languages = merged
+	}
+	return nil
+}
+
+// Validate checks that the configuration is usable and safe.
+func (c *Config) Validate() error {
+	var errs []error
+	req := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	req(c.Socket != "", "socket must be set")
+	req(c.Containerd != "", "containerd must be set")
+	req(c.Namespace != "", "namespace must be set")
+	req(c.Instance != "" && !strings.ContainsAny(c.Instance, " /"), "instance must be a non-empty word")
+	req(filepath.IsAbs(c.StateDir), "state_dir must be an absolute path")
+	req(c.Runtime.Type != "", "runtime.type must be set")
+	req(c.Runtime.Snapshotter != "", "runtime.snapshotter must be set")
+	req(c.Sandbox.UID != 0 && c.Sandbox.GID != 0, "sandbox.uid and sandbox.gid must not be root (0)")
+	req(c.Sandbox.BoxBytes >= 64*KiB, "sandbox.box_bytes must be at least 64 KiB")
+	req(c.Sandbox.TmpBytes >= 64*KiB, "sandbox.tmp_bytes must be at least 64 KiB")
+	req(c.Sandbox.OpenFiles >= 16, "sandbox.open_files must be at least 16")
+	r := c.Requests
+	req(r.MaxBodyBytes > 0, "requests.max_body_bytes must be positive")
+	req(r.MaxCodeBytes > 0 && r.MaxCodeBytes <= r.MaxBodyBytes, "requests.max_code_bytes must be positive and at most max_body_bytes")
+	req(r.MaxStdinBytes >= 0 && r.MaxStdinBytes <= r.MaxBodyBytes, "requests.max_stdin_bytes must be at most max_body_bytes")
+	req(r.MaxFiles > 0, "requests.max_files must be positive")
+	req(r.MaxArgs >= 0, "requests.max_args must not be negative")
+	req(r.MaxArgBytes > 0, "requests.max_arg_bytes must be positive")
+	req(r.MaxConcurrent > 0, "requests.max_concurrent must be positive")
+	req(r.MaxQueued >= 0, "requests.max_queued must not be negative")
+
+	errs = append(errs, validateLimits("defaults", c.Defaults)...)
+	errs = append(errs, validateLimits("maximums", c.Maximums)...)
+	for _, f := range []struct {
+		name     string
+		def, max float64
+	}{
+		{"memory_bytes", float64(c.Defaults.MemoryBytes), float64(c.Maximums.MemoryBytes)},
+		{"cpu", c.Defaults.CPU, c.Maximums.CPU},
+		{"wall_time_ms", float64(c.Defaults.WallTimeMS), float64(c.Maximums.WallTimeMS)},
+		{"pids", float64(c.Defaults.Pids), float64(c.Maximums.Pids)},
+		{"output_bytes", float64(c.Defaults.OutputBytes), float64(c.Maximums.OutputBytes)},
+	} {
+		req(f.def <= f.max, "defaults.%s (%v) exceeds maximums.%s (%v)", f.name, f.def, f.name, f.max)
+	}
+
+	req(len(c.Languages) > 0, "at least one language must be configured")
+	seen := map[string]string{}
+	names := make([]string, 0, len(c.Languages))
+	for name := range c.Languages {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		l := c.Languages[name]
+		req(l.Image != "", "languages.%s.image must be set", name)
+		req(len(l.Run) > 0, "languages.%s.run must be set", name)
+		req(strings.HasPrefix(l.Extension, "."), "languages.%s.extension must start with a dot", name)
+		for _, key := range append([]string{name}, l.Aliases...) {
+			if other, dup := seen[key]; dup {
+				errs = append(errs, fmt.Errorf("languages.%s: name or alias %q is already used by %s", name, key, other))
+				continue
+			}
+			seen[key] = name
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateLimits(section string, l Limits) []error {
+	var errs []error
+	if l.MemoryBytes < 16*MiB {
+		errs = append(errs, fmt.Errorf("%s.memory_bytes must be at least 16 MiB", section))
+	}
+	if l.CPU < 0.01 {
+		errs = append(errs, fmt.Errorf("%s.cpu must be at least 0.01", section))
+	}
+	if l.WallTimeMS < 100 {
+		errs = append(errs, fmt.Errorf("%s.wall_time_ms must be at least 100", section))
+	}
+	if l.Pids < 1 {
+		errs = append(errs, fmt.Errorf("%s.pids must be at least 1", section))
+	}
+	if l.OutputBytes < 1 {
+		errs = append(errs, fmt.Errorf("%s.output_bytes must be at least 1", section))
+	}
+	return errs
+}

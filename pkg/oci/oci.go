@@ -1,0 +1,146 @@
+// Package oci owns the OCI runtime spec of a runtimed sandbox: isolation
+// (no network, no host namespaces), hardening (non-root, no capabilities,
+// no new privileges, read-only root, rlimits) and cgroup limits. Its
+// options are containerd oci.SpecOpts, so they compose with containerd's.
+package oci
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	coci "github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// BoxDir is where the request's files are, and the working directory.
+const BoxDir = "/box"
+
+// CPUPeriod is the CFS period the CPU quota is expressed in (100 ms).
+const CPUPeriod uint64 = 100_000
+
+// Resources are the cgroup limits of one sandbox.
+type Resources struct {
+	MemoryBytes int64
+	CPU         float64 // cores, fractional
+	Pids        int64
+}
+
+// Hardening is what every sandbox process runs under.
+type Hardening struct {
+	UID, GID uint32
+	// MaxFileBytes is RLIMIT_FSIZE: the largest file the program may write.
+	MaxFileBytes uint64
+	// OpenFiles is RLIMIT_NOFILE.
+	OpenFiles uint64
+}
+
+// WithIsolation gives the sandbox new pid, ipc, uts, mount and network
+// namespaces, none with a path: a path would join an existing (host)
+// namespace, and a network namespace without one is new and empty, with no
+// interface but loopback.
+func WithIsolation() coci.SpecOpts {
+	return func(_ context.Context, _ coci.Client, _ *containers.Container, s *coci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		want := []specs.LinuxNamespaceType{
+			specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace,
+			specs.MountNamespace, specs.NetworkNamespace,
+		}
+		ns := make([]specs.LinuxNamespace, 0, len(want))
+		for _, t := range want {
+			ns = append(ns, specs.LinuxNamespace{Type: t})
+		}
+		s.Linux.Namespaces = ns
+		return nil
+	}
+}
+
+// WithResources sets the cgroup limits: memory with swap included (the
+// memory+swap limit equals the memory limit, so no swap), a CFS quota for
+// the fractional CPU count, and the pids limit.
+func WithResources(r Resources) coci.SpecOpts {
+	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
+		if r.MemoryBytes <= 0 || r.CPU <= 0 || r.Pids <= 0 {
+			return fmt.Errorf("sandbox resources must all be positive: %+v", r)
+		}
+		quota := int64(math.Ceil(r.CPU * float64(CPUPeriod)))
+		return coci.Compose(
+			coci.WithMemoryLimit(uint64(r.MemoryBytes)),
+			coci.WithMemorySwap(r.MemoryBytes),
+			coci.WithCPUCFS(quota, CPUPeriod),
+			coci.WithPidsLimit(r.Pids),
+		)(ctx, c, ctr, s)
+	}
+}
+
+// WithHardening runs the process as a non-root user with no capabilities
+// and no new privileges, on a read-only root, with no core dumps and
+// bounded file size and descriptors.
+func WithHardening(h Hardening) coci.SpecOpts {
+	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
+		if h.UID == 0 || h.GID == 0 {
+			return fmt.Errorf("sandbox user must not be root (uid %d, gid %d)", h.UID, h.GID)
+		}
+		if err := coci.Compose(
+			coci.WithUIDGID(h.UID, h.GID),
+			coci.WithCapabilities(nil),
+			coci.WithNoNewPrivileges,
+			coci.WithRootFSReadonly(),
+		)(ctx, c, ctr, s); err != nil {
+			return err
+		}
+		s.Process.User.AdditionalGids = nil
+		s.Process.Capabilities = &specs.LinuxCapabilities{}
+		s.Process.Rlimits = []specs.POSIXRlimit{
+			{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+			{Type: "RLIMIT_FSIZE", Hard: h.MaxFileBytes, Soft: h.MaxFileBytes},
+			{Type: "RLIMIT_NOFILE", Hard: h.OpenFiles, Soft: h.OpenFiles},
+		}
+		return nil
+	}
+}
+
+// WithBox mounts hostDir, a size-capped directory holding the request's
+// files, read-write at /box and makes it the working directory; /tmp is a
+// private tmpfs of tmpBytes. Neither allows setuid binaries or devices.
+func WithBox(hostDir string, tmpBytes int64) coci.SpecOpts {
+	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
+		return coci.Compose(
+			coci.WithoutMounts(BoxDir, "/tmp"),
+			coci.WithMounts([]specs.Mount{
+				{
+					Destination: BoxDir,
+					Type:        "bind",
+					Source:      hostDir,
+					Options:     []string{"rbind", "rw", "nosuid", "nodev"},
+				},
+				{
+					Destination: "/tmp",
+					Type:        "tmpfs",
+					Source:      "tmpfs",
+					Options: []string{"nosuid", "nodev", "mode=1777",
+						"size=" + strconv.FormatInt(tmpBytes, 10)},
+				},
+			}),
+			coci.WithProcessCwd(BoxDir),
+		)(ctx, c, ctr, s)
+	}
+}
+
+// WithProcess sets the command line and environment.
+func WithProcess(args, env []string) coci.SpecOpts {
+	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
+		if len(args) == 0 {
+			return fmt.Errorf("sandbox process needs a command")
+		}
+		return coci.Compose(
+			coci.WithProcessArgs(args...),
+			coci.WithDefaultPathEnv,
+			coci.WithEnv(append([]string{"HOME=/tmp", "LANG=C.UTF-8", "TMPDIR=/tmp"}, env...)),
+		)(ctx, c, ctr, s)
+	}
+}

@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/errdefs"
+)
+
+// Leftovers counts what Reap removed.
+type Leftovers struct {
+	Containers int
+	Snapshots  int
+	Boxes      int
+}
+
+// Reap removes everything a previous run of this daemon instance left
+// behind: its containers and their tasks, their snapshots, and the
+// per-run directories and mounts. It is called before serving.
+func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
+	var left Leftovers
+	var errs []error
+	ctx = r.namespaced(ctx)
+	filter := fmt.Sprintf("labels.%q==%q", LabelInstance, r.cfg.Instance)
+
+	containers, err := r.client.Containers(ctx, filter)
+	if err != nil {
+		return left, fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range containers {
+		if task, err := c.Task(ctx, nil); err == nil {
+			if err := deleteTask(ctx, task); err != nil {
+				errs = append(errs, fmt.Errorf("delete task %s: %w", c.ID(), err))
+				continue
+			}
+		} else if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("load task %s: %w", c.ID(), err))
+			continue
+		}
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container %s: %w", c.ID(), err))
+			continue
+		}
+		left.Containers++
+	}
+
+	sn := r.client.SnapshotService(r.cfg.Snapshotter)
+	var orphans []string
+	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		orphans = append(orphans, info.Name)
+		return nil
+	}, filter); err != nil {
+		errs = append(errs, fmt.Errorf("walk snapshots: %w", err))
+	}
+	for _, name := range orphans {
+		if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove snapshot %s: %w", name, err))
+			continue
+		}
+		left.Snapshots++
+	}
+
+	if err := ensureRunDir(r.cfg.RunDir); err != nil {
+		return left, errors.Join(append(errs, err)...)
+	}
+	entries, err := os.ReadDir(r.cfg.RunDir)
+	if err != nil {
+		return left, errors.Join(append(errs, err)...)
+	}
+	for _, e := range entries {
+		p := filepath.Join(r.cfg.RunDir, e.Name())
+		if e.IsDir() && strings.HasPrefix(e.Name(), "rt-") {
+			if err := removeBoxDir(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			left.Boxes++
+			continue
+		}
+		// FIFOs of tasks that were never deleted.
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return left, errors.Join(errs...)
+}

@@ -1,0 +1,260 @@
+// Package server owns runtimed's HTTP API: routing, request decoding and
+// validation, admission (how many executions run and wait at once), and
+// turning sandbox results and failures into answers.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/pkg/sandbox"
+)
+
+// Runner runs one job in a sandbox.
+type Runner interface {
+	Run(ctx context.Context, job sandbox.Job) (api.StageResult, error)
+}
+
+// Platform answers for the containerd side: is it up, which images it has.
+type Platform interface {
+	// Version returns containerd's version, or an error if it does not answer.
+	Version(ctx context.Context) (string, error)
+	ImagePresent(ctx context.Context, ref string) (bool, error)
+}
+
+// Version is runtimed's version, set at build time.
+var Version = "dev"
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      config.Config
+	langs    *language.Registry
+	runner   Runner
+	platform Platform
+	admit    *admission
+	log      *logrus.Entry
+	mux      *http.ServeMux
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a server for cfg, which must have been validated.
+func New(cfg config.Config, runner Runner, platform Platform, log *logrus.Entry) *Server {
+	s := &Server{
+		cfg:      cfg,
+		langs:    language.NewRegistry(cfg.Languages),
+		runner:   runner,
+		platform: platform,
+		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued),
+		log:      log,
+		mux:      http.NewServeMux(),
+	}
+	s.mux.HandleFunc("POST /v1/run", s.handleRun)
+	s.mux.HandleFunc("GET /v1/runtimes", s.handleRuntimes)
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
+	})
+	return s
+}
+
+type ctxKey int
+
+const logKey ctxKey = 0
+
+// ServeHTTP gives every request an id (X-Request-Id, or a new one) and a
+// log entry carrying it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 128 {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	w.Header().Set("X-Request-Id", id)
+	log := s.log.WithField("request_id", id)
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), logKey, log)))
+	log.WithFields(logrus.Fields{
+		"method": r.Method, "path": r.URL.Path, "status": rec.status,
+		"duration_ms": time.Since(start).Milliseconds(),
+	}).Debug("request")
+}
+
+func logFrom(ctx context.Context) *logrus.Entry {
+	return ctx.Value(logKey).(*logrus.Entry)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	log := logFrom(r.Context())
+	req, lang, limits, aerr := s.decodeRun(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+
+	release, aerr := s.admit.acquire(r.Context())
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	defer release()
+
+	entry := req.Files[0].Name
+	job := sandbox.Job{
+		Image:  lang.Image,
+		Files:  req.Files,
+		Args:   lang.Command(entry, req.Args),
+		Env:    lang.Env,
+		Stdin:  []byte(req.Stdin),
+		Limits: limits,
+	}
+	res, err := s.runner.Run(r.Context(), job)
+	if err != nil {
+		if r.Context().Err() != nil {
+			log.WithError(err).Info("client went away; execution stopped")
+			return
+		}
+		if errors.Is(err, sandbox.ErrImageMissing) {
+			writeError(w, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
+			return
+		}
+		log.WithError(err).Error("execution failed")
+		writeError(w, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
+		return
+	}
+	log.WithFields(logrus.Fields{
+		"language": lang.Name, "status": res.Status, "exit_code": res.ExitCode,
+		"wall_ms": res.WallTimeMS, "cpu_ms": res.CPUTimeMS, "memory_bytes": res.MemoryBytes,
+		"stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
+	}).Info("execution")
+	writeJSON(w, http.StatusOK, api.RunResponse{
+		Language: lang.Name,
+		Version:  lang.Version,
+		Status:   res.Status,
+		Run:      res,
+	})
+}
+
+// decodeRun reads and checks a run request. Nothing is created before it
+// has passed.
+func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (*api.RunRequest, *language.Language, api.Limits, *api.Error) {
+	var req api.RunRequest
+	body := http.MaxBytesReader(w, r.Body, s.cfg.Requests.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, nil, api.Limits{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return nil, nil, api.Limits{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+		}
+		return nil, nil, api.Limits{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
+	}
+	if req.Language == "" {
+		return nil, nil, api.Limits{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
+	}
+	lang, ok := s.langs.Lookup(req.Language)
+	if !ok {
+		return nil, nil, api.Limits{}, badRequest(api.CodeUnknownLanguage, "language", "unknown language %q; GET /v1/runtimes lists them", req.Language)
+	}
+	if req.Version != "" && req.Version != lang.Version {
+		return nil, nil, api.Limits{}, badRequest(api.CodeUnknownVersion, "version", "%s has version %s, not %q", lang.Name, lang.Version, req.Version)
+	}
+	if aerr := validateFiles(req.Files, s.cfg.Requests); aerr != nil {
+		return nil, nil, api.Limits{}, aerr
+	}
+	if aerr := validateInput(&req, s.cfg.Requests); aerr != nil {
+		return nil, nil, api.Limits{}, aerr
+	}
+	limits, aerr := ResolveLimits(req.Limits, s.cfg.Defaults, s.cfg.Maximums)
+	if aerr != nil {
+		return nil, nil, api.Limits{}, aerr
+	}
+	return &req, lang, limits, nil
+}
+
+func decodeError(err error, maxBody int64) *api.Error {
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return tooLarge("", "the body is larger than the maximum of %d bytes", maxBody)
+	case errors.As(err, &syntax):
+		return badRequest(api.CodeInvalidJSON, "", "malformed JSON at byte %d: %v", syntax.Offset, err)
+	case errors.As(err, &typ):
+		return badRequest(api.CodeInvalidJSON, typ.Field, "%s must be %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest(api.CodeInvalidJSON, "", "the body is empty or cut short")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(api.CodeInvalidRequest, field, "unknown field %q", field)
+	default:
+		return badRequest(api.CodeInvalidJSON, "", "invalid JSON: %v", err)
+	}
+}
+
+func (s *Server) handleRuntimes(w http.ResponseWriter, r *http.Request) {
+	out := api.RuntimesResponse{Runtimes: []api.Runtime{}}
+	for _, l := range s.langs.All() {
+		present, err := s.platform.ImagePresent(r.Context(), l.Image)
+		if err != nil {
+			logFrom(r.Context()).WithError(err).Warn("look up image")
+		}
+		out.Runtimes = append(out.Runtimes, api.Runtime{
+			Language: l.Name, Version: l.Version, Aliases: l.Aliases,
+			Extension: l.Extension, Image: l.Image, ImagePresent: present,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	v, err := s.platform.Version(ctx)
+	if err != nil {
+		writeError(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: Version})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *api.Error) {
+	if e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.HTTPStatus, api.ErrorBody{Error: *e})
+}

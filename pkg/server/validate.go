@@ -1,0 +1,180 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+)
+
+// File names: at most this long in all, this long per part, this deep.
+const (
+	maxNameBytes = 255
+	maxNameParts = 8
+)
+
+func badRequest(code api.ErrorCode, field, format string, args ...any) *api.Error {
+	return &api.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...), HTTPStatus: http.StatusBadRequest}
+}
+
+func tooLarge(field, format string, args ...any) *api.Error {
+	return &api.Error{Code: api.CodeBodyTooLarge, Field: field, Message: fmt.Sprintf(format, args...), HTTPStatus: http.StatusRequestEntityTooLarge}
+}
+
+// ValidateFileName checks that name is a relative path inside /box: no
+// empty, "." or ".." parts, no NUL or control characters, valid UTF-8,
+// bounded in length and depth.
+func ValidateFileName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("file name is empty")
+	case len(name) > maxNameBytes:
+		return fmt.Errorf("file name is longer than %d bytes", maxNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("file name is not valid UTF-8")
+	case strings.HasPrefix(name, "/"):
+		return fmt.Errorf("file name %q is absolute; names are relative to /box", name)
+	}
+	for _, r := range name {
+		if r == 0 {
+			return fmt.Errorf("file name contains NUL")
+		}
+		if unicode.IsControl(r) || r == '\\' {
+			return fmt.Errorf("file name %q contains a control character or backslash", name)
+		}
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) > maxNameParts {
+		return fmt.Errorf("file name %q is nested deeper than %d levels", name, maxNameParts)
+	}
+	for _, p := range parts {
+		switch p {
+		case "":
+			return fmt.Errorf("file name %q has an empty part", name)
+		case ".", "..":
+			return fmt.Errorf("file name %q has a %q part", name, p)
+		}
+	}
+	return nil
+}
+
+// validateFiles checks the request's files against the configured caps.
+func validateFiles(files []api.File, req config.Requests) *api.Error {
+	if len(files) == 0 {
+		return badRequest(api.CodeInvalidRequest, "files", "at least one file is required; the first is the entry point")
+	}
+	if len(files) > req.MaxFiles {
+		return badRequest(api.CodeInvalidRequest, "files", "%d files is more than the maximum of %d", len(files), req.MaxFiles)
+	}
+	seen := make(map[string]bool, len(files))
+	var total int64
+	for i, f := range files {
+		field := fmt.Sprintf("files[%d].name", i)
+		if err := ValidateFileName(f.Name); err != nil {
+			return badRequest(api.CodeInvalidFile, field, "%v", err)
+		}
+		if seen[f.Name] {
+			return badRequest(api.CodeInvalidFile, field, "file %q is given twice", f.Name)
+		}
+		// A file and a directory of the same name cannot both exist.
+		for dir := f.Name; strings.Contains(dir, "/"); {
+			dir = dir[:strings.LastIndex(dir, "/")]
+			if seen[dir] {
+				return badRequest(api.CodeInvalidFile, field, "file %q is inside %q, which is a file", f.Name, dir)
+			}
+			seen[dir+"/"] = true
+		}
+		if seen[f.Name+"/"] {
+			return badRequest(api.CodeInvalidFile, field, "file %q is also a directory", f.Name)
+		}
+		seen[f.Name] = true
+		total += int64(len(f.Content))
+	}
+	if total > req.MaxCodeBytes {
+		return tooLarge("files", "files hold %d bytes; the maximum is %d", total, req.MaxCodeBytes)
+	}
+	return nil
+}
+
+// validateInput checks stdin and args.
+func validateInput(r *api.RunRequest, req config.Requests) *api.Error {
+	if int64(len(r.Stdin)) > req.MaxStdinBytes {
+		return tooLarge("stdin", "stdin holds %d bytes; the maximum is %d", len(r.Stdin), req.MaxStdinBytes)
+	}
+	if len(r.Args) > req.MaxArgs {
+		return badRequest(api.CodeInvalidRequest, "args", "%d args is more than the maximum of %d", len(r.Args), req.MaxArgs)
+	}
+	for i, a := range r.Args {
+		field := fmt.Sprintf("args[%d]", i)
+		if int64(len(a)) > req.MaxArgBytes {
+			return badRequest(api.CodeInvalidRequest, field, "argument is longer than %d bytes", req.MaxArgBytes)
+		}
+		if strings.ContainsRune(a, 0) {
+			return badRequest(api.CodeInvalidRequest, field, "argument contains NUL")
+		}
+	}
+	return nil
+}
+
+// Smallest limits a sandbox can work with.
+var minimums = config.Limits{
+	MemoryBytes: 16 * config.MiB,
+	CPU:         0.01,
+	WallTimeMS:  10,
+	Pids:        1,
+	OutputBytes: 1,
+}
+
+// ResolveLimits fills the request's unset limits with the defaults and
+// refuses values that are negative, below what a sandbox needs, or above
+// the configured maximum. The error names the field.
+func ResolveLimits(req api.Limits, def, max config.Limits) (api.Limits, *api.Error) {
+	out := api.Limits{
+		MemoryBytes: def.MemoryBytes,
+		CPU:         def.CPU,
+		WallTimeMS:  def.WallTimeMS,
+		Pids:        def.Pids,
+		OutputBytes: def.OutputBytes,
+	}
+	ints := []struct {
+		name     string
+		v        int64
+		min, max int64
+		dst      *int64
+	}{
+		{"memory_bytes", req.MemoryBytes, minimums.MemoryBytes, max.MemoryBytes, &out.MemoryBytes},
+		{"wall_time_ms", req.WallTimeMS, minimums.WallTimeMS, max.WallTimeMS, &out.WallTimeMS},
+		{"pids", req.Pids, minimums.Pids, max.Pids, &out.Pids},
+		{"output_bytes", req.OutputBytes, minimums.OutputBytes, max.OutputBytes, &out.OutputBytes},
+	}
+	for _, f := range ints {
+		field := "limits." + f.name
+		switch {
+		case f.v == 0:
+			continue
+		case f.v < 0:
+			return out, badRequest(api.CodeInvalidRequest, field, "%s must not be negative", field)
+		case f.v < f.min:
+			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %d", field, f.min)
+		case f.v > f.max:
+			return out, badRequest(api.CodeLimitExceeded, field, "%s (%d) exceeds the maximum of %d", field, f.v, f.max)
+		}
+		*f.dst = f.v
+	}
+	switch c := req.CPU; {
+	case c == 0:
+	case c < 0 || c != c:
+		return out, badRequest(api.CodeInvalidRequest, "limits.cpu", "limits.cpu must be a positive number")
+	case c < minimums.CPU:
+		return out, badRequest(api.CodeInvalidRequest, "limits.cpu", "limits.cpu must be at least %g", minimums.CPU)
+	case c > max.CPU:
+		return out, badRequest(api.CodeLimitExceeded, "limits.cpu", "limits.cpu (%g) exceeds the maximum of %g", c, max.CPU)
+	default:
+		out.CPU = c
+	}
+	return out, nil
+}
