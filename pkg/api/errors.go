@@ -18,10 +18,10 @@ const (
 	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
 
 	// Platform errors (5xx): the request was fine, runtimed was not.
-	CodeBusy             ErrorCode = "busy"
-	CodeImageMissing     ErrorCode = "image_missing"
-	CodeUnavailable      ErrorCode = "unavailable"
-	CodeInternal         ErrorCode = "internal_error"
+	CodeBusy         ErrorCode = "busy"
+	CodeImageMissing ErrorCode = "image_missing"
+	CodeUnavailable  ErrorCode = "unavailable"
+	CodeInternal     ErrorCode = "internal_error"
 )
 
 // ErrorBody is the body of every non-2xx answer.

@@ -1,0 +1,50 @@
+# runtimed — see README.md. Targets that install or start things need root.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/runtimed/runtimed/pkg/server.Version=$(VERSION)
+CONFIG    ?= packaging/runtimed.toml
+# containerd's address as the config says it (make run, make images).
+CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
+IMAGE_CACHE ?= /var/cache/runtimed/images
+
+.PHONY: all build deps images run test test-unit test-integration lint clean
+
+all: build
+
+## build: runtimed and runtimectl in bin/
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/runtimed ./cmd/runtimectl
+
+## deps: containerd, debootstrap and the pinned gVisor, where missing
+deps:
+	packaging/scripts/deps.sh
+
+## images: each language's image, built unless cached, imported unless current
+images: deps build
+	packaging/scripts/with-containerd.sh $(CONTAINERD) \
+		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE)
+
+## run: everything above, then runtimed in the foreground (Ctrl-C stops it)
+run: images
+	packaging/scripts/with-containerd.sh $(CONTAINERD) \
+		bin/runtimed --config $(CONFIG) --log-format text
+
+## test: lint, unit tests, then integration tests against a private containerd + runsc
+test: lint test-unit test-integration
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./tests/...
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+## test-integration: needs root; builds the images into the cache if they are not there
+test-integration: deps build
+	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/integration/...
+
+clean:
+	rm -rf bin
