@@ -198,22 +198,7 @@ func Decode(data []byte, cfg *Config) error {
 	var langs struct {
 		Languages map[string]Language `toml:"languages"`
 	}
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			keys := make([]string, 0, len(strict.Errors))
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
-		}
-		var derr *toml.DecodeError
-		if errors.As(err, &derr) {
-			row, col := derr.Position()
-			return fmt.Errorf("line %d column %d: %s", row, col, derr.Error())
-		}
+	if err := DecodeStrict(data, cfg); err != nil {
 		return err
 	}
 	if err := toml.Unmarshal(data, &langs); err != nil {
@@ -227,6 +212,31 @@ func Decode(data []byte, cfg *Config) error {
 		cfg.Languages = merged
 	}
 	return nil
+}
+
+// DecodeStrict decodes TOML data into v. A key v has no field for is an
+// error that names the key; a syntax error names its line and column.
+func DecodeStrict(data []byte, v any) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var strict *toml.StrictMissingError
+	var derr *toml.DecodeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &strict):
+		keys := make([]string, 0, len(strict.Errors))
+		for _, e := range strict.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	case errors.As(err, &derr):
+		row, col := derr.Position()
+		return fmt.Errorf("line %d column %d: %s", row, col, derr.Error())
+	default:
+		return err
+	}
 }
 
 // Validate checks that the configuration is usable and safe.

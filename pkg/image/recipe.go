@@ -5,7 +5,6 @@
 package image
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/runtimed/runtimed/pkg/config"
 )
 
 // builderVersion changes when the way images are built changes, so that
@@ -54,9 +53,7 @@ func LoadRecipe(path string) (Recipe, error) {
 	if err != nil {
 		return r, err
 	}
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err := config.DecodeStrict(data, &r); err != nil {
 		return r, fmt.Errorf("recipe %s: %w", path, err)
 	}
 	switch {

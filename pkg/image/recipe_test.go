@@ -1,0 +1,101 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runtimed/runtimed/pkg/config"
+)
+
+const recipesDir = "../../packaging/images"
+
+// Every built-in language has a recipe whose image is the one the
+// language runs in, and every recipe belongs to a language.
+func TestRecipesMatchLanguages(t *testing.T) {
+	recipes, err := LoadRecipes(recipesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	langs := config.DefaultLanguages()
+	if len(recipes) != len(langs) {
+		t.Fatalf("%d recipes for %d languages", len(recipes), len(langs))
+	}
+	for _, r := range recipes {
+		l, ok := langs[r.Name]
+		if !ok {
+			t.Errorf("recipe %s has no language", r.Name)
+			continue
+		}
+		if l.Image != r.Reference {
+			t.Errorf("%s: language runs %s, recipe builds %s", r.Name, l.Image, r.Reference)
+		}
+		if len(r.Check) == 0 {
+			t.Errorf("%s: recipe has no check", r.Name)
+		}
+	}
+}
+
+func TestRecipeDigestFollowsContent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.toml")
+	body := "name = \"x\"\nreference = \"r/x:1\"\nsuite = \"bookworm\"\npackages = [\"a\"]\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadRecipe(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := LoadRecipe(p)
+	if a.Digest != b.Digest || !strings.HasPrefix(a.Digest, "sha256:") {
+		t.Fatalf("digest not stable: %s %s", a.Digest, b.Digest)
+	}
+	if err := os.WriteFile(p, []byte(body+"packages2 = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRecipe(p); err == nil || !strings.Contains(err.Error(), "packages2") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(body, `"a"`, `"a", "b"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadRecipe(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Digest == a.Digest {
+		t.Fatal("a changed recipe kept its digest: its image would not be rebuilt")
+	}
+	if LayoutDir("/cache", c) == LayoutDir("/cache", a) {
+		t.Fatal("a changed recipe shares the cached layout")
+	}
+}
+
+func TestSlimRemovesDocsAndCaches(t *testing.T) {
+	root := t.TempDir()
+	keep := []string{"usr/bin/python3", "usr/share/zoneinfo/UTC"}
+	gone := []string{"usr/share/doc/x/copyright", "usr/share/man/man1/a.1", "var/lib/apt/lists/x", "var/cache/apt/a.deb", "usr/lib/py/test/t.py"}
+	for _, f := range append(append([]string{}, keep...), gone...) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := slim(root, []string{"/usr/lib/py/test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range keep {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("%s removed", f)
+		}
+	}
+	for _, f := range gone {
+		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
+			t.Errorf("%s kept", f)
+		}
+	}
+}

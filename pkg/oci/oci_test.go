@@ -1,0 +1,175 @@
+package oci
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	coci "github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// sandboxSpec builds a spec the way the runner does, on containerd's
+// default spec, without containerd.
+func sandboxSpec(t *testing.T, opts ...coci.SpecOpts) *coci.Spec {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "runtimed")
+	var s coci.Spec
+	c := &containers.Container{ID: "rt-test"}
+	all := append([]coci.SpecOpts{coci.WithDefaultSpec()}, opts...)
+	if err := coci.ApplyOpts(ctx, nil, c, &s, all...); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return &s
+}
+
+func fullSandbox(t *testing.T) *coci.Spec {
+	return sandboxSpec(t,
+		// A host namespace first, to see that isolation replaces it.
+		coci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}),
+		WithIsolation(),
+		WithHardening(Hardening{UID: 65534, GID: 65534, MaxFileBytes: 1 << 20, OpenFiles: 64}),
+		WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}),
+		WithBox("/var/lib/runtimed/runs/x/rt-1", 16<<20),
+		WithProcess([]string{"/usr/bin/python3", "main.py"}, []string{"A=1"}),
+	)
+}
+
+func TestIsolationHasNewEmptyNetworkAndNoHostNamespaces(t *testing.T) {
+	s := fullSandbox(t)
+	var types []specs.LinuxNamespaceType
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Path != "" {
+			t.Errorf("namespace %s joins %s", ns.Type, ns.Path)
+		}
+		types = append(types, ns.Type)
+	}
+	for _, want := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.PIDNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace} {
+		if !slices.Contains(types, want) {
+			t.Errorf("no new %s namespace: %v", want, types)
+		}
+	}
+}
+
+func TestResources(t *testing.T) {
+	tests := []struct {
+		name      string
+		r         Resources
+		wantQuota int64
+	}{
+		{"half a core", Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}, 50_000},
+		{"two cores", Resources{MemoryBytes: 64 << 20, CPU: 2, Pids: 8}, 200_000},
+		{"a sliver", Resources{MemoryBytes: 64 << 20, CPU: 0.011, Pids: 1}, 1_100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sandboxSpec(t, WithResources(tt.r))
+			res := s.Linux.Resources
+			if res.Memory == nil || *res.Memory.Limit != tt.r.MemoryBytes {
+				t.Fatalf("memory limit %+v", res.Memory)
+			}
+			// Swap included: memory+swap equals memory.
+			if res.Memory.Swap == nil || *res.Memory.Swap != tt.r.MemoryBytes {
+				t.Fatalf("memory+swap %v, want %d", res.Memory.Swap, tt.r.MemoryBytes)
+			}
+			if *res.CPU.Quota != tt.wantQuota || *res.CPU.Period != CPUPeriod {
+				t.Fatalf("cpu quota %d period %d, want %d/%d", *res.CPU.Quota, *res.CPU.Period, tt.wantQuota, CPUPeriod)
+			}
+			if res.Pids == nil || *res.Pids.Limit != tt.r.Pids {
+				t.Fatalf("pids %+v", res.Pids)
+			}
+		})
+	}
+}
+
+func TestResourcesRefuseUnset(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "runtimed")
+	for _, r := range []Resources{{CPU: 1, Pids: 1}, {MemoryBytes: 1 << 20, Pids: 1}, {MemoryBytes: 1 << 20, CPU: 1}} {
+		var s coci.Spec
+		err := coci.ApplyOpts(ctx, nil, &containers.Container{ID: "x"}, &s, coci.WithDefaultSpec(), WithResources(r))
+		if err == nil {
+			t.Errorf("%+v accepted: a zero limit would mean no limit", r)
+		}
+	}
+}
+
+func TestHardening(t *testing.T) {
+	s := fullSandbox(t)
+	p := s.Process
+	if p.User.UID != 65534 || p.User.GID != 65534 || len(p.User.AdditionalGids) != 0 {
+		t.Errorf("user %+v, want 65534:65534 and no extra groups", p.User)
+	}
+	c := p.Capabilities
+	for name, set := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted, "inheritable": c.Inheritable, "ambient": c.Ambient} {
+		if len(set) != 0 {
+			t.Errorf("%s capabilities %v, want none", name, set)
+		}
+	}
+	if !p.NoNewPrivileges {
+		t.Error("no_new_privileges is off")
+	}
+	if !s.Root.Readonly {
+		t.Error("root is writable")
+	}
+	want := map[string]uint64{"RLIMIT_CORE": 0, "RLIMIT_FSIZE": 1 << 20, "RLIMIT_NOFILE": 64}
+	for _, rl := range p.Rlimits {
+		if w, ok := want[rl.Type]; ok {
+			if rl.Hard != w || rl.Soft != w {
+				t.Errorf("%s = %d/%d, want %d", rl.Type, rl.Soft, rl.Hard, w)
+			}
+			delete(want, rl.Type)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("rlimits missing: %v", want)
+	}
+}
+
+func TestHardeningRefusesRoot(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "runtimed")
+	var s coci.Spec
+	err := coci.ApplyOpts(ctx, nil, &containers.Container{ID: "x"}, &s, coci.WithDefaultSpec(), WithHardening(Hardening{UID: 0, GID: 0}))
+	if err == nil {
+		t.Fatal("root accepted")
+	}
+}
+
+func TestBox(t *testing.T) {
+	s := fullSandbox(t)
+	if s.Process.Cwd != BoxDir {
+		t.Errorf("cwd %q", s.Process.Cwd)
+	}
+	var box, tmp *specs.Mount
+	for i := range s.Mounts {
+		switch s.Mounts[i].Destination {
+		case BoxDir:
+			box = &s.Mounts[i]
+		case "/tmp":
+			tmp = &s.Mounts[i]
+		}
+	}
+	if box == nil || box.Source != "/var/lib/runtimed/runs/x/rt-1" || !slices.Contains(box.Options, "rw") ||
+		!slices.Contains(box.Options, "nosuid") || !slices.Contains(box.Options, "nodev") {
+		t.Errorf("box mount %+v", box)
+	}
+	if tmp == nil || tmp.Type != "tmpfs" || !slices.Contains(tmp.Options, "size=16777216") || !slices.Contains(tmp.Options, "nosuid") {
+		t.Errorf("tmp mount %+v", tmp)
+	}
+}
+
+func TestProcess(t *testing.T) {
+	s := fullSandbox(t)
+	if !slices.Equal(s.Process.Args, []string{"/usr/bin/python3", "main.py"}) {
+		t.Errorf("args %v", s.Process.Args)
+	}
+	if !slices.Contains(s.Process.Env, "A=1") || !slices.Contains(s.Process.Env, "HOME=/tmp") {
+		t.Errorf("env %v", s.Process.Env)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), "runtimed")
+	var bare coci.Spec
+	if err := coci.ApplyOpts(ctx, nil, &containers.Container{ID: "x"}, &bare, coci.WithDefaultSpec(), WithProcess(nil, nil)); err == nil {
+		t.Error("an empty command was accepted")
+	}
+}

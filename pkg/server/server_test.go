@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/sandbox"
+)
+
+type fakeRunner struct {
+	calls  atomic.Int32
+	result api.StageResult
+	err    error
+	block  chan struct{} // if set, Run waits on it
+	mu     sync.Mutex
+	jobs   []sandbox.Job
+}
+
+func (f *fakeRunner) Run(ctx context.Context, job sandbox.Job) (api.StageResult, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	f.jobs = append(f.jobs, job)
+	f.mu.Unlock()
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return api.StageResult{}, ctx.Err()
+		}
+	}
+	return f.result, f.err
+}
+
+type fakePlatform struct{ down bool }
+
+func (p fakePlatform) Version(context.Context) (string, error) {
+	if p.down {
+		return "", errors.New("connection refused")
+	}
+	return "1.6.20", nil
+}
+
+func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) {
+	return strings.Contains(ref, "python"), nil
+}
+
+func newTestServer(t *testing.T, runner Runner, change func(*config.Config)) *httptest.Server {
+	t.Helper()
+	cfg := config.Default()
+	if change != nil {
+		change(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv := httptest.NewServer(New(cfg, runner, fakePlatform{}, logrus.NewEntry(log)))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func post(t *testing.T, srv *httptest.Server, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(srv.URL+"/v1/run", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+func TestRunPassesTheJob(t *testing.T) {
+	runner := &fakeRunner{result: api.StageResult{Status: api.StatusOK, Stdout: "hi\n"}}
+	srv := newTestServer(t, runner, nil)
+	status, body := post(t, srv, `{"language":"py","files":[{"name":"main.py","content":"print('hi')"},{"name":"lib/x.py","content":""}],"args":["a"],"stdin":"in","limits":{"cpu":1}}`)
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	var resp api.RunResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Language != "python" || resp.Version != "3.11" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
+		t.Fatalf("%+v", resp)
+	}
+	job := runner.jobs[0]
+	if job.Image != "runtimed.local/python:3.11" || strings.Join(job.Args, " ") != "/usr/bin/python3.11 -B main.py a" || string(job.Stdin) != "in" {
+		t.Fatalf("job %+v", job)
+	}
+	want := api.Limits{MemoryBytes: 128 << 20, CPU: 1, WallTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}
+	if job.Limits != want {
+		t.Fatalf("limits %+v, want %+v", job.Limits, want)
+	}
+}
+
+func TestBadRequestsCreateNothing(t *testing.T) {
+	runner := &fakeRunner{}
+	srv := newTestServer(t, runner, nil)
+	cases := []struct {
+		name, body string
+		status     int
+		code       api.ErrorCode
+		field      string
+	}{
+		{"empty body", ``, 400, api.CodeInvalidJSON, ""},
+		{"malformed", `{"language":`, 400, api.CodeInvalidJSON, ""},
+		{"two values", `{"language":"python","files":[{"name":"a.py","content":""}]} {}`, 400, api.CodeInvalidJSON, ""},
+		{"wrong type", `{"language":"python","files":"a.py"}`, 400, api.CodeInvalidJSON, "files"},
+		{"unknown field", `{"language":"python","files":[{"name":"a.py","content":""}],"extra":true}`, 400, api.CodeInvalidRequest, "extra"},
+		{"unknown nested field", `{"language":"python","files":[{"name":"a.py","content":"","mode":7}]}`, 400, api.CodeInvalidRequest, "mode"},
+		{"no language", `{"files":[{"name":"a.py","content":""}]}`, 400, api.CodeInvalidRequest, "language"},
+		{"unknown language", `{"language":"cobol","files":[{"name":"a.py","content":""}]}`, 400, api.CodeUnknownLanguage, "language"},
+		{"unknown version", `{"language":"python","version":"2.7","files":[{"name":"a.py","content":""}]}`, 400, api.CodeUnknownVersion, "version"},
+		{"no files", `{"language":"python"}`, 400, api.CodeInvalidRequest, "files"},
+		{"absolute", `{"language":"python","files":[{"name":"/a.py","content":""}]}`, 400, api.CodeInvalidFile, "files[0].name"},
+		{"dot dot", `{"language":"python","files":[{"name":"a/../../b","content":""}]}`, 400, api.CodeInvalidFile, "files[0].name"},
+		{"duplicate", `{"language":"python","files":[{"name":"a.py","content":""},{"name":"a.py","content":""}]}`, 400, api.CodeInvalidFile, "files[1].name"},
+		{"file and dir", `{"language":"python","files":[{"name":"a","content":""},{"name":"a/b.py","content":""}]}`, 400, api.CodeInvalidFile, "files[1].name"},
+		{"dir and file", `{"language":"python","files":[{"name":"a/b.py","content":""},{"name":"a","content":""}]}`, 400, api.CodeInvalidFile, "files[1].name"},
+		{"NUL arg", `{"language":"python","files":[{"name":"a.py","content":""}],"args":["a\u0000b"]}`, 400, api.CodeInvalidRequest, "args[0]"},
+		{"over max", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"cpu":4}}`, 400, api.CodeLimitExceeded, "limits.cpu"},
+		{"negative", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"pids":-5}}`, 400, api.CodeInvalidRequest, "limits.pids"},
+		{"huge number", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"memory_bytes":1e30}}`, 400, api.CodeInvalidJSON, "limits.memory_bytes"},
+		{"stdin over cap", `{"language":"python","files":[{"name":"a.py","content":""}],"stdin":"` + strings.Repeat("s", 1<<20+1) + `"}`, 413, api.CodeBodyTooLarge, "stdin"},
+		{"body over cap", `{"language":"python","files":[{"name":"a.py","content":"` + strings.Repeat("c", 2<<20) + `"}]}`, 413, api.CodeBodyTooLarge, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := post(t, srv, c.body)
+			if status != c.status {
+				t.Fatalf("status %d, want %d: %s", status, c.status, body)
+			}
+			var eb api.ErrorBody
+			if err := json.Unmarshal(body, &eb); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if eb.Error.Code != c.code || eb.Error.Field != c.field || eb.Error.Message == "" {
+				t.Fatalf("error %+v, want code %s field %q", eb.Error, c.code, c.field)
+			}
+		})
+	}
+	if n := runner.calls.Load(); n != 0 {
+		t.Fatalf("the runner was called %d times for bad requests", n)
+	}
+}
+
+func TestBusyWhenQueueIsFull(t *testing.T) {
+	runner := &fakeRunner{block: make(chan struct{}), result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, runner, func(c *config.Config) {
+		c.Requests.MaxConcurrent = 1
+		c.Requests.MaxQueued = 1
+	})
+	body := `{"language":"python","files":[{"name":"a.py","content":""}]}`
+	results := make(chan int, 2)
+	for i := 0; i < 2; i++ { // one runs, one waits
+		go func() {
+			s, _ := post(t, srv, body)
+			results <- s
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runner.calls.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the second one queue
+	resp, err := http.Post(srv.URL+"/v1/run", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third request: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(runner.block)
+	for i := 0; i < 2; i++ {
+		if s := <-results; s != 200 {
+			t.Fatalf("admitted request got %d", s)
+		}
+	}
+}
+
+func TestPlatformFailureIs5xx(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   api.ErrorCode
+	}{
+		{errors.New("shim died"), 500, api.CodeInternal},
+		{sandbox.ErrImageMissing, 503, api.CodeImageMissing},
+	} {
+		srv := newTestServer(t, &fakeRunner{err: tc.err}, nil)
+		status, body := post(t, srv, `{"language":"python","files":[{"name":"a.py","content":""}]}`)
+		var eb api.ErrorBody
+		_ = json.Unmarshal(body, &eb)
+		if status != tc.status || eb.Error.Code != tc.code {
+			t.Errorf("%v: status %d code %s, want %d %s", tc.err, status, eb.Error.Code, tc.status, tc.code)
+		}
+	}
+}
+
+func TestRuntimesAndHealth(t *testing.T) {
+	srv := newTestServer(t, &fakeRunner{}, nil)
+	resp, err := http.Get(srv.URL + "/v1/runtimes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs api.RuntimesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&rs); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(rs.Runtimes) != 2 || rs.Runtimes[0].Language != "javascript" || rs.Runtimes[0].ImagePresent ||
+		rs.Runtimes[1].Language != "python" || !rs.Runtimes[1].ImagePresent || rs.Runtimes[1].Extension != ".py" {
+		t.Fatalf("%+v", rs)
+	}
+	resp, err = http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("healthz %d", resp.StatusCode)
+	}
+}

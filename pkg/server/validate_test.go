@@ -1,0 +1,64 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+)
+
+func TestValidateFileName(t *testing.T) {
+	good := []string{"main.py", "lib/util.py", "a/b/c/d.js", "naïve.py", "日本.py", ".hidden", "x..y"}
+	bad := []string{"", "/etc/passwd", "../x", "a/../../x", "a/./b", "./a", "a//b", "a/", "a\x00b", "a\nb", `a\b`,
+		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe})}
+	for _, n := range good {
+		if err := ValidateFileName(n); err != nil {
+			t.Errorf("%q refused: %v", n, err)
+		}
+	}
+	for _, n := range bad {
+		if err := ValidateFileName(n); err == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestResolveLimits(t *testing.T) {
+	def, max := config.Default().Defaults, config.Default().Maximums
+	tests := []struct {
+		name  string
+		req   api.Limits
+		want  api.Limits
+		field string
+	}{
+		{"defaults", api.Limits{}, api.Limits{MemoryBytes: 128 << 20, CPU: 0.5, WallTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}, ""},
+		{"at the maximum", api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes},
+			api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes}, ""},
+		{"memory over", api.Limits{MemoryBytes: max.MemoryBytes + 1}, api.Limits{}, "limits.memory_bytes"},
+		{"cpu over", api.Limits{CPU: max.CPU + 0.001}, api.Limits{}, "limits.cpu"},
+		{"wall over", api.Limits{WallTimeMS: max.WallTimeMS + 1}, api.Limits{}, "limits.wall_time_ms"},
+		{"pids over", api.Limits{Pids: max.Pids + 1}, api.Limits{}, "limits.pids"},
+		{"output over", api.Limits{OutputBytes: max.OutputBytes + 1}, api.Limits{}, "limits.output_bytes"},
+		{"negative memory", api.Limits{MemoryBytes: -1}, api.Limits{}, "limits.memory_bytes"},
+		{"negative cpu", api.Limits{CPU: -0.5}, api.Limits{}, "limits.cpu"},
+		{"memory too small", api.Limits{MemoryBytes: 1024}, api.Limits{}, "limits.memory_bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ResolveLimits(tt.req, def, max)
+			if tt.field != "" {
+				if err == nil || err.Field != tt.field {
+					t.Fatalf("error %v, want one naming %s", err, tt.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
