@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,31 @@ func TestSlimRemovesDocsAndCaches(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
 			t.Errorf("%s kept", f)
 		}
+	}
+}
+
+func TestBuildUsesTheCache(t *testing.T) {
+	r := Recipe{Name: "x", Reference: "r/x:1", Suite: "bookworm", Packages: []string{"a"}, Digest: "sha256:" + strings.Repeat("ab", 32)}
+	cache := t.TempDir()
+	// debootstrap that always fails: a cache hit must not run it.
+	opts := BuildOpts{CacheDir: cache, Debootstrap: Debootstrap{Binary: "/bin/false"}}
+	if _, err := Build(context.Background(), r, opts); err == nil || !strings.Contains(err.Error(), "debootstrap") {
+		t.Fatalf("a cache miss did not run debootstrap: %v", err)
+	}
+	dir := LayoutDir(cache, r)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Build(context.Background(), r, opts)
+	if err != nil || got != dir {
+		t.Fatalf("cache hit: %q, %v", got, err)
+	}
+	// A failed build leaves no work directory behind.
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds %d entries, want only the layout", len(entries))
 	}
 }

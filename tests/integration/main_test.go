@@ -33,6 +33,9 @@ var env struct {
 	socket     string // runtimed's socket
 	containerd string // containerd's socket
 	stateDir   string
+	config     string // runtimed's config file
+	imageCache string
+	daemon     *daemon // the runtimed under test
 	client     *api.Client
 	ctr        *containerd.Client
 }
@@ -80,23 +83,22 @@ func run(m *testing.M) (code int) {
 	if err != nil {
 		return fail("config: %v", err)
 	}
-	cache := os.Getenv("RUNTIMED_IMAGE_CACHE")
-	if cache == "" {
-		cache = "/var/cache/runtimed/images"
+	env.imageCache = os.Getenv("RUNTIMED_IMAGE_CACHE")
+	if env.imageCache == "" {
+		env.imageCache = "/var/cache/runtimed/images"
 	}
-	imp := exec.Command(filepath.Join(env.bin, "runtimed"), "--config", cfgPath, "image", "build",
-		"--recipes", filepath.Join(repoRoot(), "packaging", "images"), "--cache", cache)
+	imp := imageBuild(cfgPath)
 	imp.Stdout, imp.Stderr = os.Stderr, os.Stderr
 	if err := imp.Run(); err != nil {
 		return fail("import images: %v", err)
 	}
 
-	stopD, err := startRuntimed(cfgPath)
-	if err != nil {
+	env.config = cfgPath
+	if env.daemon, err = startRuntimed(cfgPath); err != nil {
 		return fail("runtimed: %v", err)
 	}
 	code = m.Run()
-	stopD()
+	env.daemon.stop()
 
 	// After the suite, nothing of any execution may remain.
 	if leaks := leftovers(); len(leaks) > 0 {
@@ -104,6 +106,12 @@ func run(m *testing.M) (code int) {
 		code = 1
 	}
 	return code
+}
+
+// imageBuild is `runtimed image build` for the test's containerd.
+func imageBuild(cfgPath string) *exec.Cmd {
+	return exec.Command(filepath.Join(env.bin, "runtimed"), "--config", cfgPath, "image", "build",
+		"--recipes", filepath.Join(repoRoot(), "packaging", "images"), "--cache", env.imageCache)
 }
 
 func repoRoot() string {
@@ -211,36 +219,43 @@ func writeConfig() (string, error) {
 containerd = %q
 state_dir = %q
 log_level = "debug"
+
+# A language whose interpreter is not in its image, and one whose image was
+# never built: the platform-failure paths.
+[languages.broken]
+version = "0"
+extension = ".broken"
+image = "runtimed.local/python:3.11"
+run = ["/nonexistent/interpreter", "{entry}"]
+
+[languages.noimage]
+version = "0"
+extension = ".noimage"
+image = "runtimed.local/noimage:0"
+run = ["/bin/true"]
 `, env.socket, env.containerd, env.stateDir)), 0o600)
 }
 
-func startRuntimed(cfgPath string) (func(), error) {
-	logPath := filepath.Join(env.dir, "runtimed.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
+// daemon is a runtimed process under test.
+type daemon struct {
+	cmd    *exec.Cmd
+	exited chan error
+	log    string
+	logf   *os.File
+}
+
+func startRuntimed(cfgPath string) (*daemon, error) {
+	d := &daemon{exited: make(chan error, 1), log: filepath.Join(env.dir, "runtimed.log")}
+	var err error
+	if d.logf, err = os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(env.bin, "runtimed"), "--config", cfgPath, "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	d.cmd = exec.Command(filepath.Join(env.bin, "runtimed"), "--config", cfgPath, "--log-format", "json")
+	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
+	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(90 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-		if os.Getenv("RUNTIMED_TEST_LOG") != "" {
-			data, _ := os.ReadFile(logPath)
-			os.Stderr.Write(data)
-		}
-	}
+	go func() { d.exited <- d.cmd.Wait() }()
 	env.client = api.NewClient(env.socket, "")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -248,20 +263,42 @@ func startRuntimed(cfgPath string) (func(), error) {
 		_, err := env.client.Health(ctx)
 		cancel()
 		if err == nil {
-			return stop, nil
+			return d, nil
 		}
 		select {
-		case err := <-exited:
-			data, _ := os.ReadFile(logPath)
+		case err := <-d.exited:
+			d.logf.Close()
+			data, _ := os.ReadFile(d.log)
 			return nil, fmt.Errorf("runtimed exited: %v\n%s", err, data)
 		default:
 		}
 		if time.Now().After(deadline) {
-			stop()
-			data, _ := os.ReadFile(logPath)
+			d.stop()
+			data, _ := os.ReadFile(d.log)
 			return nil, fmt.Errorf("runtimed did not answer: %v\n%s", err, data)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for runtimed to exit.
+func (d *daemon) stop() { d.signal(syscall.SIGTERM) }
+
+// kill is a crash: SIGKILL, and no chance to clean up.
+func (d *daemon) kill() { d.signal(syscall.SIGKILL) }
+
+func (d *daemon) signal(sig syscall.Signal) {
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case <-d.exited:
+	case <-time.After(90 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.logf.Close()
+	if os.Getenv("RUNTIMED_TEST_LOG") != "" {
+		data, _ := os.ReadFile(d.log)
+		os.Stderr.Write(data)
 	}
 }
 

@@ -1,0 +1,145 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+// waitNoLeftovers waits up to d for every trace of executions to be gone.
+func waitNoLeftovers(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		left := leftovers()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", d, left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestPlatformFailuresLeaveNothing(t *testing.T) {
+	ctx := context.Background()
+	_, err := env.client.Run(ctx, &api.RunRequest{Language: "noimage", Files: files("a.noimage", "")})
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.HTTPStatus != 503 || aerr.Code != api.CodeImageMissing {
+		t.Fatalf("missing image: %v, want 503 image_missing", err)
+	}
+	waitNoLeftovers(t, 5*time.Second)
+
+	resp, err := env.client.Run(ctx, &api.RunRequest{Language: "broken", Files: files("a.broken", "")})
+	switch {
+	case errors.As(err, &aerr):
+		if aerr.HTTPStatus != 500 || aerr.Code != api.CodeInternal {
+			t.Fatalf("missing interpreter: %v, want 500 internal_error", err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		// runsc may start the sandbox and report the failed exec as the
+		// program's exit instead.
+		if resp.Status != api.StatusRuntimeError {
+			t.Fatalf("missing interpreter: %+v", resp)
+		}
+	}
+	waitNoLeftovers(t, 5*time.Second)
+}
+
+// TestCrashRecovery kills runtimed in the middle of executions, checks
+// that they left sandboxes behind, and that the next start removes them.
+func TestCrashRecovery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			_, err := env.client.Run(ctx, &api.RunRequest{Language: "python", Files: files("s.py", "import time\ntime.sleep(60)"),
+				Limits: api.Limits{WallTimeMS: 30000}})
+			errs <- err
+		}()
+	}
+	// Wait until the three sandboxes exist.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cs, err := env.ctr.Containers(namespaces.WithNamespace(ctx, namespace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sandboxes after 30 s, want 3", len(cs))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let the tasks start
+	env.daemon.kill()
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err == nil {
+			t.Fatal("a request succeeded although runtimed was killed")
+		}
+	}
+	left := leftovers()
+	if len(left) == 0 {
+		t.Fatal("the crash left nothing behind: the test proves nothing")
+	}
+	if !strings.Contains(fmt.Sprint(left), "task") || !strings.Contains(fmt.Sprint(left), "run directory") {
+		t.Fatalf("expected tasks and run directories among the leftovers: %v", left)
+	}
+
+	start := time.Now()
+	d, err := startRuntimed(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.daemon = d
+	waitNoLeftovers(t, 5*time.Second)
+	t.Logf("removed %d leftovers in %s", len(left), time.Since(start).Round(time.Millisecond))
+
+	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("ok.py", "print('back')")})
+	expectStatus(t, resp, api.StatusOK)
+}
+
+func TestImagesAreSlim(t *testing.T) {
+	code := `import os
+for d in ['/usr/share/doc', '/usr/share/man', '/usr/share/info', '/var/lib/apt/lists', '/var/cache/apt', '/usr/share/locale']:
+    n = len(os.listdir(d)) if os.path.isdir(d) else 0
+    print(d, n)
+`
+	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("slim.py", code)})
+	expectStatus(t, resp, api.StatusOK)
+	for _, line := range strings.Split(strings.TrimSpace(resp.Run.Stdout), "\n") {
+		if !strings.HasSuffix(line, " 0") {
+			t.Errorf("not slim: %s entries", line)
+		}
+	}
+}
+
+func TestImageBuildSkipsCurrentImages(t *testing.T) {
+	out, err := imageBuild(env.config).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, lang := range []string{"python", "javascript"} {
+		if !strings.Contains(string(out), lang+": runtimed.local/") || !strings.Contains(string(out), "is up to date") {
+			t.Errorf("%s was not found up to date:\n%s", lang, out)
+		}
+	}
+	if strings.Contains(string(out), "built") || strings.Contains(string(out), "imported") {
+		t.Fatalf("an unchanged image was rebuilt or reimported:\n%s", out)
+	}
+}
