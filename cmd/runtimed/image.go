@@ -68,12 +68,17 @@ func imageBuildAction(c *cli.Context) error {
 				continue
 			}
 		}
+		cached := image.Cached(opts.CacheDir, r)
 		start := time.Now()
 		dir, err := image.Build(ctx, r, opts)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: built %s (%s)\n", r.Name, dir, time.Since(start).Round(time.Millisecond))
+		if cached {
+			fmt.Printf("%s: using the cached build %s\n", r.Name, dir)
+		} else {
+			fmt.Printf("%s: built %s (%s)\n", r.Name, dir, time.Since(start).Round(time.Millisecond))
+		}
 		if client == nil {
 			continue
 		}

@@ -8,7 +8,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 addr=$1; shift
 
-if ctr -a "$addr" version >/dev/null 2>&1; then
+# ctr waits 10 s on a socket nobody listens on; a live containerd answers
+# in milliseconds.
+answers() { timeout 2 ctr -a "$addr" version >/dev/null 2>&1; }
+
+if answers; then
   "$@"
   exit
 fi
@@ -32,9 +36,9 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 for _ in $(seq 100); do
-  ctr -a "$addr" version >/dev/null 2>&1 && break
+  answers && break
   kill -0 "$pid" 2>/dev/null || { echo "with-containerd: containerd exited; see $log" >&2; exit 1; }
   sleep 0.1
 done
-ctr -a "$addr" version >/dev/null 2>&1 || { echo "with-containerd: containerd did not answer; see $log" >&2; exit 1; }
+answers || { echo "with-containerd: containerd did not answer; see $log" >&2; exit 1; }
 "$@"

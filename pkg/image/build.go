@@ -106,12 +106,18 @@ type BuildOpts struct {
 	Debootstrap
 }
 
+// Cached reports whether recipe's layout is in the cache.
+func Cached(cacheDir string, recipe Recipe) bool {
+	_, err := os.Stat(filepath.Join(LayoutDir(cacheDir, recipe), "index.json"))
+	return err == nil
+}
+
 // Build builds recipe's root filesystem and writes it to the cache as an
 // OCI image layout, returning the layout's directory. A layout already
 // cached for the recipe's digest is returned without rebuilding.
 func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	dir := LayoutDir(opts.CacheDir, recipe)
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+	if Cached(opts.CacheDir, recipe) {
 		return dir, nil
 	}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
