@@ -59,22 +59,48 @@ func WithIsolation() coci.SpecOpts {
 	}
 }
 
-// WithResources sets the cgroup limits: memory with swap included (the
+// WithResources sets the limits: memory with swap included (the
 // memory+swap limit equals the memory limit, so no swap), a CFS quota for
 // the fractional CPU count, and the pids limit.
+//
+// Under gVisor the program's processes and threads are not host tasks:
+// the sandbox kernel enforces the pids limit as RLIMIT_NPROC of the
+// sandbox user (it counts threads, as Linux does). The host cgroup's pids
+// limit bounds gVisor's own host threads and stub processes (one per
+// sandboxed process under systrap), so it is HostPids(r.Pids).
 func WithResources(r Resources) coci.SpecOpts {
 	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
 		if r.MemoryBytes <= 0 || r.CPU <= 0 || r.Pids <= 0 {
 			return fmt.Errorf("sandbox resources must all be positive: %+v", r)
 		}
 		quota := int64(math.Ceil(r.CPU * float64(CPUPeriod)))
-		return coci.Compose(
+		if err := coci.Compose(
 			coci.WithMemoryLimit(uint64(r.MemoryBytes)),
 			coci.WithMemorySwap(r.MemoryBytes),
 			coci.WithCPUCFS(quota, CPUPeriod),
-			coci.WithPidsLimit(r.Pids),
-		)(ctx, c, ctr, s)
+			coci.WithPidsLimit(HostPids(r.Pids)),
+		)(ctx, c, ctr, s); err != nil {
+			return err
+		}
+		setRlimit(s, "RLIMIT_NPROC", uint64(r.Pids))
+		return nil
 	}
+}
+
+// HostPids is the host pids cgroup limit of a sandbox whose program may
+// have pids tasks: room for a stub process and thread per task, and for
+// gVisor's own threads.
+func HostPids(pids int64) int64 { return 3*pids + 128 }
+
+// setRlimit sets (or replaces) one rlimit of the process.
+func setRlimit(s *coci.Spec, typ string, v uint64) {
+	for i := range s.Process.Rlimits {
+		if s.Process.Rlimits[i].Type == typ {
+			s.Process.Rlimits[i].Hard, s.Process.Rlimits[i].Soft = v, v
+			return
+		}
+	}
+	s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: typ, Hard: v, Soft: v})
 }
 
 // WithHardening runs the process as a non-root user with no capabilities
@@ -95,11 +121,9 @@ func WithHardening(h Hardening) coci.SpecOpts {
 		}
 		s.Process.User.AdditionalGids = nil
 		s.Process.Capabilities = &specs.LinuxCapabilities{}
-		s.Process.Rlimits = []specs.POSIXRlimit{
-			{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
-			{Type: "RLIMIT_FSIZE", Hard: h.MaxFileBytes, Soft: h.MaxFileBytes},
-			{Type: "RLIMIT_NOFILE", Hard: h.OpenFiles, Soft: h.OpenFiles},
-		}
+		setRlimit(s, "RLIMIT_CORE", 0)
+		setRlimit(s, "RLIMIT_FSIZE", h.MaxFileBytes)
+		setRlimit(s, "RLIMIT_NOFILE", h.OpenFiles)
 		return nil
 	}
 }

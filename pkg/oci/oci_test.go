@@ -77,8 +77,19 @@ func TestResources(t *testing.T) {
 			if *res.CPU.Quota != tt.wantQuota || *res.CPU.Period != CPUPeriod {
 				t.Fatalf("cpu quota %d period %d, want %d/%d", *res.CPU.Quota, *res.CPU.Period, tt.wantQuota, CPUPeriod)
 			}
-			if res.Pids == nil || *res.Pids.Limit != tt.r.Pids {
-				t.Fatalf("pids %+v", res.Pids)
+			// The program's tasks are held by RLIMIT_NPROC inside gVisor; the
+			// host cgroup bounds gVisor's own tasks, above that.
+			if res.Pids == nil || *res.Pids.Limit != HostPids(tt.r.Pids) || HostPids(tt.r.Pids) <= tt.r.Pids {
+				t.Fatalf("host pids %+v, want %d", res.Pids, HostPids(tt.r.Pids))
+			}
+			var nproc *specs.POSIXRlimit
+			for i := range s.Process.Rlimits {
+				if s.Process.Rlimits[i].Type == "RLIMIT_NPROC" {
+					nproc = &s.Process.Rlimits[i]
+				}
+			}
+			if nproc == nil || nproc.Hard != uint64(tt.r.Pids) || nproc.Soft != uint64(tt.r.Pids) {
+				t.Fatalf("RLIMIT_NPROC %+v, want %d", nproc, tt.r.Pids)
 			}
 		})
 	}

@@ -223,6 +223,39 @@ func TestMemoryWithinLimitIsFine(t *testing.T) {
 	}
 }
 
+// TestPidsLimit: the program's processes and threads are held by the pids
+// limit, and the next run is not affected.
+func TestPidsLimit(t *testing.T) {
+	code := `import os, threading, time
+n = 0
+try:
+    for _ in range(200):
+        threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
+        n += 1
+except RuntimeError:
+    pass
+forks = 0
+try:
+    for _ in range(50):
+        if os.fork() == 0:
+            time.sleep(2)
+            os._exit(0)
+        forks += 1
+except OSError as e:
+    print("fork", e.errno)
+print("threads", n)
+`
+	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("pids.py", code), Limits: api.Limits{Pids: 16, MemoryBytes: 256 << 20}})
+	expectStatus(t, resp, api.StatusOK)
+	// 16 tasks: the main thread and 15 more; the threads took them all, so
+	// fork fails with EAGAIN (11).
+	if resp.Run.Stdout != "fork 11\nthreads 15\n" {
+		t.Fatalf("stdout %q", resp.Run.Stdout)
+	}
+	resp = runOK(t, &api.RunRequest{Language: "python", Files: files("after.py", "print('fine')")})
+	expectStatus(t, resp, api.StatusOK)
+}
+
 func TestOutputLimit(t *testing.T) {
 	const capBytes = 64 << 10 // the default
 	for _, c := range []byLanguage{
