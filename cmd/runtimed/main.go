@@ -14,7 +14,14 @@ import (
 const defaultConfigPath = "/etc/runtimed/runtimed.toml"
 
 func main() {
-	app := &cli.App{
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "runtimed:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:    "runtimed",
 		Usage:   "run untrusted code in gVisor sandboxes through containerd",
 		Version: server.Version,
@@ -26,10 +33,6 @@ func main() {
 			&cli.StringFlag{Name: "log-level", Usage: "log level (overrides the config)"},
 		},
 		Action:   serveAction,
-		Commands: []*cli.Command{imageCommand},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "runtimed:", err)
-		os.Exit(1)
+		Commands: []*cli.Command{imageCommand, configCommand},
 	}
 }

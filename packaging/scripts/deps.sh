@@ -2,7 +2,8 @@
 # Installs what runtimed needs on a Debian 12 host, and only what is
 # missing: containerd and debootstrap from Debian, and runsc plus
 # containerd-shim-runsc-v1 built from the gVisor release pinned in
-# packaging/gvisor/go.mod. A second run does nothing.
+# packaging/gvisor/go.mod, and the group runtimed. A second run does
+# nothing.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +22,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Members of this group may use runtimed's socket.
+if ! getent group runtimed >/dev/null; then
+  say "creating the system group runtimed"
+  groupadd --system runtimed
+fi
+
 command -v go >/dev/null 2>&1 || { echo "deps: Go is required to build gVisor (https://go.dev/doc/install)" >&2; exit 1; }
 
 # gVisor: built once per pinned version into the cache, installed when the
