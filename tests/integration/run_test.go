@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -409,6 +411,14 @@ func TestSocketMode(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket mode %v, want a socket with 0660", fi.Mode())
+	}
+	// make deps creates the group; the socket belongs to it.
+	g, err := user.LookupGroup("runtimed")
+	if err != nil {
+		t.Fatalf("group runtimed: %v", err)
+	}
+	if gid := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid); gid != g.Gid {
+		t.Fatalf("socket group %s, want runtimed (%s)", gid, g.Gid)
 	}
 }
 
