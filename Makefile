@@ -8,7 +8,7 @@ CONFIG    ?= packaging/runtimed.toml
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
 IMAGE_CACHE ?= /var/cache/runtimed/images
 
-.PHONY: all build deps images run test test-unit test-integration lint clean
+.PHONY: all build deps images run test test-unit test-integration bench lint clean
 
 all: build
 
@@ -45,6 +45,11 @@ test-unit:
 test-integration: deps build
 	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/integration/...
+
+## bench: end-to-end figures per language (median of 10 runs each), against a private containerd + runsc
+bench: deps build
+	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 10x -timeout 30m ./tests/integration/...
 
 clean:
 	rm -rf bin

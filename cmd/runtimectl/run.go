@@ -158,8 +158,15 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		enc.SetIndent("", "  ")
 		return exitCodeFor(resp), enc.Encode(resp)
 	}
-	io.WriteString(stdout, resp.Run.Stdout)
-	io.WriteString(stderr, resp.Run.Stderr)
+	if c := resp.Compile; c != nil && resp.Status == api.StatusCompileError {
+		// The compiler's messages are for the user: they go to stderr.
+		io.WriteString(stderr, c.Stdout)
+		io.WriteString(stderr, c.Stderr)
+	}
+	if r := resp.Run; r != nil {
+		io.WriteString(stdout, r.Stdout)
+		io.WriteString(stderr, r.Stderr)
+	}
 	if reason := reasonFor(resp); reason != "" {
 		fmt.Fprintln(stderr, "runtimectl:", reason)
 	}
@@ -174,14 +181,23 @@ func exitCodeFor(resp *api.RunResponse) int {
 		return exitMemory
 	case api.StatusOutputLimit:
 		return exitOutputLimit
-	case api.StatusInternalError:
+	case api.StatusInternalError, api.StatusCompileError:
+		return exitFailure
+	}
+	if resp.Run == nil {
 		return exitFailure
 	}
 	return resp.Run.ExitCode
 }
 
 func reasonFor(resp *api.RunResponse) string {
+	if resp.Status == api.StatusCompileError {
+		return "compile error"
+	}
 	r := resp.Run
+	if r == nil {
+		return ""
+	}
 	switch resp.Status {
 	case api.StatusTimeout:
 		return fmt.Sprintf("timed out after %s", time.Duration(r.WallTimeMS)*time.Millisecond)

@@ -52,10 +52,11 @@ func TestRunFilesExitCodes(t *testing.T) {
 		{api.StatusTimeout, 137, 124, "timed out"},
 		{api.StatusMemoryLimit, 137, 137, "memory limit"},
 		{api.StatusOutputLimit, 137, 125, "output limit"},
+		{api.StatusCompileError, 0, 1, "compile error"},
 	} {
 		t.Run(string(tc.status), func(t *testing.T) {
 			var got api.RunRequest
-			cl := fakeDaemon(t, api.RunResponse{Status: tc.status, Run: api.StageResult{Status: tc.status, ExitCode: tc.exit, Stdout: "out", Stderr: "err"}}, &got)
+			cl := fakeDaemon(t, api.RunResponse{Status: tc.status, Run: &api.StageResult{Status: tc.status, ExitCode: tc.exit, Stdout: "out", Stderr: "err"}}, &got)
 			var stdout, stderr bytes.Buffer
 			code, err := runFiles(context.Background(), cl, runOptions{Files: []string{main, lib}, Args: []string{"a"}}, strings.NewReader(""), &stdout, &stderr)
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/oci"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 	"github.com/runtimed/runtimed/pkg/server"
@@ -150,7 +151,7 @@ func serveAction(c *cli.Context) error {
 	if !grouped && cfg.SocketGroup != "" {
 		log.Warnf("group %q does not exist; %s is owned by root:root, mode 0660", cfg.SocketGroup, cfg.Socket)
 	}
-	srv := server.HTTPServer(server.New(cfg, runner, runner, log))
+	srv := server.HTTPServer(server.New(cfg, execution.New(runner), runner, log))
 
 	errCh := make(chan error, 1)
 	go func() { errCh <- srv.Serve(l) }()

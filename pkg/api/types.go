@@ -27,7 +27,38 @@ type RunRequest struct {
 	Stdin    string   `json:"stdin,omitempty"`
 	Args     []string `json:"args,omitempty"`
 	Limits   Limits   `json:"limits,omitempty"`
+	// CompileLimits bound the compile stage of compiled languages.
+	CompileLimits Limits `json:"compile_limits,omitempty"`
+	// Tests, if given, run the program once per test, each in a fresh
+	// sandbox, after one compile; Stdin and Args must then be empty.
+	Tests []Test `json:"tests,omitempty"`
+	// Compare says how a test's stdout is compared with its
+	// expected_output: CompareExact, CompareTrim (the default) or
+	// CompareTokens.
+	Compare Compare `json:"compare,omitempty"`
 }
+
+// Test is one input of a judged run.
+type Test struct {
+	Stdin string   `json:"stdin,omitempty"`
+	Args  []string `json:"args,omitempty"`
+	// ExpectedOutput, if set, is compared with the test's stdout; a
+	// difference makes the test's status wrong_answer.
+	ExpectedOutput *string `json:"expected_output,omitempty"`
+}
+
+// Compare is how output is compared with the expected output.
+type Compare string
+
+const (
+	// CompareExact: byte for byte.
+	CompareExact Compare = "exact"
+	// CompareTrim: trailing whitespace on each line, and trailing empty
+	// lines, are ignored.
+	CompareTrim Compare = "trim"
+	// CompareTokens: the whitespace-separated tokens are equal.
+	CompareTokens Compare = "tokens"
+)
 
 // Status is the verdict of a stage or of a whole execution.
 type Status string
@@ -39,9 +70,15 @@ const (
 	StatusMemoryLimit   Status = "memory_limit"
 	StatusOutputLimit   Status = "output_limit"
 	StatusInternalError Status = "internal_error"
+	// StatusCompileError: the compile stage failed; nothing ran.
+	StatusCompileError Status = "compile_error"
+	// StatusWrongAnswer: a test ran fine but its output differs from the
+	// expected output.
+	StatusWrongAnswer Status = "wrong_answer"
 )
 
-// StageResult is what one stage (the run) of an execution did.
+// StageResult is what one stage of an execution (the compile, the run, a
+// test) did.
 type StageResult struct {
 	Stdout          string `json:"stdout"`
 	Stderr          string `json:"stderr"`
@@ -58,10 +95,19 @@ type StageResult struct {
 // RunResponse is the body of a 200 answer to POST /v1/run. The user's
 // program failing is reported here, in Status, not as an HTTP error.
 type RunResponse struct {
-	Language string      `json:"language"`
-	Version  string      `json:"version"`
-	Status   Status      `json:"status"`
-	Run      StageResult `json:"run"`
+	Language string `json:"language"`
+	Version  string `json:"version"`
+	// Status is compile_error if the compile failed; otherwise the run's
+	// status, or with tests, the status of the first test that was not ok.
+	Status Status `json:"status"`
+	// Compile is set for compiled languages.
+	Compile *StageResult `json:"compile,omitempty"`
+	// Run is set when the request had no tests and the program ran.
+	Run *StageResult `json:"run,omitempty"`
+	// Tests and Summary are set when the request had tests and the
+	// program compiled; Summary counts the tests by status.
+	Tests   []StageResult  `json:"tests,omitempty"`
+	Summary map[Status]int `json:"summary,omitempty"`
 }
 
 // Runtime describes one language runtimed can run.

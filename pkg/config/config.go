@@ -25,16 +25,28 @@ type Limits struct {
 	OutputBytes int64   `toml:"output_bytes"`
 }
 
-// Language is how one language is run: which image, which command.
+// Language is how one language is built and run: which image, which
+// commands. In commands, {entry} stands for the entry file, {sources} for
+// every source file (one argument each), {main_class} for the class with
+// a main method among the compiled classes, and {memory_bytes} for the
+// stage's memory limit.
 type Language struct {
 	Version   string   `toml:"version"`
 	Aliases   []string `toml:"aliases"`
 	Extension string   `toml:"extension"`
 	Image     string   `toml:"image"`
-	// Run is the command line; "{entry}" stands for the entry file, and the
-	// request's args are appended.
+	// Compile, if set, is the compile stage's command line.
+	Compile []string `toml:"compile"`
+	// Sources are the extensions of the files {sources} stands for;
+	// Extension alone if empty.
+	Sources []string `toml:"sources"`
+	// Run is the run stage's command line; the request's args follow it.
 	Run []string `toml:"run"`
 	Env []string `toml:"env"`
+	// MemoryErrors are messages by which the runtime reports that it ran
+	// out of memory on its own (a JVM's OutOfMemoryError): a stage that
+	// fails with one in its output gets memory_limit.
+	MemoryErrors []string `toml:"memory_errors"`
 }
 
 // Runtime says how containerd starts a sandbox.
@@ -67,6 +79,8 @@ type Requests struct {
 	MaxFiles      int   `toml:"max_files"`
 	MaxArgs       int   `toml:"max_args"`
 	MaxArgBytes   int64 `toml:"max_arg_bytes"`
+	// MaxTests is the most tests one request may carry.
+	MaxTests int `toml:"max_tests"`
 	// MaxConcurrent executions run at once; MaxQueued wait for a slot;
 	// beyond that a request is answered 503.
 	MaxConcurrent int `toml:"max_concurrent"`
@@ -91,12 +105,15 @@ type Config struct {
 	// LogLevel is logrus's level name.
 	LogLevel string `toml:"log_level"`
 
-	Runtime   Runtime             `toml:"runtime"`
-	Sandbox   Sandbox             `toml:"sandbox"`
-	Requests  Requests            `toml:"requests"`
-	Defaults  Limits              `toml:"defaults"`
-	Maximums  Limits              `toml:"maximums"`
-	Languages map[string]Language `toml:"languages"`
+	Runtime  Runtime  `toml:"runtime"`
+	Sandbox  Sandbox  `toml:"sandbox"`
+	Requests Requests `toml:"requests"`
+	Defaults Limits   `toml:"defaults"`
+	Maximums Limits   `toml:"maximums"`
+	// The compile stage's limits: a compiler needs more than a snippet.
+	CompileDefaults Limits              `toml:"compile_defaults"`
+	CompileMaximums Limits              `toml:"compile_maximums"`
+	Languages       map[string]Language `toml:"languages"`
 }
 
 const (
@@ -134,6 +151,7 @@ func Default() Config {
 			MaxFiles:      32,
 			MaxArgs:       64,
 			MaxArgBytes:   4 * KiB,
+			MaxTests:      64,
 			MaxConcurrent: 4,
 			MaxQueued:     64,
 		},
@@ -151,8 +169,44 @@ func Default() Config {
 			Pids:        256,
 			OutputBytes: 1 * MiB,
 		},
+		CompileDefaults: Limits{
+			MemoryBytes: 512 * MiB,
+			CPU:         1,
+			WallTimeMS:  10000,
+			Pids:        128,
+			OutputBytes: 64 * KiB,
+		},
+		CompileMaximums: Limits{
+			MemoryBytes: 1024 * MiB,
+			CPU:         2,
+			WallTimeMS:  30000,
+			Pids:        256,
+			OutputBytes: 1 * MiB,
+		},
 		Languages: DefaultLanguages(),
 	}
+}
+
+// jvmFlags fit the JVM to a small sandbox: the heap sized from the
+// stage's memory limit, the serial collector, class data sharing, one
+// compiler thread, and a clean exit on OutOfMemoryError.
+var jvmFlags = []string{
+	"-XX:MaxRAM={memory_bytes}", "-XX:MaxRAMPercentage=60",
+	"-XX:+UseSerialGC", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
+	"-XX:CICompilerCount=1", "-XX:ReservedCodeCacheSize=32m",
+	"-XX:MaxMetaspaceSize=96m", "-XX:+ExitOnOutOfMemoryError",
+}
+
+func jvm(args ...string) []string {
+	return append(append([]string{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java"}, jvmFlags...), args...)
+}
+
+func javac(args ...string) []string {
+	cmd := []string{"/usr/lib/jvm/java-17-openjdk-amd64/bin/javac"}
+	for _, f := range jvmFlags {
+		cmd = append(cmd, "-J"+f)
+	}
+	return append(cmd, args...)
 }
 
 // DefaultLanguages are the languages runtimed knows without a config
@@ -173,6 +227,32 @@ func DefaultLanguages() map[string]Language {
 			Extension: ".js",
 			Image:     "runtimed.local/javascript:18",
 			Run:       []string{"/usr/bin/node", "{entry}"},
+		},
+		"c": {
+			Version:   "gcc 12 (C17)",
+			Aliases:   []string{"gcc", "c17"},
+			Extension: ".c",
+			Image:     "runtimed.local/c:gcc12",
+			Compile:   []string{"/usr/bin/gcc-12", "-std=c17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
+			Run:       []string{"/box/.runtimed/main"},
+		},
+		"cpp": {
+			Version:   "g++ 12 (C++17)",
+			Aliases:   []string{"c++", "g++", "cxx", "cpp17"},
+			Extension: ".cpp",
+			Sources:   []string{".cpp", ".cc", ".cxx"},
+			Image:     "runtimed.local/cpp:gcc12",
+			Compile:   []string{"/usr/bin/g++-12", "-std=c++17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
+			Run:       []string{"/box/.runtimed/main"},
+		},
+		"java": {
+			Version:      "17",
+			Aliases:      []string{"jdk", "openjdk"},
+			Extension:    ".java",
+			Image:        "runtimed.local/java:17",
+			Compile:      javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
+			Run:          jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
+			MemoryErrors: []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
 		},
 	}
 }
@@ -268,20 +348,10 @@ func (c *Config) Validate() error {
 	req(r.MaxConcurrent > 0, "requests.max_concurrent must be positive")
 	req(r.MaxQueued >= 0, "requests.max_queued must not be negative")
 
-	errs = append(errs, validateLimits("defaults", c.Defaults)...)
-	errs = append(errs, validateLimits("maximums", c.Maximums)...)
-	for _, f := range []struct {
-		name     string
-		def, max float64
-	}{
-		{"memory_bytes", float64(c.Defaults.MemoryBytes), float64(c.Maximums.MemoryBytes)},
-		{"cpu", c.Defaults.CPU, c.Maximums.CPU},
-		{"wall_time_ms", float64(c.Defaults.WallTimeMS), float64(c.Maximums.WallTimeMS)},
-		{"pids", float64(c.Defaults.Pids), float64(c.Maximums.Pids)},
-		{"output_bytes", float64(c.Defaults.OutputBytes), float64(c.Maximums.OutputBytes)},
-	} {
-		req(f.def <= f.max, "defaults.%s (%v) exceeds maximums.%s (%v)", f.name, f.def, f.name, f.max)
-	}
+	req(r.MaxTests > 0, "requests.max_tests must be positive")
+
+	errs = append(errs, validateLimitPair("defaults", "maximums", c.Defaults, c.Maximums)...)
+	errs = append(errs, validateLimitPair("compile_defaults", "compile_maximums", c.CompileDefaults, c.CompileMaximums)...)
 
 	req(len(c.Languages) > 0, "at least one language must be configured")
 	seen := map[string]string{}
@@ -294,6 +364,9 @@ func (c *Config) Validate() error {
 		l := c.Languages[name]
 		req(l.Image != "", "languages.%s.image must be set", name)
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)
+		for _, e := range l.Sources {
+			req(strings.HasPrefix(e, "."), "languages.%s.sources: %q must start with a dot", name, e)
+		}
 		req(strings.HasPrefix(l.Extension, "."), "languages.%s.extension must start with a dot", name)
 		for _, key := range append([]string{name}, l.Aliases...) {
 			if other, dup := seen[key]; dup {
@@ -304,6 +377,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateLimitPair checks a defaults section and its maximums.
+func validateLimitPair(defName, maxName string, def, max Limits) []error {
+	errs := append(validateLimits(defName, def), validateLimits(maxName, max)...)
+	for _, f := range []struct {
+		name     string
+		def, max float64
+	}{
+		{"memory_bytes", float64(def.MemoryBytes), float64(max.MemoryBytes)},
+		{"cpu", def.CPU, max.CPU},
+		{"wall_time_ms", float64(def.WallTimeMS), float64(max.WallTimeMS)},
+		{"pids", float64(def.Pids), float64(max.Pids)},
+		{"output_bytes", float64(def.OutputBytes), float64(max.OutputBytes)},
+	} {
+		if f.def > f.max {
+			errs = append(errs, fmt.Errorf("%s.%s (%v) exceeds %s.%s (%v)", defName, f.name, f.def, maxName, f.name, f.max))
+		}
+	}
+	return errs
 }
 
 func validateLimits(section string, l Limits) []error {

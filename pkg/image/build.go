@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Debootstrap runs debootstrap(8). Arguments are passed as a list, never
@@ -54,21 +57,23 @@ func (d Debootstrap) Run(ctx context.Context, opts DebootstrapOpts) error {
 }
 
 // slimPaths are removed from every image: nothing in a sandbox reads
-// documentation, manuals, translations, package lists or caches, and the
-// runtime provides /dev, /proc, /sys and /run.
+// documentation, manuals, translations, package lists or caches.
 var slimPaths = []string{
 	"/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*",
 	"/usr/share/locale/*", "/usr/share/lintian", "/usr/share/linda",
 	"/usr/share/common-licenses", "/usr/share/bash-completion",
 	"/var/lib/apt/lists/*", "/var/cache/apt/*", "/var/cache/debconf/*-old",
 	"/var/cache/ldconfig/*", "/var/log/*", "/var/lib/dpkg/*-old",
-	"/dev/*", "/proc/*", "/sys/*", "/run/*", "/tmp/*", "/var/tmp/*",
-	"/root/.*",
+	"/tmp/*", "/var/tmp/*", "/root/.*",
 }
 
-// slim removes slimPaths and the recipe's own list from root.
-func slim(root string, extra []string) error {
-	for _, pattern := range append(append([]string(nil), slimPaths...), extra...) {
+// runtimePaths are emptied last: the runtime provides /dev, /proc, /sys
+// and /run, and the setup and check commands needed them.
+var runtimePaths = []string{"/dev/*", "/proc/*", "/sys/*", "/run/*"}
+
+// slim removes the paths matching patterns from root.
+func slim(root string, patterns []string) error {
+	for _, pattern := range patterns {
 		matches, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			return err
@@ -82,17 +87,24 @@ func slim(root string, extra []string) error {
 	return nil
 }
 
-// check runs the recipe's check command inside root with chroot(8), so a
-// broken image is never imported.
-func check(ctx context.Context, root string, argv []string, out io.Writer) error {
-	if len(argv) == 0 {
-		return nil
+// chroot runs argv inside root with chroot(8): the recipe's setup
+// commands, and its check, so that a broken image is never imported. A
+// proc file system is mounted for the command (the dynamic loader needs
+// it to resolve $ORIGIN).
+func chroot(ctx context.Context, root string, argv []string, out io.Writer) error {
+	proc := filepath.Join(root, "proc")
+	if err := os.MkdirAll(proc, 0o555); err != nil {
+		return err
 	}
+	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount proc in %s: %w", root, err)
+	}
+	defer unix.Unmount(proc, unix.MNT_DETACH)
 	cmd := exec.CommandContext(ctx, "chroot", append([]string{root}, argv...)...)
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("image check %v: %w", argv, err)
+		return fmt.Errorf("%v: %w", argv, err)
 	}
 	return nil
 }
@@ -143,15 +155,25 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	if err := slim(root, recipe.Remove); err != nil {
+	if err := slim(root, append(slices.Clone(slimPaths), recipe.Remove...)); err != nil {
 		return "", fmt.Errorf("slim %s: %w", recipe.Name, err)
+	}
+	for _, argv := range recipe.Setup {
+		if err := chroot(ctx, root, argv, out); err != nil {
+			return "", fmt.Errorf("setup %s: %w", recipe.Name, err)
+		}
 	}
 	// The sandbox's root is read-only, so the mount point of its working
 	// directory must be in the image.
 	if err := os.Mkdir(filepath.Join(root, "box"), 0o755); err != nil {
 		return "", err
 	}
-	if err := check(ctx, root, recipe.Check, out); err != nil {
+	if len(recipe.Check) > 0 {
+		if err := chroot(ctx, root, recipe.Check, out); err != nil {
+			return "", fmt.Errorf("check %s: %w", recipe.Name, err)
+		}
+	}
+	if err := slim(root, runtimePaths); err != nil {
 		return "", err
 	}
 	layout := filepath.Join(work, "layout")
@@ -163,6 +185,13 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	}
 	if err := os.Rename(layout, dir); err != nil {
 		return "", err
+	}
+	// Builds of the recipe's earlier versions are of no further use.
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "*"))
+	for _, o := range old {
+		if o != dir {
+			_ = os.RemoveAll(o)
+		}
 	}
 	return dir, nil
 }

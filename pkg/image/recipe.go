@@ -18,7 +18,7 @@ import (
 
 // builderVersion changes when the way images are built changes, so that
 // every image is rebuilt even though no recipe did.
-const builderVersion = "2"
+const builderVersion = "3"
 
 // LabelRecipe on an image in containerd holds the digest of the recipe it
 // was built from.
@@ -37,6 +37,9 @@ type Recipe struct {
 	// Remove lists paths (globs) removed after install, on top of the
 	// docs, man pages, locales, apt lists and caches every image loses.
 	Remove []string `toml:"remove"`
+	// Setup are commands run in the new root (chroot) after the install,
+	// e.g. to generate a class data sharing archive.
+	Setup [][]string `toml:"setup"`
 	// Check is a command run in the new root (chroot) to prove it works.
 	Check []string `toml:"check"`
 	// Env is the image config's environment.

@@ -86,7 +86,7 @@ func TestSlimRemovesDocsAndCaches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := slim(root, []string{"/usr/lib/py/test"}); err != nil {
+	if err := slim(root, append(slimPaths, "/usr/lib/py/test")); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range keep {

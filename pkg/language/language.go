@@ -1,35 +1,102 @@
 // Package language owns the registry of languages runtimed runs: their
-// names, aliases, versions, images and command lines.
+// names, aliases, versions, images and the command lines of their compile
+// and run stages.
 package language
 
 import (
+	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/runtimed/runtimed/pkg/config"
 )
 
+// Placeholders in a language's commands.
+const (
+	phEntry     = "{entry}"
+	phSources   = "{sources}"
+	phMainClass = "{main_class}"
+	phMemory    = "{memory_bytes}"
+)
+
 // Language is one runnable language.
 type Language struct {
-	Name      string
-	Version   string
-	Aliases   []string
-	Extension string
-	Image     string
-	run       []string
-	Env       []string
+	Name         string
+	Version      string
+	Aliases      []string
+	Extension    string
+	Image        string
+	Env          []string
+	compile      []string
+	run          []string
+	sources      []string
+	memoryErrors []string
 }
 
-// Command returns the command line that runs entry with args.
-func (l *Language) Command(entry string, args []string) []string {
-	cmd := make([]string, 0, len(l.run)+len(args))
-	for _, a := range l.run {
-		cmd = append(cmd, strings.ReplaceAll(a, "{entry}", entry))
+// Compiled reports whether the language has a compile stage.
+func (l *Language) Compiled() bool { return len(l.compile) > 0 }
+
+// NeedsMainClass reports whether the run command names the class with a
+// main method, which must then be found among the compiled classes.
+func (l *Language) NeedsMainClass() bool { return slices.Contains(l.run, phMainClass) }
+
+// Sources returns the names among files that are source files of the
+// language, in order.
+func (l *Language) Sources(files []string) []string {
+	var out []string
+	for _, f := range files {
+		if slices.Contains(l.sources, strings.ToLower(path.Ext(f))) {
+			out = append(out, f)
+		}
 	}
-	return append(cmd, args...)
+	return out
 }
 
-// Registry finds languages by name, alias or file extension.
+// CompileCommand is the compile stage's command line.
+func (l *Language) CompileCommand(entry string, sources []string, memoryBytes int64) []string {
+	return expand(l.compile, vars{entry: entry, sources: sources, memory: memoryBytes})
+}
+
+// RunCommand is the run stage's command line, with args after it.
+func (l *Language) RunCommand(entry, mainClass string, args []string, memoryBytes int64) []string {
+	return append(expand(l.run, vars{entry: entry, mainClass: mainClass, memory: memoryBytes}), args...)
+}
+
+// OutOfMemory reports whether output holds one of the runtime's own
+// out-of-memory messages.
+func (l *Language) OutOfMemory(output string) bool {
+	for _, m := range l.memoryErrors {
+		if strings.Contains(output, m) {
+			return true
+		}
+	}
+	return false
+}
+
+type vars struct {
+	entry, mainClass string
+	sources          []string
+	memory           int64
+}
+
+func expand(tmpl []string, v vars) []string {
+	out := make([]string, 0, len(tmpl)+len(v.sources))
+	for _, a := range tmpl {
+		if a == phSources {
+			out = append(out, v.sources...)
+			continue
+		}
+		a = strings.ReplaceAll(a, phEntry, v.entry)
+		a = strings.ReplaceAll(a, phMainClass, v.mainClass)
+		a = strings.ReplaceAll(a, phMemory, strconv.FormatInt(v.memory, 10))
+		out = append(out, a)
+	}
+	return out
+}
+
+// Registry finds languages by name or alias.
 type Registry struct {
 	byName map[string]*Language
 	sorted []*Language
@@ -39,14 +106,21 @@ type Registry struct {
 func NewRegistry(langs map[string]config.Language) *Registry {
 	r := &Registry{byName: map[string]*Language{}}
 	for name, c := range langs {
+		sources := c.Sources
+		if len(sources) == 0 {
+			sources = []string{c.Extension}
+		}
 		l := &Language{
-			Name:      name,
-			Version:   c.Version,
-			Aliases:   append([]string(nil), c.Aliases...),
-			Extension: c.Extension,
-			Image:     c.Image,
-			run:       append([]string(nil), c.Run...),
-			Env:       append([]string(nil), c.Env...),
+			Name:         name,
+			Version:      c.Version,
+			Aliases:      slices.Clone(c.Aliases),
+			Extension:    c.Extension,
+			Image:        c.Image,
+			Env:          slices.Clone(c.Env),
+			compile:      slices.Clone(c.Compile),
+			run:          slices.Clone(c.Run),
+			sources:      sources,
+			memoryErrors: slices.Clone(c.MemoryErrors),
 		}
 		r.sorted = append(r.sorted, l)
 		r.byName[name] = l

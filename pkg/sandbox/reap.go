@@ -66,7 +66,7 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 		left.Snapshots++
 	}
 
-	if err := ensureRunDir(r.cfg.RunDir); err != nil {
+	if err := os.MkdirAll(r.cfg.RunDir, 0o700); err != nil {
 		return left, errors.Join(append(errs, err)...)
 	}
 	entries, err := os.ReadDir(r.cfg.RunDir)

@@ -11,9 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -61,10 +59,11 @@ type Config struct {
 	TmpBytes  int64
 }
 
-// Job is one execution: an image, files, a command and its limits.
+// Job is one stage of an execution: an image, a box of files, a command
+// and its limits.
 type Job struct {
 	Image  string
-	Files  []api.File
+	Box    *Box
 	Args   []string
 	Env    []string
 	Stdin  []byte
@@ -122,15 +121,6 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 		}
 	}()
 
-	bx, err := newBox(filepath.Join(r.cfg.RunDir, id), r.cfg.BoxBytes, r.cfg.Hardening.UID, r.cfg.Hardening.GID)
-	if err != nil {
-		return result, err
-	}
-	cleanups = append(cleanups, func(context.Context) error { return bx.remove() })
-	if err := bx.write(job.Files, r.cfg.Hardening.UID, r.cfg.Hardening.GID); err != nil {
-		return result, err
-	}
-
 	image, err := r.client.GetImage(ctx, job.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -155,7 +145,7 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 				CPU:         job.Limits.CPU,
 				Pids:        job.Limits.Pids,
 			}),
-			oci.WithBox(bx.dir, r.cfg.TmpBytes),
+			oci.WithBox(job.Box.Dir(), r.cfg.TmpBytes),
 			oci.WithProcess(job.Args, job.Env),
 		),
 	)
@@ -354,11 +344,6 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
-}
-
-// ensureRunDir creates the directory that holds per-run state.
-func ensureRunDir(dir string) error {
-	return os.MkdirAll(dir, 0o700)
 }
 
 // Version returns containerd's version; an error means it does not answer.

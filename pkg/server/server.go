@@ -19,13 +19,14 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/language"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
-// Runner runs one job in a sandbox.
-type Runner interface {
-	Run(ctx context.Context, job sandbox.Job) (api.StageResult, error)
+// Executor carries out a validated request.
+type Executor interface {
+	Execute(ctx context.Context, log *logrus.Entry, p execution.Plan) (*api.RunResponse, error)
 }
 
 // Platform answers for the containerd side: is it up, which images it has.
@@ -42,7 +43,7 @@ var Version = "dev"
 type Server struct {
 	cfg      config.Config
 	langs    *language.Registry
-	runner   Runner
+	executor Executor
 	platform Platform
 	admit    *admission
 	log      *logrus.Entry
@@ -52,11 +53,11 @@ type Server struct {
 var _ http.Handler = (*Server)(nil)
 
 // New returns a server for cfg, which must have been validated.
-func New(cfg config.Config, runner Runner, platform Platform, log *logrus.Entry) *Server {
+func New(cfg config.Config, executor Executor, platform Platform, log *logrus.Entry) *Server {
 	s := &Server{
 		cfg:      cfg,
 		langs:    language.NewRegistry(cfg.Languages),
-		runner:   runner,
+		executor: executor,
 		platform: platform,
 		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued),
 		log:      log,
@@ -111,7 +112,7 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	log := logFrom(r.Context())
-	req, lang, limits, aerr := s.decodeRun(w, r)
+	plan, aerr := s.decodeRun(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -124,16 +125,8 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	entry := req.Files[0].Name
-	job := sandbox.Job{
-		Image:  lang.Image,
-		Files:  req.Files,
-		Args:   lang.Command(entry, req.Args),
-		Env:    lang.Env,
-		Stdin:  []byte(req.Stdin),
-		Limits: limits,
-	}
-	res, err := s.runner.Run(r.Context(), job)
+	lang := plan.Language
+	resp, err := s.executor.Execute(r.Context(), log, plan)
 	if err != nil {
 		if r.Context().Err() != nil {
 			log.WithError(err).Info("client went away; execution stopped")
@@ -147,56 +140,79 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
 		return
 	}
-	log.WithFields(logrus.Fields{
-		"language": lang.Name, "status": res.Status, "exit_code": res.ExitCode,
-		"wall_ms": res.WallTimeMS, "cpu_ms": res.CPUTimeMS, "memory_bytes": res.MemoryBytes,
-		"stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
-	}).Info("execution")
-	writeJSON(w, http.StatusOK, api.RunResponse{
-		Language: lang.Name,
-		Version:  lang.Version,
-		Status:   res.Status,
-		Run:      res,
-	})
+	fields := logrus.Fields{"language": lang.Name, "status": resp.Status}
+	if c := resp.Compile; c != nil {
+		fields["compile_status"], fields["compile_ms"] = c.Status, c.WallTimeMS
+	}
+	if run := resp.Run; run != nil {
+		fields["exit_code"], fields["wall_ms"], fields["cpu_ms"], fields["memory_bytes"] = run.ExitCode, run.WallTimeMS, run.CPUTimeMS, run.MemoryBytes
+		fields["stdout_bytes"], fields["stderr_bytes"] = len(run.Stdout), len(run.Stderr)
+	}
+	if len(plan.Tests) > 0 {
+		fields["tests"] = len(resp.Tests)
+	}
+	log.WithFields(fields).Info("execution")
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // decodeRun reads and checks a run request. Nothing is created before it
 // has passed.
-func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (*api.RunRequest, *language.Language, api.Limits, *api.Error) {
+func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (execution.Plan, *api.Error) {
 	var req api.RunRequest
 	body := http.MaxBytesReader(w, r.Body, s.cfg.Requests.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, nil, api.Limits{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+		return execution.Plan{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return nil, nil, api.Limits{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+			return execution.Plan{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
 		}
-		return nil, nil, api.Limits{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
+		return execution.Plan{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
 	}
+	return s.plan(&req)
+}
+
+// plan checks a decoded request against the configuration.
+func (s *Server) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if req.Language == "" {
-		return nil, nil, api.Limits{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
+		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
 	}
 	lang, ok := s.langs.Lookup(req.Language)
 	if !ok {
-		return nil, nil, api.Limits{}, badRequest(api.CodeUnknownLanguage, "language", "unknown language %q; GET /v1/runtimes lists them", req.Language)
+		return execution.Plan{}, badRequest(api.CodeUnknownLanguage, "language", "unknown language %q; GET /v1/runtimes lists them", req.Language)
 	}
 	if req.Version != "" && req.Version != lang.Version {
-		return nil, nil, api.Limits{}, badRequest(api.CodeUnknownVersion, "version", "%s has version %s, not %q", lang.Name, lang.Version, req.Version)
+		return execution.Plan{}, badRequest(api.CodeUnknownVersion, "version", "%s has version %s, not %q", lang.Name, lang.Version, req.Version)
 	}
 	if aerr := validateFiles(req.Files, s.cfg.Requests); aerr != nil {
-		return nil, nil, api.Limits{}, aerr
+		return execution.Plan{}, aerr
 	}
-	if aerr := validateInput(&req, s.cfg.Requests); aerr != nil {
-		return nil, nil, api.Limits{}, aerr
+	if aerr := validateInput("", req.Stdin, req.Args, s.cfg.Requests); aerr != nil {
+		return execution.Plan{}, aerr
 	}
-	limits, aerr := ResolveLimits(req.Limits, s.cfg.Defaults, s.cfg.Maximums)
+	if aerr := validateTests(req, s.cfg.Requests); aerr != nil {
+		return execution.Plan{}, aerr
+	}
+	limits, aerr := ResolveLimits("limits", req.Limits, s.cfg.Defaults, s.cfg.Maximums)
 	if aerr != nil {
-		return nil, nil, api.Limits{}, aerr
+		return execution.Plan{}, aerr
 	}
-	return &req, lang, limits, nil
+	compileLimits, aerr := ResolveLimits("compile_limits", req.CompileLimits, s.cfg.CompileDefaults, s.cfg.CompileMaximums)
+	if aerr != nil {
+		return execution.Plan{}, aerr
+	}
+	return execution.Plan{
+		Language:      lang,
+		Files:         req.Files,
+		Stdin:         req.Stdin,
+		Args:          req.Args,
+		Limits:        limits,
+		CompileLimits: compileLimits,
+		Tests:         req.Tests,
+		Compare:       req.Compare,
+	}, nil
 }
 
 func decodeError(err error, maxBody int64) *api.Error {

@@ -17,31 +17,36 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
-type fakeRunner struct {
+type fakeExecutor struct {
 	calls  atomic.Int32
 	result api.StageResult
 	err    error
-	block  chan struct{} // if set, Run waits on it
+	block  chan struct{} // if set, Execute waits on it
 	mu     sync.Mutex
-	jobs   []sandbox.Job
+	plans  []execution.Plan
 }
 
-func (f *fakeRunner) Run(ctx context.Context, job sandbox.Job) (api.StageResult, error) {
+func (f *fakeExecutor) Execute(ctx context.Context, _ *logrus.Entry, p execution.Plan) (*api.RunResponse, error) {
 	f.calls.Add(1)
 	f.mu.Lock()
-	f.jobs = append(f.jobs, job)
+	f.plans = append(f.plans, p)
 	f.mu.Unlock()
 	if f.block != nil {
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return api.StageResult{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	return f.result, f.err
+	if f.err != nil {
+		return nil, f.err
+	}
+	res := f.result
+	return &api.RunResponse{Language: p.Language.Name, Version: p.Language.Version, Status: res.Status, Run: &res}, nil
 }
 
 type fakePlatform struct{ down bool }
@@ -57,7 +62,7 @@ func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) 
 	return strings.Contains(ref, "python"), nil
 }
 
-func newTestServer(t *testing.T, runner Runner, change func(*config.Config)) *httptest.Server {
+func newTestServer(t *testing.T, executor Executor, change func(*config.Config)) *httptest.Server {
 	t.Helper()
 	cfg := config.Default()
 	if change != nil {
@@ -68,7 +73,7 @@ func newTestServer(t *testing.T, runner Runner, change func(*config.Config)) *ht
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	srv := httptest.NewServer(New(cfg, runner, fakePlatform{}, logrus.NewEntry(log)))
+	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, logrus.NewEntry(log)))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -85,8 +90,8 @@ func post(t *testing.T, srv *httptest.Server, body string) (int, []byte) {
 }
 
 func TestRunPassesTheJob(t *testing.T) {
-	runner := &fakeRunner{result: api.StageResult{Status: api.StatusOK, Stdout: "hi\n"}}
-	srv := newTestServer(t, runner, nil)
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK, Stdout: "hi\n"}}
+	srv := newTestServer(t, executor, nil)
 	status, body := post(t, srv, `{"language":"py","files":[{"name":"main.py","content":"print('hi')"},{"name":"lib/x.py","content":""}],"args":["a"],"stdin":"in","limits":{"cpu":1}}`)
 	if status != 200 {
 		t.Fatalf("status %d: %s", status, body)
@@ -98,19 +103,23 @@ func TestRunPassesTheJob(t *testing.T) {
 	if resp.Language != "python" || resp.Version != "3.11" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
 		t.Fatalf("%+v", resp)
 	}
-	job := runner.jobs[0]
-	if job.Image != "runtimed.local/python:3.11" || strings.Join(job.Args, " ") != "/usr/bin/python3.11 -B main.py a" || string(job.Stdin) != "in" {
-		t.Fatalf("job %+v", job)
+	plan := executor.plans[0]
+	if plan.Language.Name != "python" || len(plan.Files) != 2 || strings.Join(plan.Args, " ") != "a" || plan.Stdin != "in" {
+		t.Fatalf("plan %+v", plan)
 	}
 	want := api.Limits{MemoryBytes: 128 << 20, CPU: 1, WallTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}
-	if job.Limits != want {
-		t.Fatalf("limits %+v, want %+v", job.Limits, want)
+	if plan.Limits != want {
+		t.Fatalf("limits %+v, want %+v", plan.Limits, want)
+	}
+	wantCompile := api.Limits{MemoryBytes: 512 << 20, CPU: 1, WallTimeMS: 10000, Pids: 128, OutputBytes: 64 << 10}
+	if plan.CompileLimits != wantCompile {
+		t.Fatalf("compile limits %+v, want %+v", plan.CompileLimits, wantCompile)
 	}
 }
 
 func TestBadRequestsCreateNothing(t *testing.T) {
-	runner := &fakeRunner{}
-	srv := newTestServer(t, runner, nil)
+	executor := &fakeExecutor{}
+	srv := newTestServer(t, executor, nil)
 	cases := []struct {
 		name, body string
 		status     int
@@ -137,6 +146,12 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"negative", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"pids":-5}}`, 400, api.CodeInvalidRequest, "limits.pids"},
 		{"huge number", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"memory_bytes":1e30}}`, 400, api.CodeInvalidJSON, "limits.memory_bytes"},
 		{"stdin over cap", `{"language":"python","files":[{"name":"a.py","content":""}],"stdin":"` + strings.Repeat("s", 1<<20+1) + `"}`, 413, api.CodeBodyTooLarge, "stdin"},
+		{"reserved name", `{"language":"c","files":[{"name":".runtimed/main","content":""}]}`, 400, api.CodeInvalidFile, "files[0].name"},
+		{"compile limit over max", `{"language":"c","files":[{"name":"a.c","content":""}],"compile_limits":{"memory_bytes":4294967296}}`, 400, api.CodeLimitExceeded, "compile_limits.memory_bytes"},
+		{"bad compare", `{"language":"c","files":[{"name":"a.c","content":""}],"tests":[{}],"compare":"fuzzy"}`, 400, api.CodeInvalidRequest, "compare"},
+		{"stdin beside tests", `{"language":"c","files":[{"name":"a.c","content":""}],"stdin":"x","tests":[{}]}`, 400, api.CodeInvalidRequest, "tests"},
+		{"too many tests", `{"language":"c","files":[{"name":"a.c","content":""}],"tests":[` + strings.Repeat(`{},`, 64) + `{}]}`, 400, api.CodeInvalidRequest, "tests"},
+		{"NUL in a test arg", `{"language":"c","files":[{"name":"a.c","content":""}],"tests":[{},{"args":["\u0000"]}]}`, 400, api.CodeInvalidRequest, "tests[1].args[0]"},
 		{"body over cap", `{"language":"python","files":[{"name":"a.py","content":"` + strings.Repeat("c", 2<<20) + `"}]}`, 413, api.CodeBodyTooLarge, ""},
 	}
 	for _, c := range cases {
@@ -154,14 +169,14 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 			}
 		})
 	}
-	if n := runner.calls.Load(); n != 0 {
-		t.Fatalf("the runner was called %d times for bad requests", n)
+	if n := executor.calls.Load(); n != 0 {
+		t.Fatalf("the executor was called %d times for bad requests", n)
 	}
 }
 
 func TestBusyWhenQueueIsFull(t *testing.T) {
-	runner := &fakeRunner{block: make(chan struct{}), result: api.StageResult{Status: api.StatusOK}}
-	srv := newTestServer(t, runner, func(c *config.Config) {
+	executor := &fakeExecutor{block: make(chan struct{}), result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, func(c *config.Config) {
 		c.Requests.MaxConcurrent = 1
 		c.Requests.MaxQueued = 1
 	})
@@ -174,7 +189,7 @@ func TestBusyWhenQueueIsFull(t *testing.T) {
 		}()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for runner.calls.Load() < 1 && time.Now().Before(deadline) {
+	for executor.calls.Load() < 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // let the second one queue
@@ -186,7 +201,7 @@ func TestBusyWhenQueueIsFull(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	close(runner.block)
+	close(executor.block)
 	for i := 0; i < 2; i++ {
 		if s := <-results; s != 200 {
 			t.Fatalf("admitted request got %d", s)
@@ -203,7 +218,7 @@ func TestPlatformFailureIs5xx(t *testing.T) {
 		{errors.New("shim died"), 500, api.CodeInternal},
 		{sandbox.ErrImageMissing, 503, api.CodeImageMissing},
 	} {
-		srv := newTestServer(t, &fakeRunner{err: tc.err}, nil)
+		srv := newTestServer(t, &fakeExecutor{err: tc.err}, nil)
 		status, body := post(t, srv, `{"language":"python","files":[{"name":"a.py","content":""}]}`)
 		var eb api.ErrorBody
 		_ = json.Unmarshal(body, &eb)
@@ -214,7 +229,7 @@ func TestPlatformFailureIs5xx(t *testing.T) {
 }
 
 func TestRuntimesAndHealth(t *testing.T) {
-	srv := newTestServer(t, &fakeRunner{}, nil)
+	srv := newTestServer(t, &fakeExecutor{}, nil)
 	resp, err := http.Get(srv.URL + "/v1/runtimes")
 	if err != nil {
 		t.Fatal(err)
@@ -224,8 +239,11 @@ func TestRuntimesAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if len(rs.Runtimes) != 2 || rs.Runtimes[0].Language != "javascript" || rs.Runtimes[0].ImagePresent ||
-		rs.Runtimes[1].Language != "python" || !rs.Runtimes[1].ImagePresent || rs.Runtimes[1].Extension != ".py" {
+	got := map[string]api.Runtime{}
+	for _, r := range rs.Runtimes {
+		got[r.Language] = r
+	}
+	if len(rs.Runtimes) != len(config.DefaultLanguages()) || got["javascript"].ImagePresent || !got["python"].ImagePresent || got["python"].Extension != ".py" {
 		t.Fatalf("%+v", rs)
 	}
 	resp, err = http.Get(srv.URL + "/healthz")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/execution"
 )
 
 // File names: at most this long in all, this long per part, this deep.
@@ -46,6 +47,9 @@ func ValidateFileName(name string) error {
 		if unicode.IsControl(r) || r == '\\' {
 			return fmt.Errorf("file name %q contains a control character or backslash", name)
 		}
+	}
+	if execution.IsReserved(name) {
+		return fmt.Errorf("file name %q is in %s/, which runtimed reserves for build output", name, execution.BuildDir)
 	}
 	parts := strings.Split(name, "/")
 	if len(parts) > maxNameParts {
@@ -100,21 +104,46 @@ func validateFiles(files []api.File, req config.Requests) *api.Error {
 	return nil
 }
 
-// validateInput checks stdin and args.
-func validateInput(r *api.RunRequest, req config.Requests) *api.Error {
-	if int64(len(r.Stdin)) > req.MaxStdinBytes {
-		return tooLarge("stdin", "stdin holds %d bytes; the maximum is %d", len(r.Stdin), req.MaxStdinBytes)
+// validateInput checks a run's stdin and args; prefix names the test
+// they belong to, if any.
+func validateInput(prefix, stdin string, args []string, req config.Requests) *api.Error {
+	if int64(len(stdin)) > req.MaxStdinBytes {
+		return tooLarge(prefix+"stdin", "stdin holds %d bytes; the maximum is %d", len(stdin), req.MaxStdinBytes)
 	}
-	if len(r.Args) > req.MaxArgs {
-		return badRequest(api.CodeInvalidRequest, "args", "%d args is more than the maximum of %d", len(r.Args), req.MaxArgs)
+	if len(args) > req.MaxArgs {
+		return badRequest(api.CodeInvalidRequest, prefix+"args", "%d args is more than the maximum of %d", len(args), req.MaxArgs)
 	}
-	for i, a := range r.Args {
-		field := fmt.Sprintf("args[%d]", i)
+	for i, a := range args {
+		field := fmt.Sprintf("%sargs[%d]", prefix, i)
 		if int64(len(a)) > req.MaxArgBytes {
 			return badRequest(api.CodeInvalidRequest, field, "argument is longer than %d bytes", req.MaxArgBytes)
 		}
 		if strings.ContainsRune(a, 0) {
 			return badRequest(api.CodeInvalidRequest, field, "argument contains NUL")
+		}
+	}
+	return nil
+}
+
+// validateTests checks the tests and the comparison mode.
+func validateTests(r *api.RunRequest, req config.Requests) *api.Error {
+	switch r.Compare {
+	case "", api.CompareExact, api.CompareTrim, api.CompareTokens:
+	default:
+		return badRequest(api.CodeInvalidRequest, "compare", "compare must be %q, %q or %q", api.CompareExact, api.CompareTrim, api.CompareTokens)
+	}
+	if len(r.Tests) == 0 {
+		return nil
+	}
+	if len(r.Tests) > req.MaxTests {
+		return badRequest(api.CodeInvalidRequest, "tests", "%d tests is more than the maximum of %d", len(r.Tests), req.MaxTests)
+	}
+	if r.Stdin != "" || len(r.Args) > 0 {
+		return badRequest(api.CodeInvalidRequest, "tests", "with tests, stdin and args go in each test, not at the top level")
+	}
+	for i, t := range r.Tests {
+		if aerr := validateInput(fmt.Sprintf("tests[%d].", i), t.Stdin, t.Args, req); aerr != nil {
+			return aerr
 		}
 	}
 	return nil
@@ -131,8 +160,8 @@ var minimums = config.Limits{
 
 // ResolveLimits fills the request's unset limits with the defaults and
 // refuses values that are negative, below what a sandbox needs, or above
-// the configured maximum. The error names the field.
-func ResolveLimits(req api.Limits, def, max config.Limits) (api.Limits, *api.Error) {
+// the configured maximum. The error names the field, within section.
+func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.Limits, *api.Error) {
 	out := api.Limits{
 		MemoryBytes: def.MemoryBytes,
 		CPU:         def.CPU,
@@ -152,7 +181,7 @@ func ResolveLimits(req api.Limits, def, max config.Limits) (api.Limits, *api.Err
 		{"output_bytes", req.OutputBytes, minimums.OutputBytes, max.OutputBytes, &out.OutputBytes},
 	}
 	for _, f := range ints {
-		field := "limits." + f.name
+		field := section + "." + f.name
 		switch {
 		case f.v == 0:
 			continue
@@ -165,14 +194,15 @@ func ResolveLimits(req api.Limits, def, max config.Limits) (api.Limits, *api.Err
 		}
 		*f.dst = f.v
 	}
+	field := section + ".cpu"
 	switch c := req.CPU; {
 	case c == 0:
 	case c < 0 || c != c:
-		return out, badRequest(api.CodeInvalidRequest, "limits.cpu", "limits.cpu must be a positive number")
+		return out, badRequest(api.CodeInvalidRequest, field, "%s must be a positive number", field)
 	case c < minimums.CPU:
-		return out, badRequest(api.CodeInvalidRequest, "limits.cpu", "limits.cpu must be at least %g", minimums.CPU)
+		return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %g", field, minimums.CPU)
 	case c > max.CPU:
-		return out, badRequest(api.CodeLimitExceeded, "limits.cpu", "limits.cpu (%g) exceeds the maximum of %g", c, max.CPU)
+		return out, badRequest(api.CodeLimitExceeded, field, "%s (%g) exceeds the maximum of %g", field, c, max.CPU)
 	default:
 		out.CPU = c
 	}

@@ -11,7 +11,7 @@ import (
 func TestValidateFileName(t *testing.T) {
 	good := []string{"main.py", "lib/util.py", "a/b/c/d.js", "naïve.py", "日本.py", ".hidden", "x..y"}
 	bad := []string{"", "/etc/passwd", "../x", "a/../../x", "a/./b", "./a", "a//b", "a/", "a\x00b", "a\nb", `a\b`,
-		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe})}
+		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe}), ".runtimed", ".runtimed/main"}
 	for _, n := range good {
 		if err := ValidateFileName(n); err != nil {
 			t.Errorf("%q refused: %v", n, err)
@@ -46,7 +46,7 @@ func TestResolveLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResolveLimits(tt.req, def, max)
+			got, err := ResolveLimits("limits", tt.req, def, max)
 			if tt.field != "" {
 				if err == nil || err.Field != tt.field {
 					t.Fatalf("error %v, want one naming %s", err, tt.field)

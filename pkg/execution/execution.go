@@ -1,0 +1,184 @@
+// Package execution owns what one request runs: the compile stage, if
+// the language has one, then the run, or one run per test against the
+// same build, each in a fresh sandbox, and the verdicts: compile_error,
+// wrong_answer, and the summary of the tests.
+package execution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/pkg/sandbox"
+)
+
+// BuildDir is the directory inside /box that a compile stage writes its
+// output to. Request files may not use the name.
+const BuildDir = ".runtimed"
+
+// Sandboxes makes boxes and runs stages in sandboxes.
+type Sandboxes interface {
+	NewBox() (*sandbox.Box, error)
+	Clone(*sandbox.Box) (*sandbox.Box, error)
+	Run(ctx context.Context, job sandbox.Job) (api.StageResult, error)
+}
+
+// Plan is a validated request.
+type Plan struct {
+	Language      *language.Language
+	Files         []api.File
+	Stdin         string
+	Args          []string
+	Limits        api.Limits
+	CompileLimits api.Limits
+	Tests         []api.Test
+	Compare       api.Compare
+}
+
+// Executor carries out plans.
+type Executor struct {
+	sandboxes Sandboxes
+}
+
+// New returns an executor running its stages in sandboxes.
+func New(sandboxes Sandboxes) *Executor {
+	return &Executor{sandboxes: sandboxes}
+}
+
+// Execute compiles (if the language compiles) and runs the plan. An error
+// means the platform failed.
+func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
+	lang := p.Language
+	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
+	box, err := e.sandboxes.NewBox()
+	if err != nil {
+		return nil, err
+	}
+	defer removeBox(log, box)
+	if err := box.Write(p.Files); err != nil {
+		return nil, err
+	}
+	entry := p.Files[0].Name
+
+	mainClass := ""
+	if lang.Compiled() {
+		if err := box.Mkdir(BuildDir); err != nil {
+			return nil, err
+		}
+		names := make([]string, len(p.Files))
+		for i, f := range p.Files {
+			names[i] = f.Name
+		}
+		res, err := e.stage(ctx, log, "compile", sandbox.Job{
+			Image:  lang.Image,
+			Box:    box,
+			Args:   lang.CompileCommand(entry, lang.Sources(names), p.CompileLimits.MemoryBytes),
+			Env:    lang.Env,
+			Limits: p.CompileLimits,
+		}, lang)
+		if err != nil {
+			return nil, err
+		}
+		resp.Compile = &res
+		if res.Status != api.StatusOK {
+			resp.Status = api.StatusCompileError
+			return resp, nil
+		}
+		if lang.NeedsMainClass() {
+			mainClass, err = language.FindMainClass(filepath.Join(box.Dir(), BuildDir), entry)
+			if errors.Is(err, language.ErrNoMainClass) {
+				res.Status = api.StatusCompileError
+				res.Stderr += "runtimed: " + err.Error() + "\n"
+				resp.Compile = &res
+				resp.Status = api.StatusCompileError
+				return resp, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("find the main class: %w", err)
+			}
+		}
+	}
+
+	job := func(b *sandbox.Box, stdin string, args []string) sandbox.Job {
+		return sandbox.Job{
+			Image:  lang.Image,
+			Box:    b,
+			Args:   lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
+			Env:    lang.Env,
+			Stdin:  []byte(stdin),
+			Limits: p.Limits,
+		}
+	}
+
+	if len(p.Tests) == 0 {
+		res, err := e.stage(ctx, log, "run", job(box, p.Stdin, p.Args), lang)
+		if err != nil {
+			return nil, err
+		}
+		resp.Run = &res
+		resp.Status = res.Status
+		return resp, nil
+	}
+
+	resp.Status = api.StatusOK
+	resp.Summary = map[api.Status]int{}
+	for i, t := range p.Tests {
+		// Each test gets its own copy of the build: no test sees what
+		// another wrote.
+		tbox, err := e.sandboxes.Clone(box)
+		if err != nil {
+			return nil, err
+		}
+		res, err := e.stage(ctx, log.WithField("test", i), "test", job(tbox, t.Stdin, t.Args), lang)
+		removeBox(log, tbox)
+		if err != nil {
+			return nil, err
+		}
+		if res.Status == api.StatusOK && t.ExpectedOutput != nil && !Equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
+			res.Status = api.StatusWrongAnswer
+		}
+		resp.Tests = append(resp.Tests, res)
+		resp.Summary[res.Status]++
+		if resp.Status == api.StatusOK {
+			resp.Status = res.Status
+		}
+	}
+	return resp, nil
+}
+
+// stage runs one job and applies the language's own out-of-memory
+// markers to the verdict.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, job sandbox.Job, lang *language.Language) (api.StageResult, error) {
+	res, err := e.sandboxes.Run(ctx, job)
+	if err != nil {
+		return res, fmt.Errorf("%s stage: %w", name, err)
+	}
+	if res.Status == api.StatusRuntimeError && (lang.OutOfMemory(res.Stderr) || lang.OutOfMemory(res.Stdout)) {
+		res.Status = api.StatusMemoryLimit
+	}
+	log.WithFields(logrus.Fields{
+		"stage": name, "status": res.Status, "exit_code": res.ExitCode,
+		"wall_ms": res.WallTimeMS, "cpu_ms": res.CPUTimeMS, "memory_bytes": res.MemoryBytes,
+	}).Debug("stage")
+	return res, nil
+}
+
+func removeBox(log *logrus.Entry, b *sandbox.Box) {
+	if err := b.Remove(); err != nil {
+		log.WithError(err).Warn("remove box")
+	}
+}
+
+// IsReserved reports whether a request file name falls in the build
+// directory.
+func IsReserved(name string) bool {
+	first, _, _ := strings.Cut(path.Clean(name), "/")
+	return first == BuildDir
+}
