@@ -137,10 +137,15 @@ func TestJavaMainClass(t *testing.T) {
 }
 
 func TestJavaMemoryLimit(t *testing.T) {
-	resp := runOK(t, &api.RunRequest{Language: "java", Files: files("Main.java",
-		"import java.util.*;\npublic class Main { public static void main(String[] a) { List<long[]> l = new ArrayList<>(); for (;;) l.add(new long[1 << 20]); } }\n")})
-	compiledOK(t, resp)
-	expectStatus(t, resp, api.StatusMemoryLimit)
+	hog := files("Main.java", "import java.util.*;\npublic class Main { public static void main(String[] a) { List<long[]> l = new ArrayList<>(); for (;;) l.add(new long[1 << 20]); } }\n")
+	for _, limit := range []int64{0, 96 << 20, 256 << 20} { // the default (128 MiB), and explicit ones
+		resp := runOK(t, &api.RunRequest{Language: "java", Files: hog, Limits: api.Limits{MemoryBytes: limit}})
+		compiledOK(t, resp)
+		expectStatus(t, resp, api.StatusMemoryLimit)
+		if strings.Contains(resp.Run.Stdout+resp.Run.Stderr, "hs_err") {
+			t.Fatalf("limit %d: the JVM crashed instead: %s", limit, trim(resp.Run.Stderr))
+		}
+	}
 }
 
 func TestJavaUnderDefaultLimits(t *testing.T) {
