@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -105,8 +106,9 @@ func runnerConfig(cfg config.Config) sandbox.Config {
 			MaxFileBytes: uint64(cfg.Sandbox.BoxBytes),
 			OpenFiles:    cfg.Sandbox.OpenFiles,
 		},
-		BoxBytes: cfg.Sandbox.BoxBytes,
-		TmpBytes: cfg.Sandbox.TmpBytes,
+		BoxBytes:  cfg.Sandbox.BoxBytes,
+		BoxInodes: cfg.Sandbox.BoxInodes,
+		TmpBytes:  cfg.Sandbox.TmpBytes,
 	}
 }
 
@@ -144,6 +146,7 @@ func serveAction(c *cli.Context) error {
 			Warn("removed leftovers of a previous run")
 	}
 
+	apiServer := server.New(cfg, execution.New(runner), runner, log)
 	l, grouped, err := server.ListenUnix(cfg.Socket, cfg.SocketGroup)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Socket, err)
@@ -151,10 +154,28 @@ func serveAction(c *cli.Context) error {
 	if !grouped && cfg.SocketGroup != "" {
 		log.Warnf("group %q does not exist; %s is owned by root:root, mode 0660", cfg.SocketGroup, cfg.Socket)
 	}
-	srv := server.HTTPServer(server.New(cfg, execution.New(runner), runner, log))
+	unixSrv := server.HTTPServer(apiServer, cfg.HTTP)
+	unixSrv.ConnContext = server.UnixConnContext
+	servers := []*http.Server{unixSrv}
+	listeners := []net.Listener{l}
+	if cfg.ListenTCP != "" {
+		tl, err := net.Listen("tcp", cfg.ListenTCP)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.ListenTCP, err)
+		}
+		if len(cfg.Tokens) == 0 {
+			log.Warnf("listen_tcp is set but no [[tokens]] are configured: every request on %s will be refused", cfg.ListenTCP)
+		}
+		servers = append(servers, server.HTTPServer(apiServer.TCPHandler(), cfg.HTTP))
+		listeners = append(listeners, tl)
+		log.WithField("tcp", tl.Addr().String()).Info("listening on TCP; every request needs a token")
+	}
 
-	errCh := make(chan error, 1)
-	go func() { errCh <- srv.Serve(l) }()
+	errCh := make(chan error, len(servers))
+	for i := range servers {
+		go func(srv *http.Server, l net.Listener) { errCh <- srv.Serve(l) }(servers[i], listeners[i])
+	}
 	log.WithFields(logrus.Fields{"socket": cfg.Socket, "containerd": cfg.Containerd}).Info("runtimed is serving")
 
 	select {
@@ -165,9 +186,11 @@ func serveAction(c *cli.Context) error {
 	log.Info("stopping: waiting for in-flight executions")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.WithError(err).Warn("in-flight executions did not finish in time")
-		_ = srv.Close()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Warn("in-flight executions did not finish in time")
+			_ = srv.Close()
+		}
 	}
 	_ = os.Remove(cfg.Socket)
 	log.Info("stopped")

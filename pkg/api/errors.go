@@ -16,6 +16,12 @@ const (
 	CodeBodyTooLarge     ErrorCode = "body_too_large"
 	CodeNotFound         ErrorCode = "not_found"
 	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
+	CodeUnauthorized     ErrorCode = "unauthorized"
+	// CodeRateLimited: the token's request rate is spent (429).
+	CodeRateLimited ErrorCode = "rate_limited"
+	// CodeTooManyConcurrent: the token has as many executions running as
+	// it may (429).
+	CodeTooManyConcurrent ErrorCode = "too_many_concurrent"
 
 	// Platform errors (5xx): the request was fine, runtimed was not.
 	CodeBusy         ErrorCode = "busy"

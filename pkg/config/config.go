@@ -5,8 +5,11 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,6 +68,8 @@ type Sandbox struct {
 	GID uint32 `toml:"gid"`
 	// BoxBytes caps the writable working directory /box.
 	BoxBytes int64 `toml:"box_bytes"`
+	// BoxInodes caps the number of files and directories in /box.
+	BoxInodes int64 `toml:"box_inodes"`
 	// TmpBytes caps the writable /tmp.
 	TmpBytes int64 `toml:"tmp_bytes"`
 	// OpenFiles is RLIMIT_NOFILE.
@@ -87,10 +92,60 @@ type Requests struct {
 	MaxQueued     int `toml:"max_queued"`
 }
 
+// HTTP bounds what a client may do to a listener.
+type HTTP struct {
+	// ReadHeaderTimeoutMS bounds the reading of a request's headers.
+	ReadHeaderTimeoutMS int64 `toml:"read_header_timeout_ms"`
+	// ReadTimeoutMS bounds the reading of a whole request, body included,
+	// which happens before the request may take an execution slot.
+	ReadTimeoutMS int64 `toml:"read_timeout_ms"`
+	// IdleTimeoutMS closes a kept-alive connection with no request.
+	IdleTimeoutMS  int64 `toml:"idle_timeout_ms"`
+	MaxHeaderBytes int   `toml:"max_header_bytes"`
+}
+
+// TokenLimits bound what one API token may do on the TCP listener.
+type TokenLimits struct {
+	// RatePerMinute is the sustained request rate; Burst how many requests
+	// may come at once above it.
+	RatePerMinute float64 `toml:"rate_per_minute"`
+	Burst         int     `toml:"burst"`
+	// MaxConcurrent executions at once.
+	MaxConcurrent int `toml:"max_concurrent"`
+}
+
+// Token is one client's credential for the TCP listener: a name and the
+// SHA-256 of the secret, never the secret.
+type Token struct {
+	Name   string `toml:"name"`
+	SHA256 string `toml:"sha256"`
+	// Limits override [token_limits] where set (non-zero).
+	RatePerMinute float64 `toml:"rate_per_minute,omitempty"`
+	Burst         int     `toml:"burst,omitempty"`
+	MaxConcurrent int     `toml:"max_concurrent,omitempty"`
+}
+
+// Limits returns the token's limits, its own where set, else def.
+func (t Token) Limits(def TokenLimits) TokenLimits {
+	if t.RatePerMinute > 0 {
+		def.RatePerMinute = t.RatePerMinute
+	}
+	if t.Burst > 0 {
+		def.Burst = t.Burst
+	}
+	if t.MaxConcurrent > 0 {
+		def.MaxConcurrent = t.MaxConcurrent
+	}
+	return def
+}
+
 // Config is the whole of runtimed's configuration.
 type Config struct {
 	// Socket is the unix socket the API listens on.
 	Socket string `toml:"socket"`
+	// ListenTCP, if set (host:port), adds a TCP listener on which every
+	// request needs a bearer token.
+	ListenTCP string `toml:"listen_tcp"`
 	// SocketGroup owns the socket, if the group exists.
 	SocketGroup string `toml:"socket_group"`
 	// Containerd is the address of containerd's GRPC socket.
@@ -104,6 +159,10 @@ type Config struct {
 	StateDir string `toml:"state_dir"`
 	// LogLevel is logrus's level name.
 	LogLevel string `toml:"log_level"`
+
+	HTTP        HTTP        `toml:"http"`
+	TokenLimits TokenLimits `toml:"token_limits"`
+	Tokens      []Token     `toml:"tokens"`
 
 	Runtime  Runtime  `toml:"runtime"`
 	Sandbox  Sandbox  `toml:"sandbox"`
@@ -132,6 +191,17 @@ func Default() Config {
 		Instance:    "runtimed",
 		StateDir:    "/var/lib/runtimed",
 		LogLevel:    "info",
+		HTTP: HTTP{
+			ReadHeaderTimeoutMS: 5000,
+			ReadTimeoutMS:       30000,
+			IdleTimeoutMS:       120000,
+			MaxHeaderBytes:      16 * KiB,
+		},
+		TokenLimits: TokenLimits{
+			RatePerMinute: 120,
+			Burst:         20,
+			MaxConcurrent: 4,
+		},
 		Runtime: Runtime{
 			Type:        "io.containerd.runc.v2",
 			Binary:      "/usr/local/bin/runsc-runtimed",
@@ -141,6 +211,7 @@ func Default() Config {
 			UID:       65534,
 			GID:       65534,
 			BoxBytes:  16 * MiB,
+			BoxInodes: 16384,
 			TmpBytes:  16 * MiB,
 			OpenFiles: 256,
 		},
@@ -336,6 +407,7 @@ func (c *Config) Validate() error {
 	req(c.Runtime.Snapshotter != "", "runtime.snapshotter must be set")
 	req(c.Sandbox.UID != 0 && c.Sandbox.GID != 0, "sandbox.uid and sandbox.gid must not be root (0)")
 	req(c.Sandbox.BoxBytes >= 64*KiB, "sandbox.box_bytes must be at least 64 KiB")
+	req(c.Sandbox.BoxInodes >= 64, "sandbox.box_inodes must be at least 64")
 	req(c.Sandbox.TmpBytes >= 64*KiB, "sandbox.tmp_bytes must be at least 64 KiB")
 	req(c.Sandbox.OpenFiles >= 16, "sandbox.open_files must be at least 16")
 	r := c.Requests
@@ -349,18 +421,36 @@ func (c *Config) Validate() error {
 	req(r.MaxQueued >= 0, "requests.max_queued must not be negative")
 
 	req(r.MaxTests > 0, "requests.max_tests must be positive")
+	if c.ListenTCP != "" {
+		_, port, err := net.SplitHostPort(c.ListenTCP)
+		req(err == nil && port != "", "listen_tcp must be host:port, e.g. 127.0.0.1:8081")
+	}
+	h := c.HTTP
+	req(h.ReadHeaderTimeoutMS > 0 && h.ReadTimeoutMS > 0 && h.IdleTimeoutMS > 0, "http timeouts must be positive")
+	req(h.MaxHeaderBytes >= 1024, "http.max_header_bytes must be at least 1024")
+	req(c.TokenLimits.RatePerMinute > 0 && c.TokenLimits.Burst > 0 && c.TokenLimits.MaxConcurrent > 0,
+		"token_limits: rate_per_minute, burst and max_concurrent must be positive")
+	names := map[string]bool{}
+	for i, t := range c.Tokens {
+		req(t.Name != "", "tokens[%d].name must be set", i)
+		req(!names[t.Name], "tokens[%d]: the name %q is used twice", i, t.Name)
+		names[t.Name] = true
+		raw, err := hex.DecodeString(t.SHA256)
+		req(err == nil && len(raw) == sha256.Size, "tokens[%d] (%s): sha256 must be 64 hex digits (runtimectl token new prints it)", i, t.Name)
+		req(t.RatePerMinute >= 0 && t.Burst >= 0 && t.MaxConcurrent >= 0, "tokens[%d] (%s): limits must not be negative", i, t.Name)
+	}
 
 	errs = append(errs, validateLimitPair("defaults", "maximums", c.Defaults, c.Maximums)...)
 	errs = append(errs, validateLimitPair("compile_defaults", "compile_maximums", c.CompileDefaults, c.CompileMaximums)...)
 
 	req(len(c.Languages) > 0, "at least one language must be configured")
 	seen := map[string]string{}
-	names := make([]string, 0, len(c.Languages))
+	langs := make([]string, 0, len(c.Languages))
 	for name := range c.Languages {
-		names = append(names, name)
+		langs = append(langs, name)
 	}
-	sort.Strings(names)
-	for _, name := range names {
+	sort.Strings(langs)
+	for _, name := range langs {
 		l := c.Languages[name]
 		req(l.Image != "", "languages.%s.image must be set", name)
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)

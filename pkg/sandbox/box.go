@@ -36,6 +36,7 @@ func (r *Runner) NewBox() (*Box, error) {
 	}
 	uid, gid := r.cfg.Hardening.UID, r.cfg.Hardening.GID
 	data := "size=" + strconv.FormatInt(r.cfg.BoxBytes, 10) +
+		",nr_inodes=" + strconv.FormatInt(r.cfg.BoxInodes, 10) +
 		",mode=0755,uid=" + strconv.FormatUint(uint64(uid), 10) +
 		",gid=" + strconv.FormatUint(uint64(gid), 10)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {

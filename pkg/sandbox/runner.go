@@ -56,6 +56,7 @@ type Config struct {
 	RunDir    string
 	Hardening oci.Hardening
 	BoxBytes  int64
+	BoxInodes int64
 	TmpBytes  int64
 }
 

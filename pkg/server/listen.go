@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/runtimed/runtimed/pkg/config"
 )
 
 // ListenUnix listens on the unix socket at path with mode 0660, owned by
@@ -58,14 +60,16 @@ func ListenUnix(path, group string) (net.Listener, bool, error) {
 	return l, grouped, nil
 }
 
-// HTTPServer wraps h with the timeouts every listener gets: a client that
-// trickles its headers or body is cut off instead of holding a worker.
-func HTTPServer(h http.Handler) *http.Server {
+// HTTPServer wraps h with the limits every listener gets: a client that
+// trickles its headers or body is cut off instead of holding a worker,
+// and headers are capped.
+func HTTPServer(h http.Handler, c config.HTTP) *http.Server {
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: ms(c.ReadHeaderTimeoutMS),
+		ReadTimeout:       ms(c.ReadTimeoutMS),
+		IdleTimeout:       ms(c.IdleTimeoutMS),
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
@@ -46,6 +47,7 @@ type Server struct {
 	executor Executor
 	platform Platform
 	admit    *admission
+	tokens   *tokens
 	log      *logrus.Entry
 	mux      *http.ServeMux
 }
@@ -60,6 +62,7 @@ func New(cfg config.Config, executor Executor, platform Platform, log *logrus.En
 		executor: executor,
 		platform: platform,
 		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued),
+		tokens:   newTokens(cfg.Tokens, cfg.TokenLimits),
 		log:      log,
 		mux:      http.NewServeMux(),
 	}
@@ -76,9 +79,18 @@ type ctxKey int
 
 const logKey ctxKey = 0
 
-// ServeHTTP gives every request an id (X-Request-Id, or a new one) and a
-// log entry carrying it.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves the unix socket, where access is by file permission.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r, false) }
+
+// TCPHandler serves the TCP listener: every request needs a bearer token,
+// and each token has a request rate and a number of executions.
+func (s *Server) TCPHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, true) })
+}
+
+// serve gives every request an id (X-Request-Id, or a new one) and a log
+// entry carrying it, and on the TCP listener checks the token.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 128 {
 		b := make([]byte, 8)
@@ -87,9 +99,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	log := s.log.WithField("request_id", id)
+	if cred, ok := r.Context().Value(peerKey).(*unix.Ucred); ok {
+		log = log.WithFields(logrus.Fields{"peer_uid": cred.Uid, "peer_pid": cred.Pid})
+	}
+	ctx := r.Context()
+	if needToken {
+		c := s.tokens.authenticate(r)
+		if c == nil {
+			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
+			unauthorized(w)
+			return
+		}
+		log = log.WithField("token", c.name)
+		if wait, ok := c.admitRate(); !ok {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
+			return
+		}
+		ctx = context.WithValue(ctx, clientKey, c)
+	}
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), logKey, log)))
+	s.mux.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, logKey, log)))
 	log.WithFields(logrus.Fields{
 		"method": r.Method, "path": r.URL.Path, "status": rec.status,
 		"duration_ms": time.Since(start).Milliseconds(),
@@ -118,6 +149,14 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if c := clientFrom(r.Context()); c != nil {
+		release, ok := c.acquire()
+		if !ok {
+			writeError(w, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
+			return
+		}
+		defer release()
+	}
 	release, aerr := s.admit.acquire(r.Context())
 	if aerr != nil {
 		writeError(w, aerr)
@@ -269,7 +308,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *api.Error) {
-	if e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests {
+	if (e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, e.HTTPStatus, api.ErrorBody{Error: *e})

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,5 +256,116 @@ func TestRuntimesAndHealth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("healthz %d", resp.StatusCode)
+	}
+}
+
+func tcpServer(t *testing.T, executor Executor, change func(*config.Config)) (*httptest.Server, string) {
+	t.Helper()
+	const secret = "rtd_secret-for-tests"
+	sum := sha256.Sum256([]byte(secret))
+	cfg := config.Default()
+	cfg.Tokens = []config.Token{{Name: "judge", SHA256: hex.EncodeToString(sum[:])}}
+	if change != nil {
+		change(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, logrus.NewEntry(log)).TCPHandler())
+	t.Cleanup(srv.Close)
+	return srv, secret
+}
+
+func getWith(t *testing.T, url, auth string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestTCPNeedsAToken(t *testing.T) {
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	srv, secret := tcpServer(t, executor, nil)
+	for _, auth := range []string{"", "Bearer", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x"} {
+		resp := getWith(t, srv.URL+"/healthz", auth)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("Authorization %q: %d", auth, resp.StatusCode)
+		}
+	}
+	// A refused request reaches nothing, not even an unknown path's 404.
+	if resp := getWith(t, srv.URL+"/nope", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unknown path without a token: %d", resp.StatusCode)
+	}
+	if resp := getWith(t, srv.URL+"/healthz", "Bearer "+secret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("good token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/run", strings.NewReader(`{"language":"python","files":[{"name":"a.py","content":""}]}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("run without a token: %v %v", resp, err)
+	}
+	if executor.calls.Load() != 0 {
+		t.Fatal("an unauthenticated run executed")
+	}
+}
+
+func TestTokenRateLimit(t *testing.T) {
+	srv, secret := tcpServer(t, &fakeExecutor{}, func(c *config.Config) {
+		c.Tokens[0].RatePerMinute = 1
+		c.Tokens[0].Burst = 3
+	})
+	for i := 0; i < 3; i++ {
+		if resp := getWith(t, srv.URL+"/healthz", "Bearer "+secret); resp.StatusCode != 200 {
+			t.Fatalf("request %d within the burst: %d", i, resp.StatusCode)
+		}
+	}
+	resp := getWith(t, srv.URL+"/healthz", "Bearer "+secret)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("over the burst: %d", resp.StatusCode)
+	}
+	// One request a minute: the next is 60 s away, give or take.
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 50 || ra > 60 {
+		t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestTokenConcurrencyLimit(t *testing.T) {
+	executor := &fakeExecutor{block: make(chan struct{}), result: api.StageResult{Status: api.StatusOK}}
+	srv, secret := tcpServer(t, executor, func(c *config.Config) { c.Tokens[0].MaxConcurrent = 1 })
+	run := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/run", strings.NewReader(`{"language":"python","files":[{"name":"a.py","content":""}]}`))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		resp.Body.Close()
+		return resp
+	}
+	first := make(chan int, 1)
+	go func() {
+		if r := run(); r != nil {
+			first <- r.StatusCode
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for executor.calls.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := run(); r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("second concurrent run: %d", r.StatusCode)
+	}
+	close(executor.block)
+	if s := <-first; s != 200 {
+		t.Fatalf("first run: %d", s)
 	}
 }

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+)
+
+// client is who sent a request on the TCP listener: a token's holder.
+type client struct {
+	name    string
+	hash    [sha256.Size]byte
+	limiter *rate.Limiter
+	slots   chan struct{}
+}
+
+// tokens authenticates bearer tokens against the configured SHA-256
+// hashes and holds each token's rate limiter and execution slots.
+type tokens struct {
+	clients []*client
+}
+
+func newTokens(cfg []config.Token, def config.TokenLimits) *tokens {
+	t := &tokens{}
+	for _, c := range cfg {
+		lim := c.Limits(def)
+		var h [sha256.Size]byte
+		raw, _ := hex.DecodeString(c.SHA256) // validated with the config
+		copy(h[:], raw)
+		t.clients = append(t.clients, &client{
+			name:    c.Name,
+			hash:    h,
+			limiter: rate.NewLimiter(rate.Limit(lim.RatePerMinute/60), lim.Burst),
+			slots:   make(chan struct{}, lim.MaxConcurrent),
+		})
+	}
+	return t
+}
+
+// authenticate returns the client whose token the request carries. Every
+// configured hash is compared, in constant time, whatever matches.
+func (t *tokens) authenticate(r *http.Request) *client {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	var found *client
+	for _, c := range t.clients {
+		if subtle.ConstantTimeCompare(sum[:], c.hash[:]) == 1 {
+			found = c
+		}
+	}
+	return found
+}
+
+// admitRate takes one request from the client's bucket, or says how long
+// to wait for one.
+func (c *client) admitRate() (time.Duration, bool) {
+	res := c.limiter.Reserve()
+	if d := res.Delay(); d > 0 || !res.OK() {
+		res.Cancel()
+		return d, false
+	}
+	return 0, true
+}
+
+// acquire takes one of the client's execution slots, without waiting.
+func (c *client) acquire() (func(), bool) {
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, true
+	default:
+		return nil, false
+	}
+}
+
+const clientKey ctxKey = 1
+
+func clientFrom(ctx context.Context) *client {
+	c, _ := ctx.Value(clientKey).(*client)
+	return c
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least one.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))
+}
+
+// peerKey holds the credentials of a unix socket's peer.
+const peerKey ctxKey = 2
+
+// UnixConnContext records the peer's credentials (SO_PEERCRED) of a
+// connection on the unix socket, for the request log.
+func UnixConnContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey, cred)
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
+	writeError(w, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
+}
