@@ -10,7 +10,10 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +36,7 @@ var env struct {
 	socket     string // runtimed's socket
 	containerd string // containerd's socket
 	stateDir   string
+	tcp        string // runtimed's TCP listener, host:port
 	config     string // runtimed's config file
 	imageCache string
 	daemon     *daemon // the runtimed under test
@@ -211,14 +215,39 @@ func unmountUnder(dir string) {
 	}
 }
 
+// testToken is the secret of the test daemon's one API token.
+const testToken = "rtd_integration-test-token"
+
 func writeConfig() (string, error) {
 	env.socket = filepath.Join(env.dir, "runtimed.sock")
 	env.stateDir = filepath.Join(env.dir, "state")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	env.tcp = l.Addr().String()
+	l.Close()
+	sum := sha256.Sum256([]byte(testToken))
 	path := filepath.Join(env.dir, "runtimed.toml")
 	return path, os.WriteFile(path, []byte(fmt.Sprintf(`socket = %q
 containerd = %q
 state_dir = %q
 log_level = "debug"
+listen_tcp = %q
+
+# Short, so that the slow-client tests are quick.
+[http]
+read_header_timeout_ms = 1000
+read_timeout_ms = 3000
+idle_timeout_ms = 10000
+max_header_bytes = 16384
+
+[[tokens]]
+name = "integration"
+sha256 = %q
+rate_per_minute = 6000.0
+burst = 100
+max_concurrent = 2
 
 # A language whose interpreter is not in its image, and one whose image was
 # never built: the platform-failure paths.
@@ -233,7 +262,7 @@ version = "0"
 extension = ".noimage"
 image = "runtimed.local/noimage:0"
 run = ["/bin/true"]
-`, env.socket, env.containerd, env.stateDir)), 0o600)
+`, env.socket, env.containerd, env.stateDir, env.tcp, hex.EncodeToString(sum[:]))), 0o600)
 }
 
 // daemon is a runtimed process under test.

@@ -1,0 +1,164 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+func TestTCPListenerNeedsAToken(t *testing.T) {
+	ctx := context.Background()
+	for _, token := range []string{"", "rtd_wrong"} {
+		_, err := api.NewClient("http://"+env.tcp, token).Health(ctx)
+		var aerr *api.Error
+		if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusUnauthorized || aerr.Code != api.CodeUnauthorized {
+			t.Fatalf("token %q: %v, want 401", token, err)
+		}
+		if strings.Contains(aerr.Message, "containerd") {
+			t.Fatalf("a 401 told more than it should: %q", aerr.Message)
+		}
+	}
+	c := api.NewClient("http://"+env.tcp, testToken)
+	resp, err := c.Run(ctx, &api.RunRequest{Language: "python", Files: files("t.py", "print('over tcp')")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, resp, api.StatusOK)
+	if resp.Run.Stdout != "over tcp\n" {
+		t.Fatalf("stdout %q", resp.Run.Stdout)
+	}
+}
+
+func TestTokenConcurrencyOverTCP(t *testing.T) {
+	// The test token may run two executions at once; a third is refused
+	// while they run, not queued.
+	c := api.NewClient("http://"+env.tcp, testToken)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, err := c.Run(ctx, &api.RunRequest{Language: "python", Files: files("s.py", "import time\ntime.sleep(3)")})
+			done <- err
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := leftovers()
+		if strings.Count(fmt.Sprint(left), "task ") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two executions did not start: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, err := c.Run(context.Background(), &api.RunRequest{Language: "python", Files: files("x.py", "")})
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusTooManyRequests || aerr.Code != api.CodeTooManyConcurrent {
+		t.Fatalf("third execution: %v, want 429 too_many_concurrent", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestUnixPeerIsLogged(t *testing.T) {
+	const id = "peer-uid-test"
+	req, _ := http.NewRequest(http.MethodGet, "http://runtimed/healthz", nil)
+	req.Header.Set("X-Request-Id", id)
+	resp, err := unixHTTP().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	f, err := os.Open(env.daemon.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["request_id"] == id {
+			if uid, ok := line["peer_uid"].(float64); ok && int(uid) == os.Getuid() {
+				return
+			}
+			t.Fatalf("log line without the peer's uid: %s", sc.Text())
+		}
+	}
+	t.Fatal("no log line for the request")
+}
+
+// TestSlowClientsHoldNothing: clients that trickle their headers or body
+// are cut off by the read timeouts and never take an execution slot, so
+// a normal request goes through meanwhile.
+func TestSlowClientsHoldNothing(t *testing.T) {
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// More tricklers than execution slots (4) and queue places matter.
+	for i := 0; i < 8; i++ {
+		c, err := net.Dial("unix", env.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if i%2 == 0 {
+			fmt.Fprintf(c, "POST /v1/run HTTP/1.1\r\nHost: runtimed\r\nContent-Length: 100000\r\n\r\n{\"language\": ")
+		} else {
+			fmt.Fprintf(c, "POST /v1/run HTTP/1.1\r\nHost: run")
+		}
+	}
+	start := time.Now()
+	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("ok.py", "print('through')")})
+	expectStatus(t, resp, api.StatusOK)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a normal request took %s beside slow clients", took)
+	}
+	// Each slow connection is closed by runtimed within its timeout
+	// (1 s for headers, 3 s for the whole request) plus slack.
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(6 * time.Second))
+		data, err := io.ReadAll(c)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("slow connection %d still open after its timeout", i)
+		}
+		_ = data // a 408 or nothing: either way, closed
+	}
+	if left := leftovers(); len(left) > 0 {
+		t.Fatalf("slow clients created %v", left)
+	}
+}
+
+func TestHeaderCap(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodGet, "http://runtimed/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("h", 64<<10))
+	resp, err := unixHTTP().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+}
