@@ -27,7 +27,7 @@ func BenchmarkHelloWorld(b *testing.B) {
 			var compile, run []int64
 			for i := 0; i < b.N; i++ {
 				start := time.Now()
-				resp, err := env.client.Run(context.Background(), &api.RunRequest{Language: c.language, Files: c.files})
+				resp, err := env.Client.Run(context.Background(), &api.RunRequest{Language: c.language, Files: c.files})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -19,7 +19,7 @@ import (
 // stderr and exit code.
 func runtimectl(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(env.bin, "runtimectl"), append([]string{"--socket", env.socket}, args...)...)
+	cmd := exec.Command(filepath.Join(env.Bin, "runtimectl"), append([]string{"--socket", env.Socket}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -260,7 +260,7 @@ func postWithID(t *testing.T, id string, req *api.RunRequest) *api.RunResponse {
 // stagesInLog counts the stage lines runtimed logged for request id.
 func stagesInLog(t *testing.T, id string) map[string]int {
 	t.Helper()
-	f, err := os.Open(env.daemon.log)
+	f, err := os.Open(env.Daemon.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,34 +13,19 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/tests/harness"
 )
-
-// waitNoLeftovers waits up to d for every trace of executions to be gone.
-func waitNoLeftovers(t *testing.T, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		left := leftovers()
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", d, left)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 func TestPlatformFailuresLeaveNothing(t *testing.T) {
 	ctx := context.Background()
-	_, err := env.client.Run(ctx, &api.RunRequest{Language: "noimage", Files: files("a.noimage", "")})
+	_, err := env.Client.Run(ctx, &api.RunRequest{Language: "noimage", Files: files("a.noimage", "")})
 	var aerr *api.Error
 	if !errors.As(err, &aerr) || aerr.HTTPStatus != 503 || aerr.Code != api.CodeImageMissing {
 		t.Fatalf("missing image: %v, want 503 image_missing", err)
 	}
 	waitNoLeftovers(t, 5*time.Second)
 
-	resp, err := env.client.Run(ctx, &api.RunRequest{Language: "broken", Files: files("a.broken", "")})
+	resp, err := env.Client.Run(ctx, &api.RunRequest{Language: "broken", Files: files("a.broken", "")})
 	switch {
 	case errors.As(err, &aerr):
 		if aerr.HTTPStatus != 500 || aerr.Code != api.CodeInternal {
@@ -66,7 +51,7 @@ func TestCrashRecovery(t *testing.T) {
 	errs := make(chan error, 3)
 	for i := 0; i < 3; i++ {
 		go func() {
-			_, err := env.client.Run(ctx, &api.RunRequest{Language: "python", Files: files("s.py", "import time\ntime.sleep(60)"),
+			_, err := env.Client.Run(ctx, &api.RunRequest{Language: "python", Files: files("s.py", "import time\ntime.sleep(60)"),
 				Limits: api.Limits{WallTimeMS: 30000}})
 			errs <- err
 		}()
@@ -74,7 +59,7 @@ func TestCrashRecovery(t *testing.T) {
 	// Wait until the three sandboxes exist.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cs, err := env.ctr.Containers(namespaces.WithNamespace(ctx, namespace))
+		cs, err := env.Ctr.Containers(namespaces.WithNamespace(ctx, harness.Namespace))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +72,7 @@ func TestCrashRecovery(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let the tasks start
-	env.daemon.kill()
+	env.Daemon.Kill()
 	for i := 0; i < 3; i++ {
 		if err := <-errs; err == nil {
 			t.Fatal("a request succeeded although runtimed was killed")
@@ -102,11 +87,11 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	start := time.Now()
-	d, err := startRuntimed(env.config)
+	d, err := harness.StartRuntimed(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.daemon = d
+	env.Daemon = d
 	waitNoLeftovers(t, 5*time.Second)
 	t.Logf("removed %d leftovers in %s", len(left), time.Since(start).Round(time.Millisecond))
 
@@ -130,7 +115,7 @@ for d in ['/usr/share/doc', '/usr/share/man', '/usr/share/info', '/var/lib/apt/l
 }
 
 func TestImageBuildSkipsCurrentImages(t *testing.T) {
-	out, err := imageBuild(env.config).CombinedOutput()
+	out, err := harness.ImageBuild(env.Config).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

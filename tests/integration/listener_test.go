@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/tests/harness"
 )
 
 func TestTCPListenerNeedsAToken(t *testing.T) {
 	ctx := context.Background()
 	for _, token := range []string{"", "rtd_wrong"} {
-		_, err := api.NewClient("http://"+env.tcp, token).Health(ctx)
+		_, err := api.NewClient("http://"+env.TCP, token).Health(ctx)
 		var aerr *api.Error
 		if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusUnauthorized || aerr.Code != api.CodeUnauthorized {
 			t.Fatalf("token %q: %v, want 401", token, err)
@@ -31,7 +32,7 @@ func TestTCPListenerNeedsAToken(t *testing.T) {
 			t.Fatalf("a 401 told more than it should: %q", aerr.Message)
 		}
 	}
-	c := api.NewClient("http://"+env.tcp, testToken)
+	c := api.NewClient("http://"+env.TCP, harness.TestToken)
 	resp, err := c.Run(ctx, &api.RunRequest{Language: "python", Files: files("t.py", "print('over tcp')")})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func TestTCPListenerNeedsAToken(t *testing.T) {
 func TestTokenConcurrencyOverTCP(t *testing.T) {
 	// The test token may run two executions at once; a third is refused
 	// while they run, not queued.
-	c := api.NewClient("http://"+env.tcp, testToken)
+	c := api.NewClient("http://"+env.TCP, harness.TestToken)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 2)
@@ -87,7 +88,7 @@ func TestUnixPeerIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	f, err := os.Open(env.daemon.log)
+	f, err := os.Open(env.Daemon.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestSlowClientsHoldNothing(t *testing.T) {
 	}()
 	// More tricklers than execution slots (4) and queue places matter.
 	for i := 0; i < 8; i++ {
-		c, err := net.Dial("unix", env.socket)
+		c, err := net.Dial("unix", env.Socket)
 		if err != nil {
 			t.Fatal(err)
 		}

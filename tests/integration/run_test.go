@@ -19,40 +19,6 @@ import (
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
-func runOK(t *testing.T, req *api.RunRequest) *api.RunResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	resp, err := env.client.Run(ctx, req)
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	return resp
-}
-
-func files(nameContent ...string) []api.File {
-	var fs []api.File
-	for i := 0; i+1 < len(nameContent); i += 2 {
-		fs = append(fs, api.File{Name: nameContent[i], Content: nameContent[i+1]})
-	}
-	return fs
-}
-
-func expectStatus(t *testing.T, resp *api.RunResponse, want api.Status) {
-	t.Helper()
-	if resp.Status != want || resp.Run.Status != want {
-		t.Fatalf("status = %q (run %q), want %q; exit %d, stdout %q, stderr %q",
-			resp.Status, resp.Run.Status, want, resp.Run.ExitCode, trim(resp.Run.Stdout), trim(resp.Run.Stderr))
-	}
-}
-
-func trim(s string) string {
-	if len(s) > 400 {
-		return s[:400] + "…"
-	}
-	return s
-}
-
 // byLanguage holds the same program in each language.
 type byLanguage struct {
 	language string
@@ -375,7 +341,7 @@ except OSError as e:
 }
 
 func TestRuntimes(t *testing.T) {
-	rs, err := env.client.Runtimes(context.Background())
+	rs, err := env.Client.Runtimes(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +361,7 @@ func TestRuntimes(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	h, err := env.client.Health(context.Background())
+	h, err := env.Client.Health(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +371,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestSocketMode(t *testing.T) {
-	fi, err := os.Stat(env.socket)
+	fi, err := os.Stat(env.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +456,7 @@ func sandboxState(t *testing.T) string {
 func TestClientGoneCleansUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	_, err := env.client.Run(ctx, &api.RunRequest{Language: "python", Files: files("sleep.py", "import time\ntime.sleep(30)")})
+	_, err := env.Client.Run(ctx, &api.RunRequest{Language: "python", Files: files("sleep.py", "import time\ntime.sleep(30)")})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the client's deadline", err)
 	}
@@ -519,7 +485,7 @@ func TestUnknownEndpoint(t *testing.T) {
 }
 
 func TestRunDirectoryIsPrivate(t *testing.T) {
-	fi, err := os.Stat(filepath.Join(env.stateDir, "runs", "runtimed"))
+	fi, err := os.Stat(filepath.Join(env.StateDir, "runs", "runtimed"))
 	if err != nil {
 		t.Fatal(err)
 	}

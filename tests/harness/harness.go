@@ -1,0 +1,464 @@
+//go:build integration
+
+// Package harness runs runtimed for the integration and security suites,
+// against a real containerd and runsc: Main starts a private containerd
+// (root, state and socket in a temporary directory), imports the language
+// images from the image cache, starts the runtimed binary, runs the tests,
+// checks that nothing was left behind, then stops both.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+// Env is what the tests share; Main fills it.
+var Env struct {
+	Dir        string // the temporary root of everything
+	Bin        string // built binaries
+	Socket     string // runtimed's socket
+	Containerd string // containerd's socket
+	StateDir   string
+	TCP        string // runtimed's TCP listener, host:port
+	Config     string // runtimed's config file
+	ImageCache string
+	Daemon     *Daemon // the runtimed under test
+	Client     *api.Client
+	Ctr        *containerd.Client
+}
+
+// Namespace is the containerd namespace runtimed works in.
+const Namespace = "runtimed"
+
+// Main sets the suite up, runs it, and returns its exit code. A package's
+// TestMain calls os.Exit(harness.Main(m)).
+func Main(m *testing.M) (code int) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "integration tests need root: they start containerd and gVisor sandboxes (run `make test` as root)")
+		return 1
+	}
+	var err error
+	Env.Dir, err = os.MkdirTemp("", "runtimed-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(Env.Dir)
+
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "integration setup: "+format+"\n", args...)
+		return 1
+	}
+
+	if err := buildBinaries(); err != nil {
+		return fail("build: %v", err)
+	}
+	stop, err := startContainerd()
+	if err != nil {
+		return fail("containerd: %v", err)
+	}
+	stops = append(stops, stop)
+
+	cfgPath, err := writeConfig()
+	if err != nil {
+		return fail("config: %v", err)
+	}
+	Env.ImageCache = os.Getenv("RUNTIMED_IMAGE_CACHE")
+	if Env.ImageCache == "" {
+		Env.ImageCache = "/var/cache/runtimed/images"
+	}
+	imp := ImageBuild(cfgPath)
+	imp.Stdout, imp.Stderr = os.Stderr, os.Stderr
+	if err := imp.Run(); err != nil {
+		return fail("import images: %v", err)
+	}
+
+	Env.Config = cfgPath
+	if Env.Daemon, err = StartRuntimed(cfgPath); err != nil {
+		return fail("runtimed: %v", err)
+	}
+	code = m.Run()
+	Env.Daemon.Stop()
+
+	// After the suite, nothing of any execution may remain.
+	if leaks := Leftovers(); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: leftovers after the suite:\n  %s\n", strings.Join(leaks, "\n  "))
+		code = 1
+	}
+	return code
+}
+
+// imageBuild is `runtimed image build` for the test's containerd.
+func ImageBuild(cfgPath string) *exec.Cmd {
+	return exec.Command(filepath.Join(Env.Bin, "runtimed"), "--config", cfgPath, "image", "build",
+		"--recipes", filepath.Join(RepoRoot(), "packaging", "images"), "--cache", Env.ImageCache)
+}
+
+func RepoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+func buildBinaries() error {
+	Env.Bin = filepath.Join(Env.Dir, "bin")
+	cmd := exec.Command("go", "build", "-o", Env.Bin+"/", "./cmd/runtimed", "./cmd/runtimectl")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+func startContainerd() (func(), error) {
+	root := filepath.Join(Env.Dir, "containerd")
+	Env.Containerd = filepath.Join(root, "containerd.sock")
+	conf := filepath.Join(root, "config.toml")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = %q
+`, filepath.Join(root, "root"), filepath.Join(root, "state"), Env.Containerd)), 0o600)
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(root, "containerd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("containerd", "--config", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		if Env.Ctr != nil {
+			Env.Ctr.Close()
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		unmountUnder(root)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := containerd.New(Env.Containerd, containerd.WithTimeout(time.Second))
+		if err == nil {
+			if _, err = c.Version(context.Background()); err == nil {
+				Env.Ctr = c
+				return stop, nil
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			stop()
+			log, _ := os.ReadFile(filepath.Join(root, "containerd.log"))
+			return nil, fmt.Errorf("containerd did not answer: %v\n%s", err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first, so that the
+// temporary directory can be removed.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// TestToken is the secret of the test daemon's one API token.
+const TestToken = "rtd_integration-test-token"
+
+func writeConfig() (string, error) {
+	Env.Socket = filepath.Join(Env.Dir, "runtimed.sock")
+	Env.StateDir = filepath.Join(Env.Dir, "state")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	Env.TCP = l.Addr().String()
+	l.Close()
+	sum := sha256.Sum256([]byte(TestToken))
+	path := filepath.Join(Env.Dir, "runtimed.toml")
+	return path, os.WriteFile(path, []byte(fmt.Sprintf(`socket = %q
+containerd = %q
+state_dir = %q
+log_level = "debug"
+listen_tcp = %q
+
+# Short, so that the slow-client tests are quick.
+[http]
+read_header_timeout_ms = 1000
+read_timeout_ms = 3000
+idle_timeout_ms = 10000
+max_header_bytes = 16384
+
+[[tokens]]
+name = "integration"
+sha256 = %q
+rate_per_minute = 6000.0
+burst = 100
+max_concurrent = 2
+
+# A language whose interpreter is not in its image, and one whose image was
+# never built: the platform-failure paths.
+[languages.broken]
+version = "0"
+extension = ".broken"
+image = "runtimed.local/python:3.11"
+run = ["/nonexistent/interpreter", "{entry}"]
+
+[languages.noimage]
+version = "0"
+extension = ".noimage"
+image = "runtimed.local/noimage:0"
+run = ["/bin/true"]
+`, Env.Socket, Env.Containerd, Env.StateDir, Env.TCP, hex.EncodeToString(sum[:]))), 0o600)
+}
+
+// Daemon is a runtimed process under test.
+type Daemon struct {
+	cmd    *exec.Cmd
+	exited chan error
+	Log    string
+	logf   *os.File
+}
+
+func StartRuntimed(cfgPath string) (*Daemon, error) {
+	d := &Daemon{exited: make(chan error, 1), Log: filepath.Join(Env.Dir, "runtimed.log")}
+	var err error
+	if d.logf, err = os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command(filepath.Join(Env.Bin, "runtimed"), "--config", cfgPath, "--log-format", "json")
+	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	Env.Client = api.NewClient(Env.Socket, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := Env.Client.Health(ctx)
+		cancel()
+		if err == nil {
+			return d, nil
+		}
+		select {
+		case err := <-d.exited:
+			d.logf.Close()
+			data, _ := os.ReadFile(d.Log)
+			return nil, fmt.Errorf("runtimed exited: %v\n%s", err, data)
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.Stop()
+			data, _ := os.ReadFile(d.Log)
+			return nil, fmt.Errorf("runtimed did not answer: %v\n%s", err, data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for runtimed to exit.
+func (d *Daemon) Stop() { d.signal(syscall.SIGTERM) }
+
+// Kill is a crash: SIGKILL, and no chance to clean up.
+func (d *Daemon) Kill() { d.signal(syscall.SIGKILL) }
+
+func (d *Daemon) signal(sig syscall.Signal) {
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case <-d.exited:
+	case <-time.After(90 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.logf.Close()
+	if os.Getenv("RUNTIMED_TEST_LOG") != "" {
+		data, _ := os.ReadFile(d.Log)
+		os.Stderr.Write(data)
+	}
+}
+
+// Leftovers lists what executions left: containers, tasks, snapshots
+// other than the images' committed layers, and per-run directories.
+func Leftovers() []string {
+	var out []string
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), Namespace), 10*time.Second)
+	defer cancel()
+	cs, err := Env.Ctr.Containers(ctx)
+	if err != nil {
+		return []string{"list containers: " + err.Error()}
+	}
+	for _, c := range cs {
+		out = append(out, "container "+c.ID())
+	}
+	tasks, err := Env.Ctr.TaskService().List(ctx, nil)
+	if err != nil {
+		out = append(out, "list tasks: "+err.Error())
+	} else {
+		for _, t := range tasks.Tasks {
+			out = append(out, "task "+t.ID)
+		}
+	}
+	err = Env.Ctr.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind != snapshots.KindCommitted {
+			out = append(out, "snapshot "+info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		out = append(out, "walk snapshots: "+err.Error())
+	}
+	runs := filepath.Join(Env.StateDir, "runs", "runtimed")
+	entries, _ := os.ReadDir(runs)
+	for _, e := range entries {
+		out = append(out, "run directory "+filepath.Join(runs, e.Name()))
+	}
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(mi, []byte(runs+"/")) {
+		out = append(out, "mounts under "+runs)
+	}
+	return out
+}
+
+// UnixHTTP is a plain HTTP client on runtimed's socket, for requests the
+// api.Client would not send.
+func UnixHTTP() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", Env.Socket)
+		},
+	}}
+}
+
+// PostRaw posts body to /v1/run as it is.
+func PostRaw(t *testing.T, body string) (int, []byte) {
+	t.Helper()
+	resp, err := UnixHTTP().Post("http://runtimed/v1/run", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+func DecodeErrorBody(body []byte, e *api.Error) error {
+	var eb api.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil {
+		return err
+	}
+	*e = eb.Error
+	return nil
+}
+
+// RunOK runs req and fails the test if runtimed answered with an error.
+func RunOK(t *testing.T, req *api.RunRequest) *api.RunResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := Env.Client.Run(ctx, req)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return resp
+}
+
+// Files makes request files from name, content pairs.
+func Files(nameContent ...string) []api.File {
+	var fs []api.File
+	for i := 0; i+1 < len(nameContent); i += 2 {
+		fs = append(fs, api.File{Name: nameContent[i], Content: nameContent[i+1]})
+	}
+	return fs
+}
+
+// ExpectStatus fails the test unless resp has status want.
+func ExpectStatus(t *testing.T, resp *api.RunResponse, want api.Status) {
+	t.Helper()
+	if resp.Status != want || resp.Run.Status != want {
+		t.Fatalf("status = %q (run %q), want %q; exit %d, stdout %q, stderr %q",
+			resp.Status, resp.Run.Status, want, resp.Run.ExitCode, Trim(resp.Run.Stdout), Trim(resp.Run.Stderr))
+	}
+}
+
+// Trim shortens s for a failure message.
+func Trim(s string) string {
+	if len(s) > 400 {
+		return s[:400] + "…"
+	}
+	return s
+}
+
+// WaitNoLeftovers waits up to d for every trace of executions to be gone.
+func WaitNoLeftovers(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		left := Leftovers()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", d, left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
