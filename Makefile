@@ -8,7 +8,7 @@ CONFIG    ?= packaging/runtimed.toml
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
 IMAGE_CACHE ?= /var/cache/runtimed/images
 
-.PHONY: all build deps images run test test-unit test-integration bench lint clean
+.PHONY: all build deps images images-cache run test test-unit fuzz test-integration test-security bench lint clean
 
 all: build
 
@@ -30,8 +30,8 @@ run: images
 	packaging/scripts/with-containerd.sh $(CONTAINERD) \
 		bin/runtimed --config $(CONFIG) --log-format text
 
-## test: lint, unit tests, then integration tests against a private containerd + runsc
-test: lint test-unit test-integration
+## test: lint, unit tests, fuzzing, then the integration and security suites against a private containerd + runsc
+test: lint test-unit fuzz test-integration test-security
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -41,14 +41,26 @@ lint:
 test-unit:
 	$(GO) test -count=1 ./...
 
-## test-integration: needs root; builds the images into the cache if they are not there
-test-integration: deps build
+## fuzz: each fuzz target for a few seconds, from its committed seed corpus
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRun$$' -fuzztime $(FUZZTIME) ./pkg/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateFileName$$' -fuzztime $(FUZZTIME) ./pkg/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseClass$$' -fuzztime $(FUZZTIME) ./pkg/language/
+
+## images-cache: the images built into the cache (for the suites, which import them into their own containerd)
+images-cache: deps build
 	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
+
+## test-integration, test-security: need root
+test-integration: images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/integration/...
 
+test-security: images-cache
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/security/...
+
 ## bench: end-to-end figures per language (median of 10 runs each), against a private containerd + runsc
-bench: deps build
-	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
+bench: images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 10x -timeout 30m ./tests/integration/...
 
 clean:

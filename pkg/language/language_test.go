@@ -84,3 +84,21 @@ func TestParseClassNeverPanicsOnTruncatedInput(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseClass: no class file, however broken, makes the parser panic
+// or read past its end.
+func FuzzParseClass(f *testing.F) {
+	for _, p := range []string{"Other.class", "app/Solution.class", "app/Helper.class"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "classes", p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		info, err := parseClass(data)
+		if err == nil && info.name == "" {
+			t.Fatal("parsed a class without a name")
+		}
+	})
+}
