@@ -19,6 +19,7 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
+	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 	"github.com/runtimed/runtimed/pkg/server"
@@ -134,7 +135,8 @@ func serveAction(c *cli.Context) error {
 	}
 	defer client.Close()
 
-	runner := sandbox.New(client, runnerConfig(cfg), log)
+	m := metrics.New()
+	runner := sandbox.New(client, runnerConfig(cfg), m, log)
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	left, err := runner.Reap(rctx)
 	cancel()
@@ -146,7 +148,7 @@ func serveAction(c *cli.Context) error {
 			Warn("removed leftovers of a previous run")
 	}
 
-	apiServer := server.New(cfg, execution.New(runner), runner, log)
+	apiServer := server.New(cfg, execution.New(runner, m), runner, m, log)
 	l, grouped, err := server.ListenUnix(cfg.Socket, cfg.SocketGroup)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Socket, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,6 +54,21 @@ func (c *Client) Runtimes(ctx context.Context) (*RuntimesResponse, error) {
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var out Health
 	return &out, c.do(ctx, http.MethodGet, "/healthz", nil, &out)
+}
+
+// Ready asks whether runtimed can take work now. A not-ready answer is
+// an *Error with HTTPStatus 503; the checks are in the returned value
+// either way.
+func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
+	var out Readiness
+	err := c.do(ctx, http.MethodGet, "/readyz", nil, &out)
+	var aerr *Error
+	if errors.As(err, &aerr) && aerr.HTTPStatus == http.StatusServiceUnavailable && aerr.Message != "" {
+		if json.Unmarshal([]byte(aerr.Message), &out) == nil && len(out.Checks) > 0 {
+			aerr.Code = CodeUnavailable
+		}
+	}
+	return &out, err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

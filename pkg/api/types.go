@@ -131,3 +131,11 @@ type Health struct {
 	Containerd string `json:"containerd"`
 	Version    string `json:"version"`
 }
+
+// Readiness is the body of GET /readyz: whether runtimed can take work
+// now, and the result of each check (containerd, runtime, images): "ok" or
+// what is wrong.
+type Readiness struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"`
+}

@@ -11,11 +11,13 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
@@ -45,16 +47,25 @@ type Plan struct {
 // Executor carries out plans.
 type Executor struct {
 	sandboxes Sandboxes
+	metrics   *metrics.Metrics
 }
 
 // New returns an executor running its stages in sandboxes.
-func New(sandboxes Sandboxes) *Executor {
-	return &Executor{sandboxes: sandboxes}
+func New(sandboxes Sandboxes, m *metrics.Metrics) *Executor {
+	return &Executor{sandboxes: sandboxes, metrics: m}
 }
 
 // Execute compiles (if the language compiles) and runs the plan. An error
 // means the platform failed.
 func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
+	resp, err := e.execute(ctx, log, p)
+	if err == nil {
+		e.metrics.Execution(p.Language.Name, string(resp.Status))
+	}
+	return resp, err
+}
+
+func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
 	lang := p.Language
 	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
 	box, err := e.sandboxes.NewBox()
@@ -156,9 +167,15 @@ func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 // stage runs one job and applies the language's own out-of-memory
 // markers to the verdict.
 func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, job sandbox.Job, lang *language.Language) (api.StageResult, error) {
+	start := time.Now()
 	res, err := e.sandboxes.Run(ctx, job)
 	if err != nil {
 		return res, fmt.Errorf("%s stage: %w", name, err)
+	}
+	if name == "compile" {
+		e.metrics.Phase(metrics.PhaseCompile, time.Since(start))
+	} else {
+		e.metrics.Phase(metrics.PhaseRun, time.Duration(res.WallTimeMS)*time.Millisecond)
 	}
 	if res.Status == api.StatusRuntimeError && (lang.OutOfMemory(res.Stderr) || lang.OutOfMemory(res.Stdout)) {
 		res.Status = api.StatusMemoryLimit

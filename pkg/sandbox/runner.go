@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
 
@@ -73,14 +74,15 @@ type Job struct {
 
 // Runner runs jobs in fresh sandboxes.
 type Runner struct {
-	client *containerd.Client
-	cfg    Config
-	log    *logrus.Entry
+	client  *containerd.Client
+	cfg     Config
+	metrics *metrics.Metrics
+	log     *logrus.Entry
 }
 
 // New returns a runner. The client's default namespace is not relied on.
-func New(client *containerd.Client, cfg Config, log *logrus.Entry) *Runner {
-	return &Runner{client: client, cfg: cfg, log: log}
+func New(client *containerd.Client, cfg Config, m *metrics.Metrics, log *logrus.Entry) *Runner {
+	return &Runner{client: client, cfg: cfg, metrics: m, log: log}
 }
 
 func newID() (string, error) {
@@ -113,6 +115,7 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 
 	var cleanups []func(context.Context) error
 	defer func() {
+		start := time.Now()
 		cctx, cancel := context.WithTimeout(r.namespaced(context.Background()), cleanupTimeout)
 		defer cancel()
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -120,7 +123,9 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 				log.WithError(cerr).Warn("sandbox cleanup")
 			}
 		}
+		r.metrics.Phase(metrics.PhaseCleanup, time.Since(start))
 	}()
+	created := time.Now()
 
 	image, err := r.client.GetImage(ctx, job.Image)
 	if err != nil {
@@ -176,6 +181,8 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 		return result, fmt.Errorf("create task: %w", err)
 	}
 	cleanups = append(cleanups, func(cctx context.Context) error { return deleteTask(cctx, task) })
+
+	r.metrics.Phase(metrics.PhaseSandboxCreate, time.Since(created))
 
 	// Wait must not end with the request: the exit is needed for cleanup.
 	waitCtx, cancelWait := context.WithCancel(r.namespaced(context.Background()))

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
-	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
 )
 
@@ -122,9 +121,4 @@ func UnixConnContext(ctx context.Context, c net.Conn) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, peerKey, cred)
-}
-
-func unauthorized(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
-	writeError(w, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
 }

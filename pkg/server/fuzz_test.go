@@ -13,6 +13,7 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 // FuzzDecodeRun posts arbitrary bodies to /v1/run. Whatever the body, the
@@ -26,7 +27,7 @@ func FuzzDecodeRun(f *testing.F) {
 	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	srv := New(cfg, executor, fakePlatform{}, logrus.NewEntry(log))
+	srv := New(cfg, executor, fakePlatform{}, metrics.New(), logrus.NewEntry(log))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before := executor.calls.Load()
 		rec := httptest.NewRecorder()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
@@ -47,6 +49,7 @@ type Server struct {
 	executor Executor
 	platform Platform
 	admit    *admission
+	metrics  *metrics.Metrics
 	tokens   *tokens
 	log      *logrus.Entry
 	mux      *http.ServeMux
@@ -55,13 +58,14 @@ type Server struct {
 var _ http.Handler = (*Server)(nil)
 
 // New returns a server for cfg, which must have been validated.
-func New(cfg config.Config, executor Executor, platform Platform, log *logrus.Entry) *Server {
+func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Metrics, log *logrus.Entry) *Server {
 	s := &Server{
 		cfg:      cfg,
 		langs:    language.NewRegistry(cfg.Languages),
 		executor: executor,
 		platform: platform,
-		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued),
+		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued, m),
+		metrics:  m,
 		tokens:   newTokens(cfg.Tokens, cfg.TokenLimits),
 		log:      log,
 		mux:      http.NewServeMux(),
@@ -69,8 +73,10 @@ func New(cfg config.Config, executor Executor, platform Platform, log *logrus.En
 	s.mux.HandleFunc("POST /v1/run", s.handleRun)
 	s.mux.HandleFunc("GET /v1/runtimes", s.handleRuntimes)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", m.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
+		s.fail(w, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
 	})
 	return s
 }
@@ -107,13 +113,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 		c := s.tokens.authenticate(r)
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
-			unauthorized(w)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
+			s.fail(w, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
 			return
 		}
 		log = log.WithField("token", c.name)
 		if wait, ok := c.admitRate(); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
-			writeError(w, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
+			s.fail(w, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
 			return
 		}
 		ctx = context.WithValue(ctx, clientKey, c)
@@ -145,24 +152,26 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	log := logFrom(r.Context())
 	plan, aerr := s.decodeRun(w, r)
 	if aerr != nil {
-		writeError(w, aerr)
+		s.fail(w, aerr)
 		return
 	}
 
 	if c := clientFrom(r.Context()); c != nil {
 		release, ok := c.acquire()
 		if !ok {
-			writeError(w, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
+			s.fail(w, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
 			return
 		}
 		defer release()
 	}
+	queued := time.Now()
 	release, aerr := s.admit.acquire(r.Context())
 	if aerr != nil {
-		writeError(w, aerr)
+		s.fail(w, aerr)
 		return
 	}
 	defer release()
+	s.metrics.Phase(metrics.PhaseQueue, time.Since(queued))
 
 	lang := plan.Language
 	resp, err := s.executor.Execute(r.Context(), log, plan)
@@ -172,11 +181,11 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if errors.Is(err, sandbox.ErrImageMissing) {
-			writeError(w, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
+			s.fail(w, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
 			return
 		}
 		log.WithError(err).Error("execution failed")
-		writeError(w, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
+		s.fail(w, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
 		return
 	}
 	fields := logrus.Fields{"language": lang.Name, "status": resp.Status}
@@ -295,16 +304,69 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	v, err := s.platform.Version(ctx)
 	if err != nil {
-		writeError(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
+		s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: Version})
+}
+
+// handleReady says whether runtimed can take work: containerd answers,
+// the OCI runtime is installed, every language's image is present.
+// /healthz, by contrast, says only that the daemon is alive.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	out := api.Readiness{Ready: true, Checks: map[string]string{}}
+	check := func(name string, err error) {
+		if err != nil {
+			out.Ready = false
+			out.Checks[name] = err.Error()
+			return
+		}
+		out.Checks[name] = "ok"
+	}
+	_, err := s.platform.Version(ctx)
+	check("containerd", err)
+	if bin := s.cfg.Runtime.Binary; bin != "" {
+		_, err := os.Stat(bin)
+		check("runtime", err)
+	}
+	if err == nil {
+		var missing []string
+		for _, l := range s.langs.All() {
+			if ok, err := s.platform.ImagePresent(ctx, l.Image); !ok || err != nil {
+				missing = append(missing, l.Image)
+			}
+		}
+		if len(missing) > 0 {
+			check("images", fmt.Errorf("missing: %s", strings.Join(missing, ", ")))
+		} else {
+			check("images", nil)
+		}
+	}
+	status := http.StatusOK
+	if !out.Ready {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, out)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers with e, counting it: as a rejection if the request was
+// refused, as a sandbox failure if the platform failed.
+func (s *Server) fail(w http.ResponseWriter, e *api.Error) {
+	if e.HTTPStatus >= 500 && e.Code == api.CodeInternal {
+		s.metrics.SandboxFailure()
+	} else {
+		s.metrics.Rejection(string(e.Code))
+	}
+	writeError(w, e)
 }
 
 func writeError(w http.ResponseWriter, e *api.Error) {

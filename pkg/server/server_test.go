@@ -21,6 +21,7 @@ import (
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
+	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
@@ -76,7 +77,7 @@ func newTestServer(t *testing.T, executor Executor, change func(*config.Config))
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, logrus.NewEntry(log)))
+	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, metrics.New(), logrus.NewEntry(log)))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -273,7 +274,7 @@ func tcpServer(t *testing.T, executor Executor, change func(*config.Config)) (*h
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, logrus.NewEntry(log)).TCPHandler())
+	srv := httptest.NewServer(New(cfg, executor, fakePlatform{}, metrics.New(), logrus.NewEntry(log)).TCPHandler())
 	t.Cleanup(srv.Close)
 	return srv, secret
 }
@@ -367,5 +368,67 @@ func TestTokenConcurrencyLimit(t *testing.T) {
 	close(executor.block)
 	if s := <-first; s != 200 {
 		t.Fatalf("first run: %d", s)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	srv := newTestServer(t, &fakeExecutor{}, func(c *config.Config) { c.Runtime.Binary = "/bin/sh" })
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready api.Readiness
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	// The fake platform has only the python image.
+	if resp.StatusCode != http.StatusServiceUnavailable || ready.Ready || ready.Checks["containerd"] != "ok" ||
+		ready.Checks["runtime"] != "ok" || !strings.Contains(ready.Checks["images"], "runtimed.local/javascript:18") {
+		t.Fatalf("%d %+v", resp.StatusCode, ready)
+	}
+	srv = newTestServer(t, &fakeExecutor{}, func(c *config.Config) {
+		c.Runtime.Binary = "/bin/sh"
+		c.Languages = map[string]config.Language{"python": config.DefaultLanguages()["python"]}
+	})
+	resp, err = http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with every image present: %d", resp.StatusCode)
+	}
+}
+
+func TestMetricsCountRejectionsAndLoad(t *testing.T) {
+	executor := &fakeExecutor{block: make(chan struct{}), result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, nil)
+	post(t, srv, `{"language":"cobol","files":[{"name":"a","content":""}]}`)
+	go func() {
+		resp, err := http.Post(srv.URL+"/v1/run", "application/json", strings.NewReader(`{"language":"python","files":[{"name":"a.py","content":""}]}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for executor.calls.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(executor.block)
+	for _, want := range []string{
+		`runtimed_rejections_total{reason="unknown_language"} 1`,
+		`runtimed_executions_in_flight 1`,
+		`runtimed_executions_queued 0`,
+		`runtimed_phase_duration_seconds_count{phase="queue"} 1`,
+		`go_goroutines`, `process_open_fds`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
