@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/sirupsen/logrus"
@@ -24,10 +27,6 @@ import (
 	"github.com/runtimed/runtimed/pkg/sandbox"
 	"github.com/runtimed/runtimed/pkg/server"
 )
-
-// shutdownTimeout bounds how long in-flight executions may take to finish
-// after SIGTERM or SIGINT.
-const shutdownTimeout = 60 * time.Second
 
 // loadConfig builds the configuration: defaults, then the file, then
 // flags, then validation. A missing file at the default path means "use
@@ -116,9 +115,15 @@ func runnerConfig(cfg config.Config) sandbox.Config {
 func serveAction(c *cli.Context) error {
 	// Signals are caught before the slow start-up, so a stop during it is
 	// a clean one.
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	stopCh := make(chan os.Signal, 1)
+	signal.Notify(stopCh, syscall.SIGINT, syscall.SIGTERM)
+	hupCh := make(chan os.Signal, 1)
+	signal.Notify(hupCh, syscall.SIGHUP)
+	defer signal.Stop(stopCh)
+	defer signal.Stop(hupCh)
 
+	// Socket activation's variables are consumed when the sockets are taken.
+	socketActivated := activated()
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
@@ -137,7 +142,10 @@ func serveAction(c *cli.Context) error {
 
 	m := metrics.New()
 	runner := sandbox.New(client, runnerConfig(cfg), m, log)
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	if err := waitForContainerd(stopCh, runner, log); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	left, err := runner.Reap(rctx)
 	cancel()
 	if err != nil {
@@ -149,52 +157,141 @@ func serveAction(c *cli.Context) error {
 	}
 
 	apiServer := server.New(cfg, execution.New(runner, m), runner, m, log)
-	l, grouped, err := server.ListenUnix(cfg.Socket, cfg.SocketGroup)
+	lns, err := listen(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Socket, err)
-	}
-	if !grouped && cfg.SocketGroup != "" {
-		log.Warnf("group %q does not exist; %s is owned by root:root, mode 0660", cfg.SocketGroup, cfg.Socket)
-	}
-	unixSrv := server.HTTPServer(apiServer, cfg.HTTP)
-	unixSrv.ConnContext = server.UnixConnContext
-	servers := []*http.Server{unixSrv}
-	listeners := []net.Listener{l}
-	if cfg.ListenTCP != "" {
-		tl, err := net.Listen("tcp", cfg.ListenTCP)
-		if err != nil {
-			l.Close()
-			return fmt.Errorf("listen on %s: %w", cfg.ListenTCP, err)
-		}
-		if len(cfg.Tokens) == 0 {
-			log.Warnf("listen_tcp is set but no [[tokens]] are configured: every request on %s will be refused", cfg.ListenTCP)
-		}
-		servers = append(servers, server.HTTPServer(apiServer.TCPHandler(), cfg.HTTP))
-		listeners = append(listeners, tl)
-		log.WithField("tcp", tl.Addr().String()).Info("listening on TCP; every request needs a token")
-	}
-
-	errCh := make(chan error, len(servers))
-	for i := range servers {
-		go func(srv *http.Server, l net.Listener) { errCh <- srv.Serve(l) }(servers[i], listeners[i])
-	}
-	log.WithFields(logrus.Fields{"socket": cfg.Socket, "containerd": cfg.Containerd}).Info("runtimed is serving")
-
-	select {
-	case err := <-errCh:
 		return err
-	case <-ctx.Done():
 	}
-	log.Info("stopping: waiting for in-flight executions")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Warn("in-flight executions did not finish in time")
-			_ = srv.Close()
+	// Requests live in drainCtx: at the shutdown deadline it is cancelled
+	// with ErrShuttingDown, which stops their executions.
+	drainCtx, drain := context.WithCancelCause(context.Background())
+	defer drain(nil)
+	var servers []*http.Server
+	errCh := make(chan error, len(lns))
+	for _, l := range lns {
+		var h http.Handler = apiServer
+		switch l.kind {
+		case listenTCP:
+			h = apiServer.TCPHandler()
+		case listenMetrics:
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", m.Handler())
+			h = mux
+		}
+		srv := server.HTTPServer(h, cfg.HTTP)
+		srv.BaseContext = func(net.Listener) context.Context { return drainCtx }
+		if l.kind == listenUnix {
+			srv.ConnContext = server.UnixConnContext
+		}
+		servers = append(servers, srv)
+		go func(l net.Listener) { errCh <- srv.Serve(l) }(l.Listener)
+	}
+	log.WithFields(logrus.Fields{"socket": lns[0].Addr().String(), "containerd": cfg.Containerd}).Info("runtimed is serving")
+	notify(log, daemon.SdNotifyReady, "STATUS=serving")
+
+	status := time.NewTicker(5 * time.Second)
+	defer status.Stop()
+	for {
+		select {
+		case err := <-errCh:
+			return err
+		case <-status.C:
+			running, queued := apiServer.Load()
+			notify(log, fmt.Sprintf("STATUS=serving: %d running, %d queued", running, queued))
+		case <-hupCh:
+			reload(c, cfg, apiServer, log)
+		case sig := <-stopCh:
+			log.WithField("signal", sig.String()).Info("stopping: no new requests; waiting for executions under way")
+			notify(log, daemon.SdNotifyStopping, "STATUS=stopping")
+			shutdown(servers, apiServer, drain, time.Duration(cfg.ShutdownTimeoutMS)*time.Millisecond, log)
+			if !socketActivated {
+				_ = os.Remove(cfg.Socket)
+			}
+			log.Info("stopped")
+			return nil
 		}
 	}
-	_ = os.Remove(cfg.Socket)
-	log.Info("stopped")
-	return nil
+}
+
+// shutdown stops accepting, lets the requests under way finish until the
+// deadline, then cancels the rest (their executions are stopped and they
+// are answered 503) and waits for them to answer.
+func shutdown(servers []*http.Server, api *server.Server, drain context.CancelCauseFunc, timeout time.Duration, log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func(srv *http.Server) {
+			defer wg.Done()
+			_ = srv.Shutdown(ctx)
+		}(srv)
+	}
+	finished := api.Wait(timeout)
+	if !finished {
+		running, queued := api.Load()
+		log.WithFields(logrus.Fields{"running": running, "queued": queued}).Warn("shutdown deadline: stopping the executions still under way")
+	}
+	drain(server.ErrShuttingDown)
+	// Stopped executions clean up and answer; that takes seconds.
+	if !api.Wait(time.Minute) {
+		log.Error("requests still under way a minute after the shutdown deadline")
+	}
+	cancel()
+	wg.Wait()
+}
+
+// reload re-reads the configuration on SIGHUP. Limits, tokens and
+// languages take effect for the next requests; a configuration that fails
+// validation is refused and the running one stays.
+func reload(c *cli.Context, running config.Config, api *server.Server, log *logrus.Entry) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		log.WithError(err).Error("reload refused; the running configuration stays")
+		return
+	}
+	for key, changed := range map[string]bool{
+		"socket": cfg.Socket != running.Socket, "listen_tcp": cfg.ListenTCP != running.ListenTCP,
+		"metrics_listen": cfg.MetricsListen != running.MetricsListen, "containerd": cfg.Containerd != running.Containerd,
+		"namespace": cfg.Namespace != running.Namespace, "instance": cfg.Instance != running.Instance,
+		"state_dir": cfg.StateDir != running.StateDir, "runtime": cfg.Runtime != running.Runtime,
+		"sandbox": cfg.Sandbox != running.Sandbox, "http": cfg.HTTP != running.HTTP,
+		"requests.max_concurrent": cfg.Requests.MaxConcurrent != running.Requests.MaxConcurrent,
+		"requests.max_queued": cfg.Requests.MaxQueued != running.Requests.MaxQueued,
+	} {
+		if changed {
+			log.Warnf("reload: %s changed; it takes effect at the next start", key)
+		}
+	}
+	api.Reload(cfg)
+	log.WithFields(logrus.Fields{"languages": len(cfg.Languages), "tokens": len(cfg.Tokens)}).Info("configuration reloaded")
+}
+
+// waitForContainerd waits until containerd answers, so that READY=1 means
+// runtimed can work. A stop signal ends the wait.
+func waitForContainerd(stop <-chan os.Signal, runner *sandbox.Runner, log *logrus.Entry) error {
+	for warned := false; ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := runner.Version(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !warned {
+			log.WithError(err).Warn("waiting for containerd")
+			warned = true
+		}
+		select {
+		case sig := <-stop:
+			return fmt.Errorf("stopped by %s while waiting for containerd", sig)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// notify sends sd_notify(3) messages when runtimed runs under systemd
+// (NOTIFY_SOCKET is set), and does nothing otherwise.
+func notify(log *logrus.Entry, states ...string) {
+	if _, err := daemon.SdNotify(false, strings.Join(states, "\n")); err != nil {
+		log.WithError(err).Debug("sd_notify")
+	}
 }

@@ -146,6 +146,12 @@ type Config struct {
 	// ListenTCP, if set (host:port), adds a TCP listener on which every
 	// request needs a bearer token.
 	ListenTCP string `toml:"listen_tcp"`
+	// MetricsListen, if set (host:port), serves /metrics alone there,
+	// without a token, for Prometheus.
+	MetricsListen string `toml:"metrics_listen"`
+	// ShutdownTimeoutMS is how long executions under way may take to finish
+	// after SIGTERM; those still running then are stopped and answered 503.
+	ShutdownTimeoutMS int64 `toml:"shutdown_timeout_ms"`
 	// SocketGroup owns the socket, if the group exists.
 	SocketGroup string `toml:"socket_group"`
 	// Containerd is the address of containerd's GRPC socket.
@@ -184,13 +190,14 @@ const (
 // nothing: the safe defaults.
 func Default() Config {
 	return Config{
-		Socket:      "/run/runtimed/runtimed.sock",
-		SocketGroup: "runtimed",
-		Containerd:  "/run/containerd/containerd.sock",
-		Namespace:   "runtimed",
-		Instance:    "runtimed",
-		StateDir:    "/var/lib/runtimed",
-		LogLevel:    "info",
+		Socket:            "/run/runtimed/runtimed.sock",
+		SocketGroup:       "runtimed",
+		Containerd:        "/run/containerd/containerd.sock",
+		Namespace:         "runtimed",
+		Instance:          "runtimed",
+		StateDir:          "/var/lib/runtimed",
+		LogLevel:          "info",
+		ShutdownTimeoutMS: 30000,
 		HTTP: HTTP{
 			ReadHeaderTimeoutMS: 5000,
 			ReadTimeoutMS:       30000,
@@ -421,10 +428,13 @@ func (c *Config) Validate() error {
 	req(r.MaxQueued >= 0, "requests.max_queued must not be negative")
 
 	req(r.MaxTests > 0, "requests.max_tests must be positive")
-	if c.ListenTCP != "" {
-		_, port, err := net.SplitHostPort(c.ListenTCP)
-		req(err == nil && port != "", "listen_tcp must be host:port, e.g. 127.0.0.1:8081")
+	for key, addr := range map[string]string{"listen_tcp": c.ListenTCP, "metrics_listen": c.MetricsListen} {
+		if addr != "" {
+			_, port, err := net.SplitHostPort(addr)
+			req(err == nil && port != "", "%s must be host:port, e.g. 127.0.0.1:8081", key)
+		}
 	}
+	req(c.ShutdownTimeoutMS >= 0, "shutdown_timeout_ms must not be negative")
 	h := c.HTTP
 	req(h.ReadHeaderTimeoutMS > 0 && h.ReadTimeoutMS > 0 && h.IdleTimeoutMS > 0, "http timeouts must be positive")
 	req(h.MaxHeaderBytes >= 1024, "http.max_header_bytes must be at least 1024")

@@ -22,6 +22,7 @@ import (
 type client struct {
 	name    string
 	hash    [sha256.Size]byte
+	limits  config.TokenLimits
 	limiter *rate.Limiter
 	slots   chan struct{}
 }
@@ -32,21 +33,41 @@ type tokens struct {
 	clients []*client
 }
 
-func newTokens(cfg []config.Token, def config.TokenLimits) *tokens {
+// newTokens builds the clients of the configured tokens. A client of
+// prev with the same name, hash and limits is kept as it is, with its
+// rate and slots: a reload does not reset them.
+func newTokens(cfg []config.Token, def config.TokenLimits, prev *tokens) *tokens {
 	t := &tokens{}
 	for _, c := range cfg {
 		lim := c.Limits(def)
 		var h [sha256.Size]byte
 		raw, _ := hex.DecodeString(c.SHA256) // validated with the config
 		copy(h[:], raw)
+		if old := prev.find(c.Name); old != nil && old.hash == h && old.limits == lim {
+			t.clients = append(t.clients, old)
+			continue
+		}
 		t.clients = append(t.clients, &client{
 			name:    c.Name,
 			hash:    h,
+			limits:  lim,
 			limiter: rate.NewLimiter(rate.Limit(lim.RatePerMinute/60), lim.Burst),
 			slots:   make(chan struct{}, lim.MaxConcurrent),
 		})
 	}
 	return t
+}
+
+func (t *tokens) find(name string) *client {
+	if t == nil {
+		return nil
+	}
+	for _, c := range t.clients {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // authenticate returns the client whose token the request carries. Every

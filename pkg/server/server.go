@@ -14,7 +14,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -44,32 +48,43 @@ var Version = "dev"
 
 // Server is the HTTP API.
 type Server struct {
-	cfg      config.Config
-	langs    *language.Registry
+	// state is what a reload replaces: the configuration, languages and
+	// tokens. A request uses the state it started with.
+	state    atomic.Pointer[state]
 	executor Executor
 	platform Platform
 	admit    *admission
 	metrics  *metrics.Metrics
-	tokens   *tokens
 	log      *logrus.Entry
 	mux      *http.ServeMux
+	// active counts the requests being served, so that a shutdown can
+	// wait for the ones it cut off to answer.
+	active sync.WaitGroup
 }
+
+type state struct {
+	cfg    config.Config
+	langs  *language.Registry
+	tokens *tokens
+}
+
+// ErrShuttingDown is the cause with which a shutdown cancels the requests
+// still running at its deadline: they are answered 503.
+var ErrShuttingDown = errors.New("runtimed is shutting down")
 
 var _ http.Handler = (*Server)(nil)
 
 // New returns a server for cfg, which must have been validated.
 func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Metrics, log *logrus.Entry) *Server {
 	s := &Server{
-		cfg:      cfg,
-		langs:    language.NewRegistry(cfg.Languages),
 		executor: executor,
 		platform: platform,
 		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued, m),
 		metrics:  m,
-		tokens:   newTokens(cfg.Tokens, cfg.TokenLimits),
 		log:      log,
 		mux:      http.NewServeMux(),
 	}
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
 	s.mux.HandleFunc("POST /v1/run", s.handleRun)
 	s.mux.HandleFunc("GET /v1/runtimes", s.handleRuntimes)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -97,6 +112,9 @@ func (s *Server) TCPHandler() http.Handler {
 // serve gives every request an id (X-Request-Id, or a new one) and a log
 // entry carrying it, and on the TCP listener checks the token.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
+	s.active.Add(1)
+	defer s.active.Done()
+	st := s.state.Load()
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 128 {
 		b := make([]byte, 8)
@@ -110,7 +128,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 	}
 	ctx := r.Context()
 	if needToken {
-		c := s.tokens.authenticate(r)
+		c := st.tokens.authenticate(r)
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
@@ -127,12 +145,42 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 	}
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	ctx = context.WithValue(ctx, stateKey, st)
 	s.mux.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, logKey, log)))
 	log.WithFields(logrus.Fields{
 		"method": r.Method, "path": r.URL.Path, "status": rec.status,
 		"duration_ms": time.Since(start).Milliseconds(),
 	}).Debug("request")
 }
+
+const stateKey ctxKey = 3
+
+func stateFrom(ctx context.Context) *state {
+	return ctx.Value(stateKey).(*state)
+}
+
+// Reload replaces the limits, tokens and languages with those of cfg,
+// which must have been validated. Requests under way keep the old ones; a
+// token whose hash and limits did not change keeps its rate and slots.
+func (s *Server) Reload(cfg config.Config) {
+	old := s.state.Load()
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+}
+
+// Wait waits, up to timeout, for every request being served to answer.
+func (s *Server) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Load reports how many executions run and wait now.
+func (s *Server) Load() (running, queued int) { return s.admit.Load() }
 
 func logFrom(ctx context.Context) *logrus.Entry {
 	return ctx.Value(logKey).(*logrus.Entry)
@@ -176,8 +224,18 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	lang := plan.Language
 	resp, err := s.executor.Execute(r.Context(), log, plan)
 	if err != nil {
+		if errors.Is(context.Cause(r.Context()), ErrShuttingDown) {
+			log.WithError(err).Warn("execution cut off by the shutdown")
+			s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "runtimed is shutting down and stopped this execution; retry it", HTTPStatus: http.StatusServiceUnavailable})
+			return
+		}
 		if r.Context().Err() != nil {
 			log.WithError(err).Info("client went away; execution stopped")
+			return
+		}
+		if errdefs.IsUnavailable(err) {
+			log.WithError(err).Warn("containerd is unavailable")
+			s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer; retry later", HTTPStatus: http.StatusServiceUnavailable})
 			return
 		}
 		if errors.Is(err, sandbox.ErrImageMissing) {
@@ -207,23 +265,24 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 // has passed.
 func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (execution.Plan, *api.Error) {
 	var req api.RunRequest
-	body := http.MaxBytesReader(w, r.Body, s.cfg.Requests.MaxBodyBytes)
+	st := stateFrom(r.Context())
+	body := http.MaxBytesReader(w, r.Body, st.cfg.Requests.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return execution.Plan{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+		return execution.Plan{}, decodeError(err, st.cfg.Requests.MaxBodyBytes)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return execution.Plan{}, decodeError(err, s.cfg.Requests.MaxBodyBytes)
+			return execution.Plan{}, decodeError(err, st.cfg.Requests.MaxBodyBytes)
 		}
 		return execution.Plan{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
 	}
-	return s.plan(&req)
+	return st.plan(&req)
 }
 
 // plan checks a decoded request against the configuration.
-func (s *Server) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
+func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if req.Language == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
 	}
@@ -286,7 +345,7 @@ func decodeError(err error, maxBody int64) *api.Error {
 
 func (s *Server) handleRuntimes(w http.ResponseWriter, r *http.Request) {
 	out := api.RuntimesResponse{Runtimes: []api.Runtime{}}
-	for _, l := range s.langs.All() {
+	for _, l := range stateFrom(r.Context()).langs.All() {
 		present, err := s.platform.ImagePresent(r.Context(), l.Image)
 		if err != nil {
 			logFrom(r.Context()).WithError(err).Warn("look up image")
@@ -327,13 +386,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	_, err := s.platform.Version(ctx)
 	check("containerd", err)
-	if bin := s.cfg.Runtime.Binary; bin != "" {
+	st := stateFrom(r.Context())
+	if bin := st.cfg.Runtime.Binary; bin != "" {
 		_, err := os.Stat(bin)
 		check("runtime", err)
 	}
 	if err == nil {
 		var missing []string
-		for _, l := range s.langs.All() {
+		for _, l := range st.langs.All() {
 			if ok, err := s.platform.ImagePresent(ctx, l.Image); !ok || err != nil {
 				missing = append(missing, l.Image)
 			}

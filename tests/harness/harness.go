@@ -275,23 +275,53 @@ type Daemon struct {
 	logf   *os.File
 }
 
+// StartRuntimed starts the suite's runtimed with the config at cfgPath
+// and waits until it answers.
 func StartRuntimed(cfgPath string) (*Daemon, error) {
-	d := &Daemon{exited: make(chan error, 1), Log: filepath.Join(Env.Dir, "runtimed.log")}
-	var err error
-	if d.logf, err = os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(filepath.Join(Env.Bin, "runtimed"), "--config", cfgPath, "--log-format", "json")
-	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
 	Env.Client = api.NewClient(Env.Socket, "")
+	return Start(Instance{Config: cfgPath, Socket: Env.Socket, Log: filepath.Join(Env.Dir, "runtimed.log")}, nil)
+}
+
+// Instance is one runtimed's files: more than one may share the suite's
+// containerd.
+type Instance struct {
+	Name, Config, Socket, StateDir, Log string
+}
+
+// NewInstance writes the config of another runtimed named name, on the
+// suite's containerd, with its own socket and state; extra is appended to
+// its config.
+func NewInstance(name, extra string) (Instance, error) {
+	dir := filepath.Join(Env.Dir, "instance-"+name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Instance{}, err
+	}
+	in := Instance{
+		Name: name, Config: filepath.Join(dir, "runtimed.toml"), Socket: filepath.Join(dir, "runtimed.sock"),
+		StateDir: filepath.Join(dir, "state"), Log: filepath.Join(dir, "runtimed.log"),
+	}
+	return in, os.WriteFile(in.Config, []byte(fmt.Sprintf(`instance = %q
+socket = %q
+containerd = %q
+state_dir = %q
+log_level = "debug"
+%s
+`, name, in.Socket, Env.Containerd, in.StateDir, extra)), 0o600)
+}
+
+// Start starts runtimed for in, with extra environment variables, and
+// waits until it answers on its socket. The daemon runs as its systemd
+// unit has it: with no new privileges and a umask of 077.
+func Start(in Instance, environ []string) (*Daemon, error) {
+	d, err := Spawn(in, environ, filepath.Join(Env.Bin, "runtimed"), "--config", in.Config, "--log-format", "json")
+	if err != nil {
+		return nil, err
+	}
+	client := api.NewClient(in.Socket, "")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := Env.Client.Health(ctx)
+		_, err := client.Health(ctx)
 		cancel()
 		if err == nil {
 			return d, nil
@@ -311,6 +341,30 @@ func StartRuntimed(cfgPath string) (*Daemon, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Spawn starts argv (runtimed, or a wrapper of it) for in under
+// setpriv --no-new-privs and umask 077, and returns at once.
+func Spawn(in Instance, environ []string, argv ...string) (*Daemon, error) {
+	d := &Daemon{exited: make(chan error, 1), Log: in.Log}
+	var err error
+	if d.logf, err = os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command("sh", append([]string{"-c", `umask 077 && exec setpriv --no-new-privs "$@"`, "sh"}, argv...)...)
+	d.cmd.Env = append(os.Environ(), environ...)
+	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	return d, nil
+}
+
+// Signal sends sig to the daemon without waiting.
+func (d *Daemon) Signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
+
+// Exited returns the daemon's exit once it has exited.
+func (d *Daemon) Exited() <-chan error { return d.exited }
 
 // Stop sends SIGTERM and waits for runtimed to exit.
 func (d *Daemon) Stop() { d.signal(syscall.SIGTERM) }
