@@ -271,7 +271,10 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 		result.Status = api.StatusTimeout
 	case why == killedOutput || result.StdoutTruncated || result.StderrTruncated:
 		result.Status = api.StatusOutputLimit
-	case use.OOMKills > 0:
+	case use.OOMKills > 0, code != 0 && use.MemoryLimitHits > 0 && use.PeakMemoryBytes >= job.Limits.MemoryBytes*95/100:
+		// The kernel's OOM killer acted in the sandbox's cgroup; or the
+		// cgroup reached its limit and the sandbox died of it: gVisor's
+		// own allocations failing ends it without an OOM kill.
 		result.Status = api.StatusMemoryLimit
 	case code != 0:
 		result.Status = api.StatusRuntimeError

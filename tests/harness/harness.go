@@ -136,6 +136,15 @@ func buildBinaries() error {
 	return nil
 }
 
+// containerdProc is the suite's containerd.
+type containerdProc struct {
+	root, conf string
+	cmd        *exec.Cmd
+	logf       *os.File
+}
+
+var ctrd containerdProc
+
 func startContainerd() (func(), error) {
 	root := filepath.Join(Env.Dir, "containerd")
 	Env.Containerd = filepath.Join(root, "containerd.sock")
@@ -153,31 +162,26 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(root, "containerd.log"))
-	if err != nil {
+	ctrd = containerdProc{root: root, conf: conf}
+	if err := ctrd.start(); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("containerd", "--config", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() {
-		if Env.Ctr != nil {
-			Env.Ctr.Close()
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
+	return func() {
+		ctrd.stop()
 		unmountUnder(root)
+	}, nil
+}
+
+func (p *containerdProc) start() error {
+	var err error
+	if p.logf, err = os.OpenFile(filepath.Join(p.root, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return err
+	}
+	p.cmd = exec.Command("containerd", "--config", p.conf)
+	p.cmd.Stdout, p.cmd.Stderr = p.logf, p.logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := p.cmd.Start(); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -185,17 +189,42 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		if err == nil {
 			if _, err = c.Version(context.Background()); err == nil {
 				Env.Ctr = c
-				return stop, nil
+				return nil
 			}
 			c.Close()
 		}
 		if time.Now().After(deadline) {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(root, "containerd.log"))
-			return nil, fmt.Errorf("containerd did not answer: %v\n%s", err, log)
+			p.stop()
+			log, _ := os.ReadFile(filepath.Join(p.root, "containerd.log"))
+			return fmt.Errorf("containerd did not answer: %v\n%s", err, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (p *containerdProc) stop() {
+	if Env.Ctr != nil {
+		Env.Ctr.Close()
+		Env.Ctr = nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.logf.Close()
+}
+
+// RestartContainerd stops the suite's containerd, calls during while it
+// is down, and starts it again.
+func RestartContainerd(during func()) error {
+	ctrd.stop()
+	during()
+	return ctrd.start()
 }
 
 // unmountUnder detaches every mount below dir, deepest first, so that the
