@@ -8,7 +8,7 @@ CONFIG    ?= packaging/runtimed.toml
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
 IMAGE_CACHE ?= /var/cache/runtimed/images
 
-.PHONY: all build deps images images-cache run test test-unit fuzz test-integration test-security bench lint clean
+.PHONY: all build deps test-deps images images-cache run test test-unit fuzz test-integration test-security bench lint clean
 
 all: build
 
@@ -19,6 +19,9 @@ build:
 ## deps: containerd, debootstrap and the pinned gVisor, where missing
 deps:
 	packaging/scripts/deps.sh
+
+test-deps:
+	packaging/scripts/deps.sh --test
 
 ## images: each language's image, built unless cached, imported unless current
 images: deps build
@@ -49,7 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseClass$$' -fuzztime $(FUZZTIME) ./pkg/language/
 
 ## images-cache: the images built into the cache (for the suites, which import them into their own containerd)
-images-cache: deps build
+images-cache: test-deps build
 	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
 
 ## test-integration, test-security: need root

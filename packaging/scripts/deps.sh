@@ -12,7 +12,13 @@ cache=${RUNTIMED_CACHE:-/var/cache/runtimed}
 
 say() { printf 'deps: %s\n' "$*"; }
 
+# --test adds what the test suites use: nginx, for the tests that put it in
+# front of runtimed.
 missing=()
+if [ "${1:-}" = "--test" ]; then
+  command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+fi
 command -v containerd >/dev/null 2>&1 || missing+=(containerd)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v chroot >/dev/null 2>&1 || missing+=(coreutils)

@@ -37,6 +37,12 @@ func NewClient(addr, token string) *Client {
 	return &Client{http: &http.Client{Transport: tr}, base: "http://runtimed", token: token}
 }
 
+// NewHTTPClient returns a client for the base URL of runtimed's TCP
+// listener (or a proxy in front of it) that sends its requests with hc.
+func NewHTTPClient(base, token string, hc *http.Client) *Client {
+	return &Client{http: hc, base: strings.TrimSuffix(base, "/"), token: token}
+}
+
 // Run runs code. A non-nil error is either an *Error from runtimed or a
 // transport failure; the program's own failure is in the response.
 func (c *Client) Run(ctx context.Context, req *RunRequest) (*RunResponse, error) {
