@@ -167,6 +167,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 // stage runs one job and applies the language's own out-of-memory
 // markers to the verdict.
 func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, job sandbox.Job, lang *language.Language) (api.StageResult, error) {
+	job.Log = log
 	start := time.Now()
 	res, err := e.sandboxes.Run(ctx, job)
 	if err != nil {

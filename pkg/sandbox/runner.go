@@ -70,6 +70,8 @@ type Job struct {
 	Env    []string
 	Stdin  []byte
 	Limits api.Limits
+	// Log carries the request's fields (its id); the runner's own if nil.
+	Log *logrus.Entry
 }
 
 // Runner runs jobs in fresh sandboxes.
@@ -110,7 +112,11 @@ func (r *Runner) Run(ctx context.Context, job Job) (result api.StageResult, err 
 	if err != nil {
 		return result, err
 	}
-	log := r.log.WithField("sandbox", id)
+	log := job.Log
+	if log == nil {
+		log = r.log
+	}
+	log = log.WithField("sandbox", id)
 	ctx = r.namespaced(ctx)
 
 	var cleanups []func(context.Context) error

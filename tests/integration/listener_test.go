@@ -163,3 +163,69 @@ func TestHeaderCap(t *testing.T) {
 		t.Fatalf("64 KiB of headers: %d, want 431", resp.StatusCode)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	runOK(t, &api.RunRequest{Language: "python", Files: files("m.py", "print(1)")})
+	runOK(t, &api.RunRequest{Language: "c", Files: files("m.c", "int main(void) { return 0; }\n")})
+	get := func(c *http.Client, url string, token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	status, body := get(unixHTTP(), "http://runtimed/metrics", "")
+	if status != 200 {
+		t.Fatalf("unix /metrics: %d", status)
+	}
+	for _, want := range []string{
+		`runtimed_executions_total{language="python",status="ok"}`,
+		`runtimed_executions_total{language="c",status="ok"}`,
+		`runtimed_phase_duration_seconds_count{phase="queue"}`,
+		`runtimed_phase_duration_seconds_count{phase="sandbox_create"}`,
+		`runtimed_phase_duration_seconds_count{phase="compile"}`,
+		`runtimed_phase_duration_seconds_count{phase="run"}`,
+		`runtimed_phase_duration_seconds_count{phase="cleanup"}`,
+		`runtimed_executions_in_flight`, `runtimed_executions_queued`,
+		`runtimed_sandbox_failures_total`, `go_goroutines`, `process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if status, _ := get(http.DefaultClient, "http://"+env.TCP+"/metrics", ""); status != http.StatusUnauthorized {
+		t.Fatalf("TCP /metrics without a token: %d", status)
+	}
+	if status, body := get(http.DefaultClient, "http://"+env.TCP+"/metrics", harness.TestToken); status != 200 || !strings.Contains(body, "runtimed_executions_total") {
+		t.Fatalf("TCP /metrics with the token: %d", status)
+	}
+
+	// metrics_listen: /metrics alone, without a token.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	in, err := harness.NewInstance("metrics", fmt.Sprintf("metrics_listen = %q", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := harness.Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	if status, body := get(http.DefaultClient, "http://"+addr+"/metrics", ""); status != 200 || !strings.Contains(body, "runtimed_executions_in_flight") {
+		t.Fatalf("metrics_listen /metrics: %d", status)
+	}
+	if status, _ := get(http.DefaultClient, "http://"+addr+"/v1/runtimes", ""); status != http.StatusNotFound {
+		t.Fatalf("metrics_listen serves more than /metrics: %d", status)
+	}
+}
