@@ -48,32 +48,34 @@ func TestPlatformFailuresLeaveNothing(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errs := make(chan error, 3)
-	for i := 0; i < 3; i++ {
+	// A load: more executions than run at once (4); the rest queue.
+	const load = 6
+	errs := make(chan error, load)
+	for i := 0; i < load; i++ {
 		go func() {
 			_, err := env.Client.Run(ctx, &api.RunRequest{Language: "python", Files: files("s.py", "import time\ntime.sleep(60)"),
 				Limits: api.Limits{WallTimeMS: 30000}})
 			errs <- err
 		}()
 	}
-	// Wait until the three sandboxes exist.
+	// Wait until the four sandboxes that may run at once exist.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cs, err := env.Ctr.Containers(namespaces.WithNamespace(ctx, harness.Namespace))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(cs) == 3 {
+		if len(cs) == 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sandboxes after 30 s, want 3", len(cs))
+			t.Fatalf("%d sandboxes after 30 s, want 4", len(cs))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let the tasks start
 	env.Daemon.Kill()
-	for i := 0; i < 3; i++ {
+	for i := 0; i < load; i++ {
 		if err := <-errs; err == nil {
 			t.Fatal("a request succeeded although runtimed was killed")
 		}
