@@ -12,9 +12,10 @@ IMAGE_CACHE ?= /var/cache/runtimed/images
 
 all: build
 
-## build: runtimed and runtimectl in bin/
+## build: runtimed, runtimectl and runtimed-init (static: it runs inside the sandboxes) in bin/
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/runtimed ./cmd/runtimectl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/ ./cmd/runtimed-init
 
 ## deps: containerd, debootstrap and the pinned gVisor, where missing
 deps:

@@ -25,7 +25,7 @@ func main() {
 			},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"RUNTIMED_TOKEN"}, Usage: "bearer token for a TCP listener"},
 		},
-		Commands: []*cli.Command{runCommand, runtimesCommand, healthCommand, versionCommand, tokenCommand},
+		Commands: []*cli.Command{runCommand, runtimesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand},
 		// Exit codes are runtimectl's own business (see run).
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

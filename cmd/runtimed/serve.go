@@ -109,7 +109,44 @@ func runnerConfig(cfg config.Config) sandbox.Config {
 		BoxBytes:  cfg.Sandbox.BoxBytes,
 		BoxInodes: cfg.Sandbox.BoxInodes,
 		TmpBytes:  cfg.Sandbox.TmpBytes,
+		AgentPath: agentPath(cfg.Runtime.Init),
 	}
+}
+
+// agentPath finds runtimed-init: where the configuration says, else next
+// to the runtimed binary (a build tree, make run), else where the package
+// installs it.
+func agentPath(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "runtimed-init")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "/usr/lib/runtimed/runtimed-init"
+}
+
+// poolConfigs are the warm pools cfg asks for: per language with a pool
+// size, one for its run stage at the default limits and, for a compiled
+// language, one for its compile stage.
+func poolConfigs(cfg config.Config) []sandbox.PoolConfig {
+	var out []sandbox.PoolConfig
+	for _, l := range cfg.Languages {
+		if l.PoolSize == 0 {
+			continue
+		}
+		profile := func(d config.Limits) sandbox.Profile {
+			return sandbox.Profile{Image: l.Image, MemoryBytes: d.MemoryBytes, CPU: d.CPU, Pids: d.Pids}
+		}
+		out = append(out, sandbox.PoolConfig{Profile: profile(cfg.Defaults), Size: l.PoolSize})
+		if len(l.Compile) > 0 {
+			out = append(out, sandbox.PoolConfig{Profile: profile(cfg.CompileDefaults), Size: l.PoolSize})
+		}
+	}
+	return out
 }
 
 func serveAction(c *cli.Context) error {
@@ -156,6 +193,18 @@ func serveAction(c *cli.Context) error {
 			Warn("removed leftovers of a previous run")
 	}
 
+	if _, err := os.Stat(runnerConfig(cfg).AgentPath); err != nil {
+		return fmt.Errorf("runtimed-init, every sandbox's first process: %w (build it with make build, or set runtime.init)", err)
+	}
+	runner.Configure(poolConfigs(cfg), cfg.Pool.MemoryBytes)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := runner.Close(ctx); err != nil {
+			log.WithError(err).Error("removing the sandboxes")
+		}
+	}()
+
 	apiServer := server.New(cfg, execution.New(runner, m), runner, m, log)
 	lns, err := listen(cfg, log)
 	if err != nil {
@@ -198,7 +247,9 @@ func serveAction(c *cli.Context) error {
 			running, queued := apiServer.Load()
 			notify(log, fmt.Sprintf("STATUS=serving: %d running, %d queued", running, queued))
 		case <-hupCh:
-			reload(c, cfg, apiServer, log)
+			if next, ok := reload(c, cfg, apiServer, log); ok {
+				runner.Configure(poolConfigs(next), next.Pool.MemoryBytes)
+			}
 		case sig := <-stopCh:
 			log.WithField("signal", sig.String()).Info("stopping: no new requests; waiting for executions under way")
 			notify(log, daemon.SdNotifyStopping, "STATUS=stopping")
@@ -243,11 +294,11 @@ func shutdown(servers []*http.Server, api *server.Server, drain context.CancelCa
 // reload re-reads the configuration on SIGHUP. Limits, tokens and
 // languages take effect for the next requests; a configuration that fails
 // validation is refused and the running one stays.
-func reload(c *cli.Context, running config.Config, api *server.Server, log *logrus.Entry) {
+func reload(c *cli.Context, running config.Config, api *server.Server, log *logrus.Entry) (config.Config, bool) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		log.WithError(err).Error("reload refused; the running configuration stays")
-		return
+		return running, false
 	}
 	for key, changed := range map[string]bool{
 		"socket": cfg.Socket != running.Socket, "listen_tcp": cfg.ListenTCP != running.ListenTCP,
@@ -264,6 +315,7 @@ func reload(c *cli.Context, running config.Config, api *server.Server, log *logr
 	}
 	api.Reload(cfg)
 	log.WithFields(logrus.Fields{"languages": len(cfg.Languages), "tokens": len(cfg.Tokens)}).Info("configuration reloaded")
+	return cfg, true
 }
 
 // waitForContainerd waits until containerd answers, so that READY=1 means

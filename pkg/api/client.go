@@ -56,6 +56,12 @@ func (c *Client) Runtimes(ctx context.Context) (*RuntimesResponse, error) {
 	return &out, c.do(ctx, http.MethodGet, "/v1/runtimes", nil, &out)
 }
 
+// Pools describes the warm pools.
+func (c *Client) Pools(ctx context.Context) (*Pools, error) {
+	var out Pools
+	return &out, c.do(ctx, http.MethodGet, "/v1/pools", nil, &out)
+}
+
 // Health asks whether runtimed is up and containerd answers it.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var out Health

@@ -139,3 +139,29 @@ type Readiness struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
 }
+
+// Pool is one warm pool: sandboxes of one image and set of limits,
+// created and started ahead of the requests that take them.
+type Pool struct {
+	Image       string  `json:"image"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPU         float64 `json:"cpu"`
+	Pids        int64   `json:"pids"`
+	Ready       int     `json:"ready"`
+	Creating    int     `json:"creating"`
+	// Target is what the pool fills to now: it grows while requests find
+	// the pool empty, up to Size, and shrinks when they stop.
+	Target int `json:"target"`
+	Size   int `json:"size"`
+	// IdleBytes is the memory one idle sandbox of the pool held, as last
+	// measured in its cgroup.
+	IdleBytes int64 `json:"idle_bytes"`
+	// Sandboxes are the ids (containerd containers) of the pool's ready
+	// and starting sandboxes.
+	Sandboxes []string `json:"sandboxes"`
+}
+
+// Pools is GET /v1/pools's answer.
+type Pools struct {
+	Pools []Pool `json:"pools"`
+}

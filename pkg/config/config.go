@@ -50,6 +50,11 @@ type Language struct {
 	// out of memory on its own (a JVM's OutOfMemoryError): a stage that
 	// fails with one in its output gets memory_limit.
 	MemoryErrors []string `toml:"memory_errors"`
+	// PoolSize is how many sandboxes of this language a warm pool may
+	// hold ready, per stage (a compiled language has a compile pool and a
+	// run pool); 0 turns the pool off. A pool holds one, grows while
+	// requests find it empty, and shrinks when they stop.
+	PoolSize int `toml:"pool_size"`
 }
 
 // Runtime says how containerd starts a sandbox.
@@ -60,6 +65,16 @@ type Runtime struct {
 	// empty for shims that need no BinaryName, like io.containerd.runsc.v1.
 	Binary      string `toml:"binary"`
 	Snapshotter string `toml:"snapshotter"`
+	// Init is runtimed-init on the host, every sandbox's first process.
+	// Empty: next to the runtimed binary, else /usr/lib/runtimed/runtimed-init.
+	Init string `toml:"init"`
+}
+
+// Pool bounds the warm pools together.
+type Pool struct {
+	// MemoryBytes bounds the memory all idle pooled sandboxes hold
+	// together, as measured in their cgroups.
+	MemoryBytes int64 `toml:"memory_bytes"`
 }
 
 // Sandbox holds the hardening that every execution gets.
@@ -171,6 +186,7 @@ type Config struct {
 	Tokens      []Token     `toml:"tokens"`
 
 	Runtime  Runtime  `toml:"runtime"`
+	Pool     Pool     `toml:"pool"`
 	Sandbox  Sandbox  `toml:"sandbox"`
 	Requests Requests `toml:"requests"`
 	Defaults Limits   `toml:"defaults"`
@@ -214,6 +230,7 @@ func Default() Config {
 			Binary:      "/usr/local/bin/runsc-runtimed",
 			Snapshotter: "overlayfs",
 		},
+		Pool: Pool{MemoryBytes: 1024 * MiB},
 		Sandbox: Sandbox{
 			UID:       65534,
 			GID:       65534,
@@ -298,6 +315,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/python:3.11",
 			Run:       []string{"/usr/bin/python3.11", "-B", "{entry}"},
 			Env:       []string{"PYTHONDONTWRITEBYTECODE=1"},
+			PoolSize:  2,
 		},
 		"javascript": {
 			Version:   "18",
@@ -305,6 +323,7 @@ func DefaultLanguages() map[string]Language {
 			Extension: ".js",
 			Image:     "runtimed.local/javascript:18",
 			Run:       []string{"/usr/bin/node", "{entry}"},
+			PoolSize:  2,
 		},
 		"c": {
 			Version:   "gcc 12 (C17)",
@@ -313,6 +332,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/c:gcc12",
 			Compile:   []string{"/usr/bin/gcc-12", "-std=c17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
 			Run:       []string{"/box/.runtimed/main"},
+			PoolSize:  1,
 		},
 		"cpp": {
 			Version:   "g++ 12 (C++17)",
@@ -322,6 +342,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/cpp:gcc12",
 			Compile:   []string{"/usr/bin/g++-12", "-std=c++17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
 			Run:       []string{"/box/.runtimed/main"},
+			PoolSize:  1,
 		},
 		"java": {
 			Version:      "17",
@@ -331,6 +352,7 @@ func DefaultLanguages() map[string]Language {
 			Compile:      javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
 			Run:          jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
 			MemoryErrors: []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
+			PoolSize:     1,
 		},
 	}
 }
@@ -412,6 +434,8 @@ func (c *Config) Validate() error {
 	req(filepath.IsAbs(c.StateDir), "state_dir must be an absolute path")
 	req(c.Runtime.Type != "", "runtime.type must be set")
 	req(c.Runtime.Snapshotter != "", "runtime.snapshotter must be set")
+	req(c.Runtime.Init == "" || filepath.IsAbs(c.Runtime.Init), "runtime.init must be an absolute path (or empty)")
+	req(c.Pool.MemoryBytes >= 0, "pool.memory_bytes must not be negative")
 	req(c.Sandbox.UID != 0 && c.Sandbox.GID != 0, "sandbox.uid and sandbox.gid must not be root (0)")
 	req(c.Sandbox.BoxBytes >= 64*KiB, "sandbox.box_bytes must be at least 64 KiB")
 	req(c.Sandbox.BoxInodes >= 64, "sandbox.box_inodes must be at least 64")
@@ -464,6 +488,7 @@ func (c *Config) Validate() error {
 		l := c.Languages[name]
 		req(l.Image != "", "languages.%s.image must be set", name)
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)
+		req(l.PoolSize >= 0 && l.PoolSize <= 64, "languages.%s.pool_size must be from 0 to 64", name)
 		for _, e := range l.Sources {
 			req(strings.HasPrefix(e, "."), "languages.%s.sources: %q must start with a dot", name, e)
 		}

@@ -25,11 +25,9 @@ import (
 // output to. Request files may not use the name.
 const BuildDir = ".runtimed"
 
-// Sandboxes makes boxes and runs stages in sandboxes.
+// Sandboxes gives started sandboxes, one per stage.
 type Sandboxes interface {
-	NewBox() (*sandbox.Box, error)
-	Clone(*sandbox.Box) (*sandbox.Box, error)
-	Run(ctx context.Context, job sandbox.Job) (api.StageResult, error)
+	Acquire(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (*sandbox.Sandbox, error)
 }
 
 // Plan is a validated request.
@@ -68,32 +66,21 @@ func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
 	lang := p.Language
 	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
-	box, err := e.sandboxes.NewBox()
-	if err != nil {
-		return nil, err
-	}
-	defer removeBox(log, box)
-	if err := box.Write(p.Files); err != nil {
-		return nil, err
-	}
 	entry := p.Files[0].Name
 
+	// A compiled language's build: the compile stage's box, kept after
+	// its sandbox is gone; each run gets a copy.
+	var build *sandbox.Box
 	mainClass := ""
 	if lang.Compiled() {
-		if err := box.Mkdir(BuildDir); err != nil {
+		sb, err := e.sandboxes.Acquire(ctx, sandbox.ProfileOf(lang.Image, p.CompileLimits), log)
+		if err != nil {
 			return nil, err
 		}
-		names := make([]string, len(p.Files))
-		for i, f := range p.Files {
-			names[i] = f.Name
-		}
-		res, err := e.stage(ctx, log, "compile", sandbox.Job{
-			Image:  lang.Image,
-			Box:    box,
-			Args:   lang.CompileCommand(entry, lang.Sources(names), p.CompileLimits.MemoryBytes),
-			Env:    lang.Env,
-			Limits: p.CompileLimits,
-		}, lang)
+		build = sb.KeepBox()
+		defer removeBox(log, build)
+		res, err := e.compile(ctx, log, sb, p)
+		sb.Release()
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +90,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			return resp, nil
 		}
 		if lang.NeedsMainClass() {
-			mainClass, err = language.FindMainClass(filepath.Join(box.Dir(), BuildDir), entry)
+			mainClass, err = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry)
 			if errors.Is(err, language.ErrNoMainClass) {
 				res.Status = api.StatusCompileError
 				res.Stderr += "runtimed: " + err.Error() + "\n"
@@ -117,19 +104,33 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 	}
 
-	job := func(b *sandbox.Box, stdin string, args []string) sandbox.Job {
-		return sandbox.Job{
-			Image:  lang.Image,
-			Box:    b,
+	// run runs the program once in a sandbox of its own, on a copy of
+	// the build or on the request's files: no run sees what another
+	// wrote.
+	run := func(log *logrus.Entry, name, stdin string, args []string) (api.StageResult, error) {
+		sb, err := e.sandboxes.Acquire(ctx, sandbox.ProfileOf(lang.Image, p.Limits), log)
+		if err != nil {
+			return api.StageResult{}, err
+		}
+		defer sb.Release()
+		if build != nil {
+			err = build.CopyTo(sb.Box())
+		} else {
+			err = sb.Box().Write(p.Files)
+		}
+		if err != nil {
+			return api.StageResult{}, err
+		}
+		return e.stage(ctx, log, name, sb, sandbox.Program{
 			Args:   lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
 			Env:    lang.Env,
 			Stdin:  []byte(stdin),
 			Limits: p.Limits,
-		}
+		}, lang)
 	}
 
 	if len(p.Tests) == 0 {
-		res, err := e.stage(ctx, log, "run", job(box, p.Stdin, p.Args), lang)
+		res, err := run(log, "run", p.Stdin, p.Args)
 		if err != nil {
 			return nil, err
 		}
@@ -141,14 +142,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 	resp.Status = api.StatusOK
 	resp.Summary = map[api.Status]int{}
 	for i, t := range p.Tests {
-		// Each test gets its own copy of the build: no test sees what
-		// another wrote.
-		tbox, err := e.sandboxes.Clone(box)
-		if err != nil {
-			return nil, err
-		}
-		res, err := e.stage(ctx, log.WithField("test", i), "test", job(tbox, t.Stdin, t.Args), lang)
-		removeBox(log, tbox)
+		res, err := run(log.WithField("test", i), "test", t.Stdin, t.Args)
 		if err != nil {
 			return nil, err
 		}
@@ -164,12 +158,32 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 	return resp, nil
 }
 
-// stage runs one job and applies the language's own out-of-memory
+// compile puts the request's files in the sandbox's box and compiles
+// them into the build directory.
+func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.Sandbox, p Plan) (api.StageResult, error) {
+	lang := p.Language
+	if err := sb.Box().Write(p.Files); err != nil {
+		return api.StageResult{}, err
+	}
+	if err := sb.Box().Mkdir(BuildDir); err != nil {
+		return api.StageResult{}, err
+	}
+	names := make([]string, len(p.Files))
+	for i, f := range p.Files {
+		names[i] = f.Name
+	}
+	return e.stage(ctx, log, "compile", sb, sandbox.Program{
+		Args:   lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
+		Env:    lang.Env,
+		Limits: p.CompileLimits,
+	}, lang)
+}
+
+// stage runs one program and applies the language's own out-of-memory
 // markers to the verdict.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, job sandbox.Job, lang *language.Language) (api.StageResult, error) {
-	job.Log = log
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb *sandbox.Sandbox, prog sandbox.Program, lang *language.Language) (api.StageResult, error) {
 	start := time.Now()
-	res, err := e.sandboxes.Run(ctx, job)
+	res, err := sb.Run(ctx, prog)
 	if err != nil {
 		return res, fmt.Errorf("%s stage: %w", name, err)
 	}

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"github.com/runtimed/runtimed/pkg/oci"
+
 	"context"
 	"fmt"
 	"io"
@@ -163,9 +165,7 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 			return "", fmt.Errorf("setup %s: %w", recipe.Name, err)
 		}
 	}
-	// The sandbox's root is read-only, so the mount point of its working
-	// directory must be in the image.
-	if err := os.Mkdir(filepath.Join(root, "box"), 0o755); err != nil {
+	if err := mountPoints(root); err != nil {
 		return "", err
 	}
 	if len(recipe.Check) > 0 {
@@ -200,4 +200,18 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 func LayoutDir(cacheDir string, recipe Recipe) string {
 	hex := strings.TrimPrefix(recipe.Digest, "sha256:")
 	return filepath.Join(cacheDir, recipe.Name, hex[:16])
+}
+
+// mountPoints makes what a sandbox mounts over in the image: the sandbox's
+// root is read-only, so the mount points of its working directory and of
+// runtimed-init (a file) must be there.
+func mountPoints(root string) error {
+	if err := os.Mkdir(filepath.Join(root, oci.BoxDir), 0o755); err != nil {
+		return err
+	}
+	agent := filepath.Join(root, oci.AgentPath)
+	if err := os.MkdirAll(filepath.Dir(agent), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(agent, nil, 0o755)
 }

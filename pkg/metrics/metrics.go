@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,9 @@ const (
 	PhaseCompile       = "compile"
 	PhaseRun           = "run"
 	PhaseCleanup       = "cleanup"
+	// PhasePoolCreate is the creation of a warm pool's sandbox, off any
+	// request's path.
+	PhasePoolCreate = "pool_create"
 )
 
 // Metrics are the daemon's metrics. A nil *Metrics records nothing, so
@@ -33,6 +37,8 @@ type Metrics struct {
 	queued          prometheus.Gauge
 	rejections      *prometheus.CounterVec
 	sandboxFailures prometheus.Counter
+	poolTakes       *prometheus.CounterVec
+	pools           *poolCollector
 }
 
 // New registers runtimed's metrics in a registry of their own.
@@ -65,7 +71,15 @@ func New() *Metrics {
 			Help: "Executions that failed because a sandbox could not be created or run.",
 		}),
 	}
-	m.registry.MustRegister(m.executions, m.phases, m.inFlight, m.queued, m.rejections, m.sandboxFailures,
+	m.poolTakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "runtimed", Name: "pool_takes_total",
+		Help: "Sandboxes asked of a warm pool, by image and result: hit (a warm one) or miss (a new one was made).",
+	}, []string{"image", "result"})
+	m.pools = &poolCollector{
+		sandboxes: prometheus.NewDesc("runtimed_pool_sandboxes", "Sandboxes in the warm pools, by image and state (ready, creating).", []string{"image", "state"}, nil),
+		idle:      prometheus.NewDesc("runtimed_pool_idle_sandbox_bytes", "Memory held by one idle pooled sandbox, as last measured, by image.", []string{"image"}, nil),
+	}
+	m.registry.MustRegister(m.executions, m.phases, m.inFlight, m.queued, m.rejections, m.sandboxFailures, m.poolTakes, m.pools,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,5 +125,64 @@ func (m *Metrics) Rejection(reason string) {
 func (m *Metrics) SandboxFailure() {
 	if m != nil {
 		m.sandboxFailures.Inc()
+	}
+}
+
+// Pool counts a sandbox asked of the warm pool of image.
+func (m *Metrics) Pool(image string, hit bool) {
+	if m != nil {
+		result := "miss"
+		if hit {
+			result = "hit"
+		}
+		m.poolTakes.WithLabelValues(image, result).Inc()
+	}
+}
+
+// PoolState is one warm pool at the time of a scrape.
+type PoolState struct {
+	Image           string
+	Ready, Creating int
+	IdleBytes       int64
+}
+
+// WatchPools makes each scrape report the pools that states returns.
+func (m *Metrics) WatchPools(states func() []PoolState) {
+	if m != nil {
+		m.pools.mu.Lock()
+		m.pools.states = states
+		m.pools.mu.Unlock()
+	}
+}
+
+type poolCollector struct {
+	sandboxes, idle *prometheus.Desc
+	mu              sync.Mutex
+	states          func() []PoolState
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sandboxes
+	ch <- c.idle
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	states := c.states
+	c.mu.Unlock()
+	if states == nil {
+		return
+	}
+	// Pools of one image (a compile and a run pool) add up.
+	ready, creating, idle := map[string]int{}, map[string]int{}, map[string]int64{}
+	for _, p := range states() {
+		ready[p.Image] += p.Ready
+		creating[p.Image] += p.Creating
+		idle[p.Image] = max(idle[p.Image], p.IdleBytes)
+	}
+	for image := range ready {
+		ch <- prometheus.MustNewConstMetric(c.sandboxes, prometheus.GaugeValue, float64(ready[image]), image, "ready")
+		ch <- prometheus.MustNewConstMetric(c.sandboxes, prometheus.GaugeValue, float64(creating[image]), image, "creating")
+		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(idle[image]), image)
 	}
 }

@@ -63,6 +63,12 @@ func WithIsolation() coci.SpecOpts {
 // memory+swap limit equals the memory limit, so no swap), a CFS quota for
 // the fractional CPU count, and the pids limit.
 //
+// The CPU quota comes with a CFS burst of one period's quota: a sandbox
+// that was idle (a pooled one, waiting for its program) may run ahead of
+// its share for that much CPU time — 50 ms at 0.5 CPU — so a short
+// program is not throttled in the middle of its start-up; over any longer
+// stretch the share holds.
+//
 // Under gVisor the program's processes and threads are not host tasks:
 // the sandbox kernel enforces the pids limit as RLIMIT_NPROC of the
 // sandbox user (it counts threads, as Linux does). The host cgroup's pids
@@ -83,9 +89,15 @@ func WithResources(r Resources) coci.SpecOpts {
 			return err
 		}
 		setRlimit(s, "RLIMIT_NPROC", uint64(r.Pids))
+		burst := CPUBurstUS(r.CPU)
+		s.Linux.Resources.CPU.Burst = &burst
 		return nil
 	}
 }
+
+// CPUBurstUS is the CFS burst of a sandbox with cpu cores: one period's
+// quota, in microseconds.
+func CPUBurstUS(cpu float64) uint64 { return uint64(math.Ceil(cpu * float64(CPUPeriod))) }
 
 // HostPids is the host pids cgroup limit of a sandbox whose program may
 // have pids tasks: room for a stub process and thread per task, and for
@@ -155,16 +167,54 @@ func WithBox(hostDir string, tmpBytes int64) coci.SpecOpts {
 	}
 }
 
-// WithProcess sets the command line and environment.
-func WithProcess(args, env []string) coci.SpecOpts {
+// Where runtimed-init, the sandbox's first process, is inside a sandbox.
+const (
+	AgentDir  = "/.runtimed"
+	AgentPath = AgentDir + "/init"
+)
+
+// AgentCapabilities are all the agent keeps: to start the program as the
+// sandbox user (which drops them for the program) and to kill what the
+// program leaves when it exits.
+var AgentCapabilities = []string{"CAP_SETUID", "CAP_SETGID", "CAP_KILL"}
+
+// WithAgent makes runtimed-init, mounted read-only from hostPath, the
+// sandbox's first process. It runs as root of the sandbox's own user
+// namespace with AgentCapabilities and nothing else, under the spec's
+// hardening otherwise (no new privileges, read-only root, rlimits); the
+// program it starts runs as the hardening's user with no capabilities.
+// Apply it after WithHardening.
+func WithAgent(hostPath string) coci.SpecOpts {
 	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
-		if len(args) == 0 {
-			return fmt.Errorf("sandbox process needs a command")
+		if hostPath == "" {
+			return fmt.Errorf("sandbox agent: no runtimed-init path")
 		}
-		return coci.Compose(
-			coci.WithProcessArgs(args...),
-			coci.WithDefaultPathEnv,
-			coci.WithEnv(append([]string{"HOME=/tmp", "LANG=C.UTF-8", "TMPDIR=/tmp"}, env...)),
-		)(ctx, c, ctr, s)
+		if err := coci.Compose(
+			coci.WithoutMounts(AgentPath),
+			coci.WithMounts([]specs.Mount{{
+				Destination: AgentPath,
+				Type:        "bind",
+				Source:      hostPath,
+				Options:     []string{"rbind", "ro", "nosuid", "nodev"},
+			}}),
+			coci.WithProcessArgs(AgentPath),
+			coci.WithUIDGID(0, 0),
+		)(ctx, c, ctr, s); err != nil {
+			return err
+		}
+		s.Process.User.AdditionalGids = nil
+		s.Process.Env = []string{"PATH=/usr/bin:/bin"}
+		caps := func() []string { return append([]string(nil), AgentCapabilities...) }
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps(), Effective: caps(), Permitted: caps()}
+		return nil
 	}
+}
+
+// ProgramEnv is the environment of a program: a PATH, HOME and TMPDIR in
+// the writable /tmp, a UTF-8 locale, then the language's own variables.
+func ProgramEnv(extra []string) []string {
+	return append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/tmp", "LANG=C.UTF-8", "TMPDIR=/tmp",
+	}, extra...)
 }

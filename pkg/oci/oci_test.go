@@ -33,7 +33,7 @@ func fullSandbox(t *testing.T) *coci.Spec {
 		WithHardening(Hardening{UID: 65534, GID: 65534, MaxFileBytes: 1 << 20, OpenFiles: 64}),
 		WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}),
 		WithBox("/var/lib/runtimed/runs/x/rt-1", 16<<20),
-		WithProcess([]string{"/usr/bin/python3", "main.py"}, []string{"A=1"}),
+		WithAgent("/usr/lib/runtimed/runtimed-init"),
 	)
 }
 
@@ -107,7 +107,7 @@ func TestResourcesRefuseUnset(t *testing.T) {
 }
 
 func TestHardening(t *testing.T) {
-	s := fullSandbox(t)
+	s := sandboxSpec(t, WithHardening(Hardening{UID: 65534, GID: 65534, MaxFileBytes: 1 << 20, OpenFiles: 64}))
 	p := s.Process
 	if p.User.UID != 65534 || p.User.GID != 65534 || len(p.User.AdditionalGids) != 0 {
 		t.Errorf("user %+v, want 65534:65534 and no extra groups", p.User)
@@ -170,17 +170,50 @@ func TestBox(t *testing.T) {
 	}
 }
 
-func TestProcess(t *testing.T) {
+func TestAgent(t *testing.T) {
 	s := fullSandbox(t)
-	if !slices.Equal(s.Process.Args, []string{"/usr/bin/python3", "main.py"}) {
-		t.Errorf("args %v", s.Process.Args)
+	p := s.Process
+	if !slices.Equal(p.Args, []string{AgentPath}) {
+		t.Errorf("args %v", p.Args)
 	}
-	if !slices.Contains(s.Process.Env, "A=1") || !slices.Contains(s.Process.Env, "HOME=/tmp") {
-		t.Errorf("env %v", s.Process.Env)
+	if p.User.UID != 0 || p.User.GID != 0 || len(p.User.AdditionalGids) != 0 {
+		t.Errorf("agent user %+v, want the sandbox's root and no extra groups", p.User)
 	}
-	ctx := namespaces.WithNamespace(context.Background(), "runtimed")
-	var bare coci.Spec
-	if err := coci.ApplyOpts(ctx, nil, &containers.Container{ID: "x"}, &bare, coci.WithDefaultSpec(), WithProcess(nil, nil)); err == nil {
-		t.Error("an empty command was accepted")
+	c := p.Capabilities
+	for name, set := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
+		if !slices.Equal(set, AgentCapabilities) {
+			t.Errorf("%s capabilities %v, want %v", name, set, AgentCapabilities)
+		}
+	}
+	if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
+		t.Errorf("inheritable %v ambient %v, want none", c.Inheritable, c.Ambient)
+	}
+	// The hardening under it holds.
+	if !p.NoNewPrivileges || !s.Root.Readonly {
+		t.Errorf("no_new_privileges %v, read-only root %v", p.NoNewPrivileges, s.Root.Readonly)
+	}
+	var m *specs.Mount
+	for i := range s.Mounts {
+		if s.Mounts[i].Destination == AgentPath {
+			m = &s.Mounts[i]
+		}
+	}
+	if m == nil || m.Source != "/usr/lib/runtimed/runtimed-init" || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "nosuid") {
+		t.Errorf("agent mount %+v", m)
+	}
+	if err := coci.ApplyOpts(context.Background(), nil, &containers.Container{ID: "x"}, &coci.Spec{}, coci.WithDefaultSpec(), WithAgent("")); err == nil {
+		t.Error("an agent without a path was accepted")
+	}
+}
+
+func TestProgramEnv(t *testing.T) {
+	env := ProgramEnv([]string{"A=1"})
+	for _, want := range []string{"HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8", "A=1"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %v lacks %s", env, want)
+		}
+	}
+	if env[len(env)-1] != "A=1" {
+		t.Errorf("the language's variables come last (they win): %v", env)
 	}
 }

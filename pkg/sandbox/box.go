@@ -16,20 +16,16 @@ import (
 
 // Box is the host side of a sandbox's /box: a directory with a tmpfs of
 // its own, so its size is capped and a program filling it fills neither
-// the host disk nor another run's box. A box outlives the sandboxes that
-// use it: a compile stage leaves its output in the box, and each run gets
-// a clone of it.
+// the host disk nor another run's box. Each sandbox has its own box; a
+// compile stage's box is kept after its sandbox is gone (Sandbox.KeepBox),
+// and each run gets a copy of it.
 type Box struct {
 	dir      string
 	uid, gid uint32
 }
 
-// NewBox makes an empty box.
-func (r *Runner) NewBox() (*Box, error) {
-	id, err := newID()
-	if err != nil {
-		return nil, err
-	}
+// newBox makes an empty box for the sandbox id.
+func (r *Runner) newBox(id string) (*Box, error) {
 	dir := filepath.Join(r.cfg.RunDir, id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create box: %w", err)
@@ -100,15 +96,12 @@ func (b *Box) mkdirs(dir string) error {
 	return os.Lchown(dir, int(b.uid), int(b.gid))
 }
 
-// Clone makes a new box holding a copy of b's files. The copy never
-// follows a link: what a sandbox left in b may be hostile. Only regular
-// files, directories and symbolic links (as links) are copied.
-func (r *Runner) Clone(b *Box) (*Box, error) {
-	c, err := r.NewBox()
-	if err != nil {
-		return nil, err
-	}
-	err = filepath.WalkDir(b.dir, func(p string, d fs.DirEntry, err error) error {
+// CopyTo copies b's files into c, a box with nothing of the same names.
+// The copy never follows a link: what a sandbox left in b may be hostile.
+// Only regular files, directories and symbolic links (as links) are
+// copied.
+func (b *Box) CopyTo(c *Box) error {
+	err := filepath.WalkDir(b.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -151,10 +144,9 @@ func (r *Runner) Clone(b *Box) (*Box, error) {
 		}
 	})
 	if err != nil {
-		_ = c.Remove()
-		return nil, fmt.Errorf("clone box: %w", err)
+		return fmt.Errorf("copy box: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 // Remove unmounts the box's tmpfs, which frees its content, and removes

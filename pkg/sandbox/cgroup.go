@@ -1,7 +1,13 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -12,6 +18,7 @@ import (
 // sandbox's processes have exited and before the runtime removes the
 // cgroup.
 type usage struct {
+	MemoryBytes     int64 // now
 	PeakMemoryBytes int64
 	CPUTimeNS       int64
 	// OOMKills counts kills by the kernel's OOM killer inside the cgroup:
@@ -36,6 +43,7 @@ func readUsage(path string) (usage, error) {
 		}
 		var u usage
 		if st.Memory != nil {
+			u.MemoryBytes = int64(st.Memory.Usage)
 			u.PeakMemoryBytes = int64(st.Memory.MaxUsage)
 		}
 		if st.CPU != nil {
@@ -60,8 +68,10 @@ func readUsage(path string) (usage, error) {
 		// With swap included in the limit, memsw is what the limit held.
 		if st.Memory.Swap != nil && st.Memory.Swap.Max > 0 {
 			u.PeakMemoryBytes = int64(st.Memory.Swap.Max)
+			u.MemoryBytes = int64(st.Memory.Swap.Usage)
 		} else if st.Memory.Usage != nil {
 			u.PeakMemoryBytes = int64(st.Memory.Usage.Max)
+			u.MemoryBytes = int64(st.Memory.Usage.Usage)
 		}
 		if st.Memory.Usage != nil {
 			u.MemoryLimitHits = st.Memory.Usage.Failcnt
@@ -77,4 +87,114 @@ func readUsage(path string) (usage, error) {
 		u.CPUTimeNS = int64(st.CPU.Usage.Total)
 	}
 	return u, nil
+}
+
+// meter measures one program in a sandbox that lived before it: a pooled
+// sandbox's cgroup has counted its boot. CPU time and the memory counters
+// are taken as differences from the start; the memory peak is reset at
+// the start where the kernel allows it (cgroup v1; v2 from Linux 6.12),
+// and is the sandbox's lifetime peak otherwise.
+type meter struct {
+	path string
+	base usage
+	// peak is cgroup v2's memory.peak, reset through this descriptor:
+	// reads through it give the peak since the reset.
+	peak *os.File
+}
+
+func (r *Runner) startMeter(path string) (*meter, error) {
+	m := &meter{path: path}
+	var err error
+	if m.base, err = readUsage(path); err != nil {
+		return m, err
+	}
+	if cgroups.Mode() == cgroups.Unified {
+		f, err := os.OpenFile(filepath.Join("/sys/fs/cgroup", path, "memory.peak"), os.O_RDWR, 0)
+		if err == nil {
+			if _, err := f.WriteString("reset\n"); err != nil {
+				f.Close() // before 6.12: the lifetime peak it is
+			} else {
+				m.peak = f
+			}
+		}
+		return m, nil
+	}
+	if dir := r.v1Dir(cgroup1.Memory, path); dir != "" {
+		for _, name := range []string{"memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes"} {
+			// memsw is absent without swap accounting.
+			_ = os.WriteFile(filepath.Join(dir, name), []byte("0"), 0)
+		}
+	}
+	return m, nil
+}
+
+// read returns the program's usage: differences from the start.
+func (m *meter) read() (usage, error) {
+	u, err := readUsage(m.path)
+	if err != nil {
+		return usage{}, err
+	}
+	u.CPUTimeNS -= m.base.CPUTimeNS
+	u.OOMKills -= min(u.OOMKills, m.base.OOMKills)
+	u.MemoryLimitHits -= min(u.MemoryLimitHits, m.base.MemoryLimitHits)
+	if m.peak != nil {
+		buf := make([]byte, 32)
+		n, rerr := m.peak.ReadAt(buf, 0)
+		if v, perr := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64); n > 0 && perr == nil {
+			u.PeakMemoryBytes = v
+		} else if rerr != nil {
+			err = fmt.Errorf("read memory.peak: %w", rerr)
+		}
+		m.peak.Close()
+		m.peak = nil
+	}
+	return u, err
+}
+
+// v1Controllers finds the cgroup v1 controllers' mounts once.
+type v1Controllers struct {
+	once  sync.Once
+	paths map[cgroup1.Name]interface{ Path(string) string }
+}
+
+// v1Dir is the directory of the cgroup at path under the cgroup v1
+// controller name, or "" if it cannot be found.
+func (r *Runner) v1Dir(name cgroup1.Name, path string) string {
+	r.v1.once.Do(func() {
+		r.v1.paths = map[cgroup1.Name]interface{ Path(string) string }{}
+		subs, err := cgroup1.Default()
+		if err != nil {
+			return
+		}
+		for _, s := range subs {
+			if p, ok := s.(interface{ Path(string) string }); ok {
+				r.v1.paths[s.Name()] = p
+			}
+		}
+	})
+	if c := r.v1.paths[name]; c != nil {
+		return c.Path(path)
+	}
+	return ""
+}
+
+// setCPUBurst gives the sandbox's cgroup its CFS burst (see
+// oci.WithResources). runsc sets the quota but not the burst, so runtimed
+// writes it. A kernel without CFS burst (before 5.14) has no file for it;
+// the sandbox then runs without one.
+func (r *Runner) setCPUBurst(path string, burstUS uint64) error {
+	var file string
+	if cgroups.Mode() == cgroups.Unified {
+		file = filepath.Join("/sys/fs/cgroup", path, "cpu.max.burst")
+	} else if dir := r.v1Dir(cgroup1.Cpu, path); dir != "" {
+		file = filepath.Join(dir, "cpu.cfs_burst_us")
+	}
+	if file == "" {
+		return nil
+	}
+	err := os.WriteFile(file, []byte(strconv.FormatUint(burstUS, 10)), 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }

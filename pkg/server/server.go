@@ -41,6 +41,8 @@ type Platform interface {
 	// Version returns containerd's version, or an error if it does not answer.
 	Version(ctx context.Context) (string, error)
 	ImagePresent(ctx context.Context, ref string) (bool, error)
+	// Pools describes the warm pools.
+	Pools() []api.Pool
 }
 
 // Version is runtimed's version, set at build time.
@@ -87,6 +89,9 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
 	s.mux.HandleFunc("POST /v1/run", s.handleRun)
 	s.mux.HandleFunc("GET /v1/runtimes", s.handleRuntimes)
+	s.mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, api.Pools{Pools: s.platform.Pools()})
+	})
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", m.Handler())

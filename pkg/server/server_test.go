@@ -66,6 +66,22 @@ func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) 
 	return strings.Contains(ref, "python"), nil
 }
 
+func (p fakePlatform) Pools() []api.Pool {
+	return []api.Pool{{Image: "runtimed.local/python:3.11", MemoryBytes: 128 << 20, Ready: 1, Target: 1, Size: 2, Sandboxes: []string{"rt-1"}}}
+}
+
+func TestPools(t *testing.T) {
+	srv := newTestServer(t, nil, nil)
+	c := api.NewHTTPClient(srv.URL, "", srv.Client())
+	ps, err := c.Pools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Pools) != 1 || ps.Pools[0].Ready != 1 || ps.Pools[0].Sandboxes[0] != "rt-1" {
+		t.Fatalf("pools %+v", ps)
+	}
+}
+
 func newTestServer(t *testing.T, executor Executor, change func(*config.Config)) *httptest.Server {
 	t.Helper()
 	cfg := config.Default()

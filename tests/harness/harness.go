@@ -129,8 +129,14 @@ func buildBinaries() error {
 	Env.Bin = filepath.Join(Env.Dir, "bin")
 	cmd := exec.Command("go", "build", "-o", Env.Bin+"/", "./cmd/runtimed", "./cmd/runtimectl")
 	cmd.Dir = RepoRoot()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	// runtimed-init runs inside the sandboxes: static, as make builds it.
+	cmd = exec.Command("go", "build", "-o", Env.Bin+"/", "./cmd/runtimed-init")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
 	}
 	return nil

@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// session runs Serve over pipes, as runtimed runs it over the sandbox's
+// stdio, and collects what it relays.
+type session struct {
+	toAgent   *io.PipeWriter
+	fromAgent *io.PipeReader
+	done      chan error
+}
+
+func start(t *testing.T) *session {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := &session{toAgent: inW, fromAgent: outR, done: make(chan error, 1)}
+	go func() {
+		err := Serve(inR, outW)
+		outW.CloseWithError(io.EOF)
+		s.done <- err
+	}()
+	kind, payload, err := ReadFrame(outR, MaxOutFrame)
+	if err != nil || kind != KindReady {
+		t.Fatalf("ready frame: kind %q err %v", kind, err)
+	}
+	var h Hello
+	if err := json.Unmarshal(payload, &h); err != nil || h.Protocol != Protocol {
+		t.Fatalf("hello %q: %v", payload, err)
+	}
+	return s
+}
+
+type outcome struct {
+	stdout, stderr bytes.Buffer
+	order          []byte // the kinds of the output frames, in order
+	started        bool
+	exit           Exit
+}
+
+func (s *session) exec(t *testing.T, x Exec, stdin string) outcome {
+	t.Helper()
+	if x.Dir == "" {
+		x.Dir = t.TempDir()
+	}
+	x.UID, x.GID = uint32(os.Getuid()), uint32(os.Getgid())
+	body, _ := json.Marshal(x)
+	go func() {
+		_ = WriteFrame(s.toAgent, KindExec, body)
+		if stdin != "" {
+			_ = WriteFrame(s.toAgent, KindStdin, []byte(stdin))
+		}
+		_ = WriteFrame(s.toAgent, KindCloseStdin, nil)
+	}()
+	var o outcome
+	deadline := time.AfterFunc(20*time.Second, func() { s.fromAgent.CloseWithError(errors.New("timed out")) })
+	defer deadline.Stop()
+	for {
+		kind, payload, err := ReadFrame(s.fromAgent, MaxOutFrame)
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		switch kind {
+		case KindStarted:
+			o.started = true
+		case KindStdout:
+			o.stdout.Write(payload)
+			o.order = append(o.order, kind)
+		case KindStderr:
+			o.stderr.Write(payload)
+			o.order = append(o.order, kind)
+		case KindExit:
+			if err := json.Unmarshal(payload, &o.exit); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-s.done; err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+			return o
+		default:
+			t.Fatalf("unexpected frame %q", kind)
+		}
+	}
+}
+
+func sh(script string) Exec {
+	return Exec{Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}}
+}
+
+func TestServe(t *testing.T) {
+	t.Run("output and exit code", func(t *testing.T) {
+		o := start(t).exec(t, sh("echo out; echo err >&2; exit 3"), "")
+		if !o.started || o.stdout.String() != "out\n" || o.stderr.String() != "err\n" || o.exit.Code != 3 || o.exit.Signal != 0 || o.exit.Error != "" {
+			t.Fatalf("got %+v stdout %q stderr %q", o.exit, o.stdout.String(), o.stderr.String())
+		}
+	})
+	t.Run("stdin is relayed and closed", func(t *testing.T) {
+		o := start(t).exec(t, sh("cat; echo end"), "a\nb\n")
+		if o.stdout.String() != "a\nb\nend\n" || o.exit.Code != 0 {
+			t.Fatalf("stdout %q exit %+v", o.stdout.String(), o.exit)
+		}
+	})
+	t.Run("a signal is reported", func(t *testing.T) {
+		o := start(t).exec(t, sh("kill -9 $$"), "")
+		if o.exit.Signal != 9 || o.exit.Code != 137 {
+			t.Fatalf("exit %+v", o.exit)
+		}
+	})
+	t.Run("the command is found on the program's PATH", func(t *testing.T) {
+		o := start(t).exec(t, Exec{Args: []string{"true"}, Env: []string{"PATH=/nonexistent:/bin"}}, "")
+		if o.exit.Error != "" || o.exit.Code != 0 {
+			t.Fatalf("exit %+v", o.exit)
+		}
+	})
+	t.Run("a command that cannot start is an error, not an exit", func(t *testing.T) {
+		o := start(t).exec(t, Exec{Args: []string{"no-such-command-here"}, Env: []string{"PATH=/bin"}}, "")
+		if o.started || !strings.Contains(o.exit.Error, "not found") {
+			t.Fatalf("started %v exit %+v", o.started, o.exit)
+		}
+	})
+	t.Run("what the program left running is killed", func(t *testing.T) {
+		began := time.Now()
+		o := start(t).exec(t, sh("sleep 60 & sleep 60 & echo left"), "")
+		if o.stdout.String() != "left\n" || o.exit.Code != 0 {
+			t.Fatalf("stdout %q exit %+v", o.stdout.String(), o.exit)
+		}
+		if d := time.Since(began); d > 10*time.Second {
+			t.Fatalf("took %s: the background processes were waited for", d)
+		}
+	})
+	t.Run("large output arrives whole in bounded frames", func(t *testing.T) {
+		o := start(t).exec(t, sh("head -c 1000000 /dev/zero; head -c 300000 /dev/zero >&2"), "")
+		if o.stdout.Len() != 1_000_000 || o.stderr.Len() != 300_000 {
+			t.Fatalf("stdout %d stderr %d bytes", o.stdout.Len(), o.stderr.Len())
+		}
+		if len(o.order) < 1_300_000/chunk {
+			t.Fatalf("%d frames", len(o.order))
+		}
+	})
+	t.Run("cpu time is counted", func(t *testing.T) {
+		o := start(t).exec(t, sh("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"), "")
+		if o.exit.CPUTimeNS <= 0 || o.exit.MaxRSSBytes <= 0 {
+			t.Fatalf("exit %+v", o.exit)
+		}
+	})
+}
+
+func TestServeEndsWithoutExec(t *testing.T) {
+	s := start(t)
+	s.toAgent.Close()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return when its input ended")
+	}
+}
+
+func TestReadFrame(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, KindStdout, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	if kind, p, err := ReadFrame(bytes.NewReader(raw), 5); err != nil || kind != KindStdout || string(p) != "hello" {
+		t.Fatalf("kind %q payload %q err %v", kind, p, err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader(raw), 4); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader(raw[:7]), 5); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("truncated payload: %v", err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader(raw[:3]), 5); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("truncated header: %v", err)
+	}
+	if _, _, err := ReadFrame(bytes.NewReader(nil), 5); !errors.Is(err, io.EOF) {
+		t.Fatalf("clean end: %v", err)
+	}
+}

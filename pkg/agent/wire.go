@@ -1,0 +1,124 @@
+// Package agent owns runtimed-init, the first process of every sandbox,
+// and the protocol runtimed speaks with it over the sandbox's stdin and
+// stdout. The agent starts in a fresh sandbox, says it is ready, and waits;
+// runtimed then sends it one program to run. The agent starts the program
+// as the sandbox user, relays its stdin, stdout and stderr, and when the
+// program exits, kills whatever it left behind, reaps it all and reports
+// the exit. One sandbox runs one program: the agent exits after it.
+//
+// The agent is what makes a sandbox usable before its request is known:
+// a sandbox can be created, booted and left idle in a warm pool, and the
+// program is started in it in a few milliseconds instead of the time a
+// new sandbox takes.
+//
+// What the agent reports is not trusted to enforce anything: wall time,
+// output size, memory and CPU are measured and limited by runtimed from
+// the host side. A program cannot reach the agent: it runs as another
+// user, without capabilities, and the agent reads nothing the program
+// writes except its output, which it relays as opaque bytes.
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame kinds, runtimed to agent.
+const (
+	KindExec       byte = 'x' // JSON Exec: the program to run
+	KindStdin      byte = 'i' // bytes for the program's stdin
+	KindCloseStdin byte = 'c' // the program's stdin is at its end
+)
+
+// Frame kinds, agent to runtimed.
+const (
+	KindReady   byte = 'R' // JSON Hello: the agent runs and waits for Exec
+	KindStarted byte = 'S' // the program was started
+	KindStdout  byte = 'O' // bytes the program wrote to stdout
+	KindStderr  byte = 'E' // bytes the program wrote to stderr
+	KindExit    byte = 'Z' // JSON Exit: the program and all it started are gone
+)
+
+// Protocol is the version of this protocol; Hello carries it.
+const Protocol = 1
+
+// Frame sizes. A frame from the agent is never larger than MaxOutFrame:
+// runtimed reads what the sandbox sends under that bound, so a broken or
+// subverted agent cannot make it allocate more. A frame to the agent holds
+// at most MaxInFrame (the Exec frame carries the program's arguments and
+// environment).
+const (
+	MaxOutFrame = 64 << 10
+	MaxInFrame  = 8 << 20
+	chunk       = 32 << 10
+)
+
+// headerSize is a frame's header: its kind and the length of its payload
+// (big endian).
+const headerSize = 5
+
+// Hello is the ready frame's payload.
+type Hello struct {
+	Protocol int `json:"protocol"`
+}
+
+// Exec is the program to run.
+type Exec struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+	UID  uint32   `json:"uid"`
+	GID  uint32   `json:"gid"`
+}
+
+// Exit is how the program ended. If it could not be started, Error says
+// why and nothing else is set.
+type Exit struct {
+	Code   int    `json:"code"`             // exit status, or 128+signal
+	Signal int    `json:"signal,omitempty"` // the signal that killed it
+	Error  string `json:"error,omitempty"`
+	// CPUTimeNS is the user and system time of the program and every
+	// process it started, as the sandbox's kernel counted it.
+	CPUTimeNS int64 `json:"cpu_time_ns"`
+	// MaxRSSBytes is the largest resident set of any one of them.
+	MaxRSSBytes int64 `json:"max_rss_bytes"`
+}
+
+// ErrFrameTooLarge is returned for a frame over the reader's bound.
+var ErrFrameTooLarge = errors.New("agent: frame too large")
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, kind byte, payload []byte) error {
+	buf := make([]byte, headerSize+len(payload))
+	buf[0] = kind
+	binary.BigEndian.PutUint32(buf[1:headerSize], uint32(len(payload)))
+	copy(buf[headerSize:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame whose payload is at most max bytes. It
+// returns io.EOF only at a clean end between frames.
+func ReadFrame(r io.Reader, max int) (kind byte, payload []byte, err error) {
+	var h [headerSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("agent: truncated frame header: %w", err)
+		}
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(h[1:])
+	if uint64(n) > uint64(max) {
+		return 0, nil, fmt.Errorf("%w: %d bytes, at most %d", ErrFrameTooLarge, n, max)
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("agent: truncated frame: %w", err)
+	}
+	return h[0], payload, nil
+}

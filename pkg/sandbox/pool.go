@@ -1,0 +1,319 @@
+package sandbox
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/metrics"
+)
+
+// PoolConfig is one warm pool: sandboxes of Profile created and started
+// ahead of time, at most Size of them.
+type PoolConfig struct {
+	Profile Profile
+	Size    int
+}
+
+// Pool sizing. A pool starts with one sandbox and grows by one each time
+// a request finds it empty, up to its size; after shrinkAfter without
+// such a miss it shrinks by one, down to one.
+const (
+	shrinkAfter = 30 * time.Second
+	// createTimeout bounds the creation of one pooled sandbox.
+	createTimeout = time.Minute
+	// maxCreating is how many pooled sandboxes are created at once: the
+	// creation takes CPU from the programs running.
+	maxCreating = 2
+	// defaultIdleBytes is what an idle sandbox is reckoned to hold before
+	// one of its pool was measured.
+	defaultIdleBytes = 64 << 20
+	maxBackoff       = 30 * time.Second
+)
+
+// pools are the runner's warm pools, one per profile, filled in the
+// background within a memory budget.
+type pools struct {
+	r        *Runner
+	mu       sync.Mutex
+	all      map[Profile]*pool
+	budget   int64
+	creating int
+	closed   bool
+	wake     chan struct{}
+	stop     chan struct{}
+	started  bool
+	now      func() time.Time
+}
+
+type pool struct {
+	profile   Profile
+	size      int
+	target    int
+	ready     []*Sandbox
+	creating  map[string]bool // ids
+	lastMiss  time.Time
+	lastTrim  time.Time
+	idleBytes int64 // the last measured idle sandbox
+	failures  int
+	retryAt   time.Time
+	retired   bool
+}
+
+func newPools(r *Runner) *pools {
+	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), now: time.Now}
+}
+
+// Configure sets the pools and their memory budget (bytes of all idle
+// sandboxes together) and starts filling them. Pools no longer configured
+// are emptied; a pool whose size changed keeps its sandboxes.
+func (r *Runner) Configure(cfgs []PoolConfig, budget int64) {
+	p := r.pools
+	p.mu.Lock()
+	p.budget = budget
+	want := map[Profile]int{}
+	for _, c := range cfgs {
+		if c.Size > 0 {
+			want[c.Profile] = c.Size
+		}
+	}
+	var drop []*Sandbox
+	for prof, pl := range p.all {
+		if size, ok := want[prof]; ok {
+			pl.size = size
+			pl.target = min(pl.target, size)
+			continue
+		}
+		pl.retired = true
+		drop = append(drop, pl.ready...)
+		pl.ready = nil
+		delete(p.all, prof)
+	}
+	for prof, size := range want {
+		if _, ok := p.all[prof]; !ok {
+			p.all[prof] = &pool{profile: prof, size: size, target: 1, creating: map[string]bool{}}
+		}
+	}
+	start := !p.started && !p.closed
+	p.started = true
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.Release()
+	}
+	if start {
+		go p.fill()
+	}
+	p.poke()
+}
+
+func (p *pools) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns a ready sandbox of profile prof, or nil. A request that
+// finds its pool empty grows it.
+func (p *pools) take(prof Profile) *Sandbox {
+	p.mu.Lock()
+	pl := p.all[prof]
+	if pl == nil || p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	var s *Sandbox
+	var dead []*Sandbox
+	for len(pl.ready) > 0 && s == nil {
+		c := pl.ready[0]
+		pl.ready = pl.ready[1:]
+		if c.alive() {
+			s = c
+		} else {
+			dead = append(dead, c)
+		}
+	}
+	if s == nil {
+		pl.lastMiss = p.now()
+		pl.target = min(pl.target+1, pl.size)
+	}
+	p.mu.Unlock()
+	for _, d := range dead {
+		p.r.log.WithField("sandbox", d.ID).Warn("a pooled sandbox had died; removing it")
+		d.Release()
+	}
+	p.r.metrics.Pool(prof.Image, s != nil)
+	if s == nil {
+		p.poke()
+	}
+	// A hit refills when the sandbox is released: making its successor
+	// while its program runs would take the CPU from that program.
+	return s
+}
+
+// fill keeps the pools at their targets until the pools are closed.
+func (p *pools) fill() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.wake:
+		case <-tick.C:
+		}
+		p.trim()
+		for p.startOne() {
+		}
+	}
+}
+
+// trim shrinks the pools that had no miss for a while.
+func (p *pools) trim() {
+	now := p.now()
+	var drop []*Sandbox
+	p.mu.Lock()
+	for _, pl := range p.all {
+		if pl.target > 1 && now.Sub(pl.lastMiss) > shrinkAfter && now.Sub(pl.lastTrim) > shrinkAfter {
+			pl.target--
+			pl.lastTrim = now
+		}
+		for len(pl.ready) > pl.target {
+			drop = append(drop, pl.ready[0])
+			pl.ready = pl.ready[1:]
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.Release()
+	}
+}
+
+// startOne starts the creation of one pooled sandbox where a pool is
+// under its target, the budget allows and fewer than maxCreating are
+// under way. It reports whether it started one.
+func (p *pools) startOne() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.creating >= maxCreating {
+		return false
+	}
+	now := p.now()
+	var held int64
+	for _, pl := range p.all {
+		held += int64(len(pl.ready)+len(pl.creating)) * pl.estimate()
+	}
+	var best *pool
+	for _, pl := range p.all {
+		if len(pl.ready)+len(pl.creating) >= pl.target || now.Before(pl.retryAt) || held+pl.estimate() > p.budget {
+			continue
+		}
+		// The emptiest pool first.
+		if best == nil || len(best.ready)+len(best.creating) > len(pl.ready)+len(pl.creating) {
+			best = pl
+		}
+	}
+	if best == nil {
+		return false
+	}
+	id, err := newID()
+	if err != nil {
+		return false
+	}
+	best.creating[id] = true
+	p.creating++
+	go p.create(best, id)
+	return true
+}
+
+func (pl *pool) estimate() int64 {
+	if pl.idleBytes > 0 {
+		return pl.idleBytes
+	}
+	return defaultIdleBytes
+}
+
+func (p *pools) create(pl *pool, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	start := time.Now()
+	s, err := p.r.create(ctx, id, pl.profile, p.r.log.WithField("pool", pl.profile.Image))
+	cancel()
+	p.mu.Lock()
+	delete(pl.creating, id)
+	p.creating--
+	keep := err == nil && !pl.retired && !p.closed
+	if err != nil {
+		pl.failures++
+		backoff := min(maxBackoff, time.Second<<min(pl.failures-1, 5))
+		pl.retryAt = p.now().Add(backoff)
+	} else {
+		pl.failures = 0
+		if s.IdleMemoryBytes > 0 {
+			pl.idleBytes = s.IdleMemoryBytes
+		}
+	}
+	if keep {
+		pl.ready = append(pl.ready, s)
+	}
+	p.mu.Unlock()
+	if err != nil {
+		p.r.log.WithError(err).WithField("image", pl.profile.Image).Warn("could not fill a warm pool; retrying later")
+		return
+	}
+	p.r.metrics.Phase(metrics.PhasePoolCreate, time.Since(start))
+	if !keep {
+		s.Release()
+	}
+	p.poke()
+}
+
+// close stops the filling and releases every pooled sandbox.
+func (p *pools) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	var drop []*Sandbox
+	for _, pl := range p.all {
+		drop = append(drop, pl.ready...)
+		pl.ready = nil
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.Release()
+	}
+}
+
+// Pools reports the state of each pool.
+func (r *Runner) Pools() []api.Pool {
+	p := r.pools
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]api.Pool, 0, len(p.all))
+	for _, pl := range p.all {
+		ap := api.Pool{
+			Image: pl.profile.Image, MemoryBytes: pl.profile.MemoryBytes, CPU: pl.profile.CPU, Pids: pl.profile.Pids,
+			Ready: len(pl.ready), Creating: len(pl.creating), Target: pl.target, Size: pl.size, IdleBytes: pl.idleBytes,
+			Sandboxes: []string{},
+		}
+		for _, s := range pl.ready {
+			ap.Sandboxes = append(ap.Sandboxes, s.ID)
+		}
+		for id := range pl.creating {
+			ap.Sandboxes = append(ap.Sandboxes, id)
+		}
+		out = append(out, ap)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Image != out[j].Image {
+			return out[i].Image < out[j].Image
+		}
+		return out[i].MemoryBytes < out[j].MemoryBytes
+	})
+	return out
+}

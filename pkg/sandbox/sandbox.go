@@ -1,0 +1,526 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	coci "github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/runtimed/runtimed/pkg/agent"
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/metrics"
+	"github.com/runtimed/runtimed/pkg/oci"
+)
+
+// Profile is what a sandbox is created with: its image and its cgroup
+// limits. A pooled sandbox serves only programs of its own profile.
+type Profile struct {
+	Image       string
+	MemoryBytes int64
+	CPU         float64
+	Pids        int64
+}
+
+// ProfileOf is the profile a stage with these limits needs.
+func ProfileOf(image string, l api.Limits) Profile {
+	return Profile{Image: image, MemoryBytes: l.MemoryBytes, CPU: l.CPU, Pids: l.Pids}
+}
+
+// Sandbox is a started gVisor sandbox whose agent waits for the one
+// program it will run. It has its own box, mounted at /box.
+type Sandbox struct {
+	ID      string
+	profile Profile
+	r       *Runner
+	box     *Box
+	keepBox bool
+	log     *logrus.Entry
+
+	container  containerd.Container
+	task       containerd.Task
+	exitCh     <-chan containerd.ExitStatus
+	cancelWait context.CancelFunc
+	toAgent    *io.PipeWriter // the agent's stdin
+	fromAgent  *io.PipeWriter // the agent's stdout, as the shim's copy writes it
+	frames     chan frame
+	stopFrames chan struct{}
+	agentLog   *cappedBuffer // the agent's stderr
+
+	// IdleMemoryBytes is what the sandbox's cgroup held once it was ready.
+	IdleMemoryBytes int64
+	readyAt         time.Time
+
+	mu       sync.Mutex
+	used     bool
+	released bool
+}
+
+type frame struct {
+	kind    byte
+	payload []byte
+	err     error
+}
+
+// Box is the sandbox's /box on the host.
+func (s *Sandbox) Box() *Box { return s.box }
+
+// KeepBox hands the box to the caller, who removes it: releasing the
+// sandbox leaves it. A compile stage's box outlives its sandbox so that
+// every run gets a copy of the build.
+func (s *Sandbox) KeepBox() *Box {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepBox = true
+	return s.box
+}
+
+// create makes a sandbox of profile p named id, starts it and waits
+// until its agent is ready.
+func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.Entry) (_ *Sandbox, err error) {
+	if r.cfg.AgentPath == "" {
+		return nil, errors.New("sandbox: no runtimed-init to start sandboxes with")
+	}
+	ctx = r.namespaced(ctx)
+	s := &Sandbox{ID: id, profile: p, r: r, log: log.WithField("sandbox", id)}
+	// Whatever fails past here, what was made is removed.
+	defer func() {
+		if err != nil {
+			s.destroy()
+		}
+	}()
+	t0 := time.Now()
+	var marks []any
+	mark := func(name string) { marks = append(marks, name, time.Since(t0).Milliseconds()) }
+	defer func() {
+		if err == nil {
+			s.log.WithFields(logrus.Fields{"steps_ms": fmt.Sprint(marks...)}).Debug("sandbox created")
+		}
+	}()
+	if s.box, err = r.newBox(id); err != nil {
+		return nil, err
+	}
+	image, err := r.client.GetImage(ctx, p.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("image %s: %w", p.Image, ErrImageMissing)
+		}
+		return nil, fmt.Errorf("get image %s: %w", p.Image, err)
+	}
+	labels := map[string]string{LabelSandbox: "true", LabelInstance: r.cfg.Instance}
+	s.container, err = r.client.NewContainer(ctx, id,
+		containerd.WithContainerLabels(labels),
+		containerd.WithSnapshotter(r.cfg.Snapshotter),
+		containerd.WithNewSnapshotView(id, image, snapshots.WithLabels(labels)),
+		containerd.WithRuntime(r.cfg.RuntimeType, r.runtimeOptions()),
+		containerd.WithNewSpec(
+			coci.WithHostname("sandbox"),
+			coci.WithCgroup(r.cgroupPath(id)),
+			oci.WithIsolation(),
+			oci.WithHardening(r.cfg.Hardening),
+			oci.WithResources(oci.Resources{MemoryBytes: p.MemoryBytes, CPU: p.CPU, Pids: p.Pids}),
+			oci.WithBox(s.box.Dir(), r.cfg.TmpBytes),
+			oci.WithAgent(r.cfg.AgentPath),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	mark("container")
+
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	s.toAgent, s.fromAgent = stdinW, stdoutW
+	s.agentLog = newCappedBuffer(16<<10, nil)
+	s.frames = make(chan frame, 64)
+	s.stopFrames = make(chan struct{})
+	go readFrames(stdoutR, s.frames, s.stopFrames)
+
+	s.task, err = s.container.NewTask(ctx, cio.NewCreator(
+		cio.WithStreams(stdinR, stdoutW, s.agentLog),
+		cio.WithFIFODir(r.cfg.RunDir),
+	))
+	if err != nil {
+		return nil, fmt.Errorf("create task: %w", err)
+	}
+	mark(" task")
+	if err := r.setCPUBurst(r.cgroupPath(id), oci.CPUBurstUS(p.CPU)); err != nil {
+		return nil, fmt.Errorf("set the sandbox's CPU burst: %w", err)
+	}
+	// Wait must not end with the request: the exit is needed for cleanup.
+	waitCtx, cancelWait := context.WithCancel(r.namespaced(context.Background()))
+	s.cancelWait = cancelWait
+	if s.exitCh, err = s.task.Wait(waitCtx); err != nil {
+		return nil, fmt.Errorf("wait task: %w", err)
+	}
+	if err := s.task.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start task: %w", err)
+	}
+	mark(" start")
+	select {
+	case f := <-s.frames:
+		if f.err != nil {
+			return nil, fmt.Errorf("sandbox agent: %w", f.err)
+		}
+		var h agent.Hello
+		if f.kind != agent.KindReady || json.Unmarshal(f.payload, &h) != nil || h.Protocol != agent.Protocol {
+			return nil, fmt.Errorf("sandbox agent said %q %q, not ready (protocol %d)", f.kind, f.payload, agent.Protocol)
+		}
+	case st := <-s.exitCh:
+		msg, _ := s.agentLog.result()
+		return nil, fmt.Errorf("sandbox exited (status %d) before its agent was ready: %s", st.ExitCode(), msg)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mark(" ready")
+	s.readyAt = time.Now()
+	if u, err := readUsage(r.cgroupPath(id)); err == nil {
+		s.IdleMemoryBytes = u.MemoryBytes
+	}
+	return s, nil
+}
+
+// readFrames reads the agent's frames until its stdout ends or the
+// sandbox no longer listens, then drains the rest so the shim's copy never
+// blocks.
+func readFrames(r *io.PipeReader, out chan<- frame, stop <-chan struct{}) {
+	defer close(out)
+	for {
+		kind, payload, err := agent.ReadFrame(r, agent.MaxOutFrame)
+		select {
+		case out <- frame{kind: kind, payload: payload, err: err}:
+		case <-stop:
+			err = errStopped
+		}
+		if err != nil {
+			// A broken stream is drained: the shim's copy must end.
+			_, _ = io.Copy(io.Discard, r)
+			return
+		}
+	}
+}
+
+var errStopped = errors.New("stopped")
+
+// Program is what a sandbox runs: a command, its environment and stdin,
+// and the limits runtimed enforces from the outside (wall time, output).
+// Its memory, CPU and pids limits are the sandbox profile's.
+type Program struct {
+	Args   []string
+	Env    []string
+	Stdin  []byte
+	Limits api.Limits
+}
+
+// Run runs the program and returns its verdict. An error means the
+// platform failed; the program failing is a verdict in the result. A
+// sandbox runs one program: Run fails on a sandbox that already ran one.
+func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult, err error) {
+	s.mu.Lock()
+	used := s.used
+	s.used = true
+	s.mu.Unlock()
+	if used {
+		return result, errors.New("sandbox: already used")
+	}
+	if p := ProfileOf(s.profile.Image, prog.Limits); p != s.profile {
+		return result, fmt.Errorf("sandbox: program limits %+v differ from the sandbox's %+v", p, s.profile)
+	}
+	log := s.log
+	cg := s.r.cgroupPath(s.ID)
+	meter, merr := s.r.startMeter(cg)
+	if merr != nil {
+		log.WithError(merr).Warn("read sandbox cgroup")
+	}
+
+	exec, err := json.Marshal(agent.Exec{
+		Args: prog.Args,
+		Env:  oci.ProgramEnv(prog.Env),
+		Dir:  oci.BoxDir,
+		UID:  s.r.cfg.Hardening.UID,
+		GID:  s.r.cfg.Hardening.GID,
+	})
+	if err != nil {
+		return result, err
+	}
+	if len(exec)+64 > agent.MaxInFrame {
+		return result, fmt.Errorf("sandbox: command line and environment of %d bytes are over %d", len(exec), agent.MaxInFrame)
+	}
+	start := time.Now()
+	if err := agent.WriteFrame(s.toAgent, agent.KindExec, exec); err != nil {
+		return result, fmt.Errorf("send the program to the sandbox: %w", err)
+	}
+	go s.sendStdin(prog.Stdin)
+
+	stopCh := make(chan killReason, 2)
+	var stopOnce sync.Once
+	stop := func(why killReason) { stopOnce.Do(func() { stopCh <- why }) }
+	stdout := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
+	stderr := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
+	timer := time.NewTimer(time.Duration(prog.Limits.WallTimeMS) * time.Millisecond)
+	defer timer.Stop()
+
+	var (
+		exit     *agent.Exit
+		why      killReason
+		status   containerd.ExitStatus
+		exited   bool
+		elapsed  time.Duration
+		streamOK = true
+	)
+	handle := func(f frame) {
+		switch {
+		case f.err != nil:
+			streamOK = false
+		case f.kind == agent.KindStdout:
+			_, _ = stdout.Write(f.payload)
+		case f.kind == agent.KindStderr:
+			_, _ = stderr.Write(f.payload)
+		case f.kind == agent.KindExit:
+			var e agent.Exit
+			if err := json.Unmarshal(f.payload, &e); err != nil {
+				log.WithError(err).Warn("sandbox agent: bad exit frame")
+				streamOK = false
+				return
+			}
+			exit = &e
+			elapsed = time.Since(start)
+		}
+	}
+loop:
+	for exit == nil && streamOK {
+		select {
+		case f, ok := <-s.frames:
+			if !ok {
+				streamOK = false
+				break loop
+			}
+			handle(f)
+		case status = <-s.exitCh:
+			exited = true
+			break loop
+		case <-timer.C:
+			why = killedTimeout
+			break loop
+		case why = <-stopCh:
+			break loop
+		case <-ctx.Done():
+			why = killedCancelled
+			break loop
+		}
+	}
+	if exit == nil {
+		if elapsed == 0 {
+			elapsed = time.Since(start)
+		}
+		// The program did not end by itself: the sandbox is killed (or
+		// died) and what it wrote before is collected.
+		if !exited {
+			status, exited = s.kill(log)
+		}
+		if exited {
+			s.drainFrames(log, handle)
+		}
+	}
+	if why == killedCancelled {
+		return result, ctx.Err()
+	}
+	if exit == nil && exited && status.Error() != nil {
+		// Not an exit: the wait on containerd broke (it restarted).
+		s.kill(log)
+		return result, fmt.Errorf("lost the sandbox: %w", status.Error())
+	}
+	use, uerr := meter.read()
+	if uerr != nil && merr == nil {
+		log.WithError(uerr).Warn("read sandbox cgroup")
+	}
+	if exit != nil && exit.Error != "" {
+		return result, fmt.Errorf("sandbox could not start the program: %s", exit.Error)
+	}
+
+	result.Stdout, result.StdoutTruncated = stdout.result()
+	result.Stderr, result.StderrTruncated = stderr.result()
+	result.WallTimeMS = elapsed.Milliseconds()
+	result.CPUTimeMS = use.CPUTimeNS / int64(time.Millisecond)
+	result.MemoryBytes = use.PeakMemoryBytes
+	switch {
+	case exit != nil:
+		result.ExitCode = exit.Code
+		if exit.Signal > 0 {
+			result.Signal = unix.SignalName(syscall.Signal(exit.Signal))
+		}
+	case exited:
+		// The sandbox ended without the agent's report: killed by
+		// runtimed, or its kernel died (out of memory).
+		result.ExitCode = int(status.ExitCode())
+		if result.ExitCode == 0 || why != notKilled {
+			result.ExitCode = 128 + int(syscall.SIGKILL)
+		}
+		if result.ExitCode > 128 && result.ExitCode < 128+65 {
+			result.Signal = unix.SignalName(syscall.Signal(result.ExitCode - 128))
+		}
+	default:
+		msg, _ := s.agentLog.result()
+		return result, fmt.Errorf("sandbox did not exit after it was killed; agent said %q", msg)
+	}
+	code := result.ExitCode
+
+	memoryEvidence := use.OOMKills > 0 ||
+		(code != 0 && use.MemoryLimitHits > 0 && use.PeakMemoryBytes >= s.profile.MemoryBytes*95/100)
+	switch {
+	case why == killedTimeout:
+		result.Status = api.StatusTimeout
+	case why == killedOutput || result.StdoutTruncated || result.StderrTruncated:
+		result.Status = api.StatusOutputLimit
+	case memoryEvidence:
+		// The kernel's OOM killer acted in the sandbox's cgroup; or the
+		// cgroup reached its limit and the program (or gVisor's own
+		// allocation on its behalf) failed of it.
+		result.Status = api.StatusMemoryLimit
+	case exit == nil:
+		msg, _ := s.agentLog.result()
+		return result, fmt.Errorf("sandbox died (exit status %d) without an out-of-memory kill: %q", status.ExitCode(), msg)
+	case code != 0:
+		result.Status = api.StatusRuntimeError
+	default:
+		result.Status = api.StatusOK
+	}
+	log.WithFields(logrus.Fields{
+		"status": result.Status, "exit_code": code, "wall_ms": result.WallTimeMS,
+		"cpu_ms": result.CPUTimeMS, "memory_bytes": result.MemoryBytes,
+		"oom_kills": use.OOMKills, "memory_limit_hits": use.MemoryLimitHits,
+	}).Debug("sandbox finished")
+	return result, nil
+}
+
+// sendStdin sends the program's stdin in frames, then its end.
+func (s *Sandbox) sendStdin(stdin []byte) {
+	const piece = 256 << 10
+	for len(stdin) > 0 {
+		n := min(len(stdin), piece)
+		if err := agent.WriteFrame(s.toAgent, agent.KindStdin, stdin[:n]); err != nil {
+			return
+		}
+		stdin = stdin[n:]
+	}
+	_ = agent.WriteFrame(s.toAgent, agent.KindCloseStdin, nil)
+}
+
+// kill kills every process of the sandbox and waits for it to exit.
+func (s *Sandbox) kill(log *logrus.Entry) (containerd.ExitStatus, bool) {
+	kctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), killGrace)
+	defer cancel()
+	if err := s.task.Kill(kctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		log.WithError(err).Warn("kill sandbox")
+	}
+	select {
+	case st := <-s.exitCh:
+		return st, true
+	case <-kctx.Done():
+		log.Warn("sandbox did not exit after kill")
+		return containerd.ExitStatus{}, false
+	}
+}
+
+// drainFrames takes what the agent wrote before the sandbox ended: once
+// the shim has copied all of the sandbox's output the stream is closed.
+func (s *Sandbox) drainFrames(log *logrus.Entry, handle func(frame)) {
+	done := make(chan struct{})
+	go func() {
+		s.task.IO().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		log.Warn("the sandbox's output was not all copied")
+	}
+	s.fromAgent.Close()
+	for f := range s.frames {
+		if f.err != nil {
+			return
+		}
+		handle(f)
+	}
+}
+
+// alive reports whether the sandbox still runs: a pooled one may have
+// died while it waited, or lost its wait on containerd.
+func (s *Sandbox) alive() bool {
+	select {
+	case st := <-s.exitCh:
+		s.log.WithFields(logrus.Fields{"exit_code": st.ExitCode(), "error": st.Error()}).Debug("sandbox ended while idle")
+		return false
+	default:
+		return true
+	}
+}
+
+// Release destroys the sandbox in the background: the caller does not
+// wait for the removal of what it used. The runner's Wait waits for it.
+func (s *Sandbox) Release() {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		return
+	}
+	s.released = true
+	s.mu.Unlock()
+	s.r.pending.Add(1)
+	go func() {
+		defer s.r.pending.Done()
+		s.destroy()
+		s.r.pools.poke()
+	}()
+}
+
+// destroy removes the sandbox's task, container, snapshot and box (unless
+// the box was kept), with its own deadline: never the request's.
+func (s *Sandbox) destroy() {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
+	defer cancel()
+	if s.toAgent != nil {
+		s.toAgent.Close()
+	}
+	if s.task != nil {
+		if err := deleteTask(ctx, s.task); err != nil {
+			s.log.WithError(err).Warn("delete task")
+		}
+	}
+	if s.stopFrames != nil {
+		close(s.stopFrames)
+		s.fromAgent.Close()
+	}
+	if s.cancelWait != nil {
+		s.cancelWait()
+	}
+	if s.container != nil {
+		if err := ignoreNotFound(s.container.Delete(ctx, containerd.WithSnapshotCleanup)); err != nil {
+			s.log.WithError(err).Warn("delete container")
+		}
+	} else if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
+		// A view made before the container failed would be left.
+		s.log.WithError(err).Warn("remove snapshot")
+	}
+	s.mu.Lock()
+	keep := s.keepBox
+	s.mu.Unlock()
+	if s.box != nil && !keep {
+		if err := s.box.Remove(); err != nil {
+			s.log.WithError(err).Warn("remove box")
+		}
+	}
+	s.r.metrics.Phase(metrics.PhaseCleanup, time.Since(start))
+}
