@@ -88,7 +88,7 @@ func WithResources(r Resources) coci.SpecOpts {
 		)(ctx, c, ctr, s); err != nil {
 			return err
 		}
-		setRlimit(s, "RLIMIT_NPROC", uint64(r.Pids))
+		setRlimit(s, "RLIMIT_NPROC", ProgramNproc(r.Pids))
 		burst := CPUBurstUS(r.CPU)
 		s.Linux.Resources.CPU.Burst = &burst
 		return nil
@@ -99,10 +99,18 @@ func WithResources(r Resources) coci.SpecOpts {
 // quota, in microseconds.
 func CPUBurstUS(cpu float64) uint64 { return uint64(math.Ceil(cpu * float64(CPUPeriod))) }
 
+// ProgramNproc is RLIMIT_NPROC for a program that may have pids tasks.
+// The program's first process is started by runtimed-init as root and
+// becomes the sandbox user after, and gVisor goes on counting it as
+// root's: the limit holds the tasks the program makes besides it.
+func ProgramNproc(pids int64) uint64 { return uint64(max(pids-1, 0)) }
+
 // HostPids is the host pids cgroup limit of a sandbox whose program may
-// have pids tasks: room for a stub process and thread per task, and for
-// gVisor's own threads.
-func HostPids(pids int64) int64 { return 3*pids + 128 }
+// have pids tasks: room for systrap's stub process and threads per task,
+// for gVisor's own threads and for runtimed-init's. gVisor's kernel panics
+// when the host refuses it a thread, so the room is generous: a 64-task
+// fork bomb holds about 260 host tasks.
+func HostPids(pids int64) int64 { return 4*pids + 256 }
 
 // setRlimit sets (or replaces) one rlimit of the process.
 func setRlimit(s *coci.Spec, typ string, v uint64) {

@@ -88,8 +88,8 @@ func TestResources(t *testing.T) {
 					nproc = &s.Process.Rlimits[i]
 				}
 			}
-			if nproc == nil || nproc.Hard != uint64(tt.r.Pids) || nproc.Soft != uint64(tt.r.Pids) {
-				t.Fatalf("RLIMIT_NPROC %+v, want %d", nproc, tt.r.Pids)
+			if nproc == nil || nproc.Hard != uint64(tt.r.Pids-1) || nproc.Soft != uint64(tt.r.Pids-1) {
+				t.Fatalf("RLIMIT_NPROC %+v, want %d (the first process is not counted)", nproc, tt.r.Pids-1)
 			}
 		})
 	}

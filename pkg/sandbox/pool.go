@@ -46,6 +46,11 @@ type pools struct {
 	stop     chan struct{}
 	started  bool
 	now      func() time.Time
+	// ctx ends the creations under way when the pools close; creations
+	// counts them, so that closing waits for them to clean up.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	creations sync.WaitGroup
 }
 
 type pool struct {
@@ -63,7 +68,9 @@ type pool struct {
 }
 
 func newPools(r *Runner) *pools {
-	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), now: time.Now,
+		ctx: ctx, cancel: cancel}
 }
 
 // Configure sets the pools and their memory budget (bytes of all idle
@@ -224,6 +231,7 @@ func (p *pools) startOne() bool {
 	}
 	best.creating[id] = true
 	p.creating++
+	p.creations.Add(1)
 	go p.create(best, id)
 	return true
 }
@@ -236,7 +244,8 @@ func (pl *pool) estimate() int64 {
 }
 
 func (p *pools) create(pl *pool, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	defer p.creations.Done()
+	ctx, cancel := context.WithTimeout(p.ctx, createTimeout)
 	start := time.Now()
 	s, err := p.r.create(ctx, id, pl.profile, p.r.log.WithField("pool", pl.profile.Image))
 	cancel()
@@ -259,7 +268,9 @@ func (p *pools) create(pl *pool, id string) {
 	}
 	p.mu.Unlock()
 	if err != nil {
-		p.r.log.WithError(err).WithField("image", pl.profile.Image).Warn("could not fill a warm pool; retrying later")
+		if p.ctx.Err() == nil {
+			p.r.log.WithError(err).WithField("image", pl.profile.Image).Warn("could not fill a warm pool; retrying later")
+		}
 		return
 	}
 	p.r.metrics.Phase(metrics.PhasePoolCreate, time.Since(start))
@@ -269,7 +280,9 @@ func (p *pools) create(pl *pool, id string) {
 	p.poke()
 }
 
-// close stops the filling and releases every pooled sandbox.
+// close stops the filling, ends the creations under way and releases
+// every pooled sandbox; it returns once the creations have ended (each
+// cleans up after itself or is released).
 func (p *pools) close() {
 	p.mu.Lock()
 	if p.closed {
@@ -278,6 +291,7 @@ func (p *pools) close() {
 	}
 	p.closed = true
 	close(p.stop)
+	p.cancel()
 	var drop []*Sandbox
 	for _, pl := range p.all {
 		drop = append(drop, pl.ready...)
@@ -287,6 +301,7 @@ func (p *pools) close() {
 	for _, s := range drop {
 		s.Release()
 	}
+	p.creations.Wait()
 }
 
 // Pools reports the state of each pool.

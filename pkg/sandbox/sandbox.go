@@ -486,33 +486,39 @@ func (s *Sandbox) Release() {
 }
 
 // destroy removes the sandbox's task, container, snapshot and box (unless
-// the box was kept), with its own deadline: never the request's.
+// the box was kept), with its own deadline: never the request's. A
+// containerd that does not answer (it may be restarting) is tried again
+// until destroyRetry is over; what is left then, the next start removes.
 func (s *Sandbox) destroy() {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
-	defer cancel()
 	if s.toAgent != nil {
 		s.toAgent.Close()
 	}
-	if s.task != nil {
-		if err := deleteTask(ctx, s.task); err != nil {
-			s.log.WithError(err).Warn("delete task")
-		}
-	}
 	if s.stopFrames != nil {
+		// The shim's copy of the agent's output must not block the
+		// task's deletion.
 		close(s.stopFrames)
+	}
+	deadline := time.Now().Add(destroyRetry)
+	for attempt := 0; ; attempt++ {
+		err := s.remove()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.log.WithError(err).Error("could not remove the sandbox; the next start of runtimed removes it")
+			break
+		}
+		if attempt == 0 {
+			s.log.WithError(err).Warn("removing the sandbox; trying again")
+		}
+		time.Sleep(time.Second)
+	}
+	if s.fromAgent != nil {
 		s.fromAgent.Close()
 	}
 	if s.cancelWait != nil {
 		s.cancelWait()
-	}
-	if s.container != nil {
-		if err := ignoreNotFound(s.container.Delete(ctx, containerd.WithSnapshotCleanup)); err != nil {
-			s.log.WithError(err).Warn("delete container")
-		}
-	} else if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
-		// A view made before the container failed would be left.
-		s.log.WithError(err).Warn("remove snapshot")
 	}
 	s.mu.Lock()
 	keep := s.keepBox
@@ -523,4 +529,32 @@ func (s *Sandbox) destroy() {
 		}
 	}
 	s.r.metrics.Phase(metrics.PhaseCleanup, time.Since(start))
+}
+
+// destroyRetry is how long a sandbox's removal is tried again.
+const destroyRetry = 2 * time.Minute
+
+// remove deletes what containerd holds of the sandbox; each step is done
+// once, and a step that fails is tried again at the next call.
+func (s *Sandbox) remove() error {
+	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
+	defer cancel()
+	if s.task != nil {
+		if err := deleteTask(ctx, s.task); err != nil {
+			return fmt.Errorf("delete task: %w", err)
+		}
+		s.task = nil
+	}
+	if s.container != nil {
+		if err := ignoreNotFound(s.container.Delete(ctx, containerd.WithSnapshotCleanup)); err != nil {
+			return fmt.Errorf("delete container: %w", err)
+		}
+		s.container = nil
+		return nil
+	}
+	// A view made before the container failed would be left.
+	if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
+		return fmt.Errorf("remove snapshot: %w", err)
+	}
+	return nil
 }

@@ -8,7 +8,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -391,9 +391,26 @@ func Spawn(in Instance, environ []string, argv ...string) (*Daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { d.exited <- d.cmd.Wait() }()
+	client := api.NewClient(in.Socket, "")
+	live.Lock()
+	live.clients[d] = client
+	live.Unlock()
+	go func() {
+		err := d.cmd.Wait()
+		live.Lock()
+		delete(live.clients, d)
+		live.Unlock()
+		d.exited <- err
+	}()
 	return d, nil
 }
+
+// live are the daemons the suite started and that have not exited: their
+// warm pools hold sandboxes that are not leftovers.
+var live = struct {
+	sync.Mutex
+	clients map[*Daemon]*api.Client
+}{clients: map[*Daemon]*api.Client{}}
 
 // Signal sends sig to the daemon without waiting.
 func (d *Daemon) Signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
@@ -423,8 +440,11 @@ func (d *Daemon) signal(sig syscall.Signal) {
 }
 
 // Leftovers lists what executions left: containers, tasks, snapshots
-// other than the images' committed layers, and per-run directories.
+// other than the images' committed layers, and per-run directories. The
+// sandboxes that running daemons hold in their warm pools are not
+// leftovers.
 func Leftovers() []string {
+	pooled := PooledSandboxes()
 	var out []string
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), Namespace), 10*time.Second)
 	defer cancel()
@@ -432,35 +452,99 @@ func Leftovers() []string {
 	if err != nil {
 		return []string{"list containers: " + err.Error()}
 	}
-	for _, c := range cs {
-		out = append(out, "container "+c.ID())
-	}
-	tasks, err := Env.Ctr.TaskService().List(ctx, nil)
-	if err != nil {
-		out = append(out, "list tasks: "+err.Error())
-	} else {
-		for _, t := range tasks.Tasks {
-			out = append(out, "task "+t.ID)
-		}
-	}
-	err = Env.Ctr.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+	tasks, terr := Env.Ctr.TaskService().List(ctx, nil)
+	var snaps []string
+	serr := Env.Ctr.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
 		if info.Kind != snapshots.KindCommitted {
-			out = append(out, "snapshot "+info.Name)
+			snaps = append(snaps, info.Name)
 		}
 		return nil
 	})
-	if err != nil {
-		out = append(out, "walk snapshots: "+err.Error())
-	}
 	runs := filepath.Join(Env.StateDir, "runs", "runtimed")
 	entries, _ := os.ReadDir(runs)
-	for _, e := range entries {
-		out = append(out, "run directory "+filepath.Join(runs, e.Name()))
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	// A sandbox that a pool was making when it was first asked may be
+	// ready by now: ask again.
+	for id := range PooledSandboxes() {
+		pooled[id] = true
 	}
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(mi, []byte(runs+"/")) {
-		out = append(out, "mounts under "+runs)
+
+	for _, c := range cs {
+		if !pooled[c.ID()] {
+			out = append(out, "container "+c.ID())
+		}
+	}
+	if terr != nil {
+		out = append(out, "list tasks: "+terr.Error())
+	} else {
+		for _, t := range tasks.Tasks {
+			if !pooled[t.ID] {
+				out = append(out, "task "+t.ID)
+			}
+		}
+	}
+	if serr != nil {
+		out = append(out, "walk snapshots: "+serr.Error())
+	}
+	for _, name := range snaps {
+		if !pooled[name] {
+			out = append(out, "snapshot "+name)
+		}
+	}
+	for _, e := range entries {
+		if !pooled[runOwner(filepath.Join(runs, e.Name()))] {
+			out = append(out, "run directory "+filepath.Join(runs, e.Name()))
+		}
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], runs+"/") && !pooled[runOwner(f[4])] {
+			out = append(out, "mount "+f[4])
+		}
 	}
 	return out
+}
+
+// runOwner is the sandbox a per-run directory belongs to: a box is named
+// after its sandbox; a directory of FIFOs holds files named after it.
+func runOwner(dir string) string {
+	base := filepath.Base(dir)
+	if strings.HasPrefix(base, "rt-") {
+		return base
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if id, _, ok := strings.Cut(e.Name(), "-std"); ok {
+			return id
+		}
+	}
+	return base
+}
+
+// PooledSandboxes are the ids of the sandboxes that the daemons the suite
+// started hold in their warm pools, ready or starting.
+func PooledSandboxes() map[string]bool {
+	live.Lock()
+	clients := make([]*api.Client, 0, len(live.clients))
+	for _, c := range live.clients {
+		clients = append(clients, c)
+	}
+	live.Unlock()
+	ids := map[string]bool{}
+	for _, c := range clients {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ps, err := c.Pools(ctx)
+		cancel()
+		if err != nil {
+			continue // not answering (yet, or any more): no pool to count
+		}
+		for _, p := range ps.Pools {
+			for _, id := range p.Sandboxes {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
 }
 
 // UnixHTTP is a plain HTTP client on runtimed's socket, for requests the

@@ -413,6 +413,8 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		{"body over cap", `{"language": "python", "files": [{"name": "a.py", "content": "` + big + `"}]}`, 413, api.CodeBodyTooLarge, ""},
 		{"code over cap", `{"language": "python", "files": [{"name": "a.py", "content": "` + strings.Repeat("y", 65*1024) + `"}]}`, 413, api.CodeBodyTooLarge, "files"},
 	}
+	// What earlier tests released is removed in the background.
+	waitNoLeftovers(t, 10*time.Second)
 	before := sandboxState(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/tests/harness"
@@ -60,6 +61,8 @@ func TestRequestTricks(t *testing.T) {
 		{"not an object", `["python"]`, 400, api.CodeInvalidJSON},
 		{"null files", `{"language": "python", "files": null}`, 400, api.CodeInvalidRequest},
 	}
+	// What earlier tests released is removed in the background.
+	harness.WaitNoLeftovers(t, 10*time.Second)
 	before := strings.Join(harness.Leftovers(), ";")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
