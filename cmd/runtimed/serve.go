@@ -135,7 +135,7 @@ func agentPath(configured string) string {
 func poolConfigs(cfg config.Config) []sandbox.PoolConfig {
 	var out []sandbox.PoolConfig
 	for _, l := range cfg.Languages {
-		if l.PoolSize == 0 {
+		if l.PoolSize == 0 || !cfg.Pool.Enabled {
 			continue
 		}
 		profile := func(d config.Limits) sandbox.Profile {

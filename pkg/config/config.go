@@ -72,6 +72,9 @@ type Runtime struct {
 
 // Pool bounds the warm pools together.
 type Pool struct {
+	// Enabled turns every language's pool on (as its pool_size says) or
+	// off: every request then gets a new sandbox.
+	Enabled bool `toml:"enabled"`
 	// MemoryBytes bounds the memory all idle pooled sandboxes hold
 	// together, as measured in their cgroups.
 	MemoryBytes int64 `toml:"memory_bytes"`
@@ -230,7 +233,7 @@ func Default() Config {
 			Binary:      "/usr/local/bin/runsc-runtimed",
 			Snapshotter: "overlayfs",
 		},
-		Pool: Pool{MemoryBytes: 1024 * MiB},
+		Pool: Pool{Enabled: true, MemoryBytes: 1024 * MiB},
 		Sandbox: Sandbox{
 			UID:       65534,
 			GID:       65534,
@@ -315,7 +318,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/python:3.11",
 			Run:       []string{"/usr/bin/python3.11", "-B", "{entry}"},
 			Env:       []string{"PYTHONDONTWRITEBYTECODE=1"},
-			PoolSize:  2,
+			PoolSize:  4,
 		},
 		"javascript": {
 			Version:   "18",
@@ -323,7 +326,7 @@ func DefaultLanguages() map[string]Language {
 			Extension: ".js",
 			Image:     "runtimed.local/javascript:18",
 			Run:       []string{"/usr/bin/node", "{entry}"},
-			PoolSize:  2,
+			PoolSize:  4,
 		},
 		"c": {
 			Version:   "gcc 12 (C17)",
@@ -332,7 +335,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/c:gcc12",
 			Compile:   []string{"/usr/bin/gcc-12", "-std=c17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
 			Run:       []string{"/box/.runtimed/main"},
-			PoolSize:  1,
+			PoolSize:  2,
 		},
 		"cpp": {
 			Version:   "g++ 12 (C++17)",
@@ -342,7 +345,7 @@ func DefaultLanguages() map[string]Language {
 			Image:     "runtimed.local/cpp:gcc12",
 			Compile:   []string{"/usr/bin/g++-12", "-std=c++17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
 			Run:       []string{"/box/.runtimed/main"},
-			PoolSize:  1,
+			PoolSize:  2,
 		},
 		"java": {
 			Version:      "17",
@@ -352,7 +355,7 @@ func DefaultLanguages() map[string]Language {
 			Compile:      javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
 			Run:          jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
 			MemoryErrors: []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
-			PoolSize:     1,
+			PoolSize:     2,
 		},
 	}
 }

@@ -64,6 +64,7 @@ type Runner struct {
 	metrics *metrics.Metrics
 	log     *logrus.Entry
 	pools   *pools
+	janitor *janitor
 	v1      v1Controllers
 	// pending counts sandboxes being removed in the background.
 	pending sync.WaitGroup
@@ -73,6 +74,7 @@ type Runner struct {
 func New(client *containerd.Client, cfg Config, m *metrics.Metrics, log *logrus.Entry) *Runner {
 	r := &Runner{client: client, cfg: cfg, metrics: m, log: log}
 	r.pools = newPools(r)
+	r.janitor = newJanitor(r)
 	m.WatchPools(func() []metrics.PoolState {
 		var out []metrics.PoolState
 		for _, p := range r.Pools() {
@@ -114,6 +116,7 @@ func (r *Runner) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		r.pending.Wait()
+		r.janitor.close()
 		close(done)
 	}()
 	select {

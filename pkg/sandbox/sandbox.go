@@ -435,18 +435,21 @@ func (s *Sandbox) kill(log *logrus.Entry) (containerd.ExitStatus, bool) {
 
 // drainFrames takes what the agent wrote before the sandbox ended: once
 // the shim has copied all of the sandbox's output the stream is closed.
+// The frames are taken while the copy goes on: the copy waits for them.
 func (s *Sandbox) drainFrames(log *logrus.Entry, handle func(frame)) {
-	done := make(chan struct{})
 	go func() {
-		s.task.IO().Wait()
-		close(done)
+		done := make(chan struct{})
+		go func() {
+			s.task.IO().Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(killGrace):
+			log.Warn("the sandbox's output was not all copied")
+		}
+		s.fromAgent.Close()
 	}()
-	select {
-	case <-done:
-	case <-time.After(killGrace):
-		log.Warn("the sandbox's output was not all copied")
-	}
-	s.fromAgent.Close()
 	for f := range s.frames {
 		if f.err != nil {
 			return
@@ -486,9 +489,9 @@ func (s *Sandbox) Release() {
 }
 
 // destroy removes the sandbox's task, container, snapshot and box (unless
-// the box was kept), with its own deadline: never the request's. A
-// containerd that does not answer (it may be restarting) is tried again
-// until destroyRetry is over; what is left then, the next start removes.
+// the box was kept), with its own deadline: never the request's. What
+// containerd could not remove (it may be restarting) is left to the
+// runner's janitor.
 func (s *Sandbox) destroy() {
 	start := time.Now()
 	if s.toAgent != nil {
@@ -499,18 +502,15 @@ func (s *Sandbox) destroy() {
 		// task's deletion.
 		close(s.stopFrames)
 	}
-	deadline := time.Now().Add(destroyRetry)
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := s.remove()
 		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) {
-			s.log.WithError(err).Error("could not remove the sandbox; the next start of runtimed removes it")
+		if attempt == removeAttempts {
+			s.log.WithError(err).Warn("could not remove the sandbox; the janitor will")
+			s.r.janitor.add(s.ID)
 			break
-		}
-		if attempt == 0 {
-			s.log.WithError(err).Warn("removing the sandbox; trying again")
 		}
 		time.Sleep(time.Second)
 	}
@@ -531,8 +531,8 @@ func (s *Sandbox) destroy() {
 	s.r.metrics.Phase(metrics.PhaseCleanup, time.Since(start))
 }
 
-// destroyRetry is how long a sandbox's removal is tried again.
-const destroyRetry = 2 * time.Minute
+// removeAttempts is how often destroy tries; the janitor goes on.
+const removeAttempts = 3
 
 // remove deletes what containerd holds of the sandbox; each step is done
 // once, and a step that fails is tried again at the next call.
@@ -549,12 +549,23 @@ func (s *Sandbox) remove() error {
 		if err := ignoreNotFound(s.container.Delete(ctx, containerd.WithSnapshotCleanup)); err != nil {
 			return fmt.Errorf("delete container: %w", err)
 		}
-		s.container = nil
-		return nil
-	}
-	// A view made before the container failed would be left.
-	if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
+	} else if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
+		// A view made before the container failed would be left.
 		return fmt.Errorf("remove snapshot: %w", err)
+	}
+	// A containerd that has just restarted may say "not found" of what
+	// it has not loaded yet: what is gone is checked.
+	if _, err := s.r.client.ContainerService().Get(ctx, s.ID); !errdefs.IsNotFound(err) {
+		if err == nil {
+			err = errors.New("still there")
+		}
+		return fmt.Errorf("container %s: %w", s.ID, err)
+	}
+	if _, err := s.r.client.SnapshotService(s.r.cfg.Snapshotter).Stat(ctx, s.ID); !errdefs.IsNotFound(err) {
+		if err == nil {
+			err = errors.New("still there")
+		}
+		return fmt.Errorf("snapshot %s: %w", s.ID, err)
 	}
 	return nil
 }

@@ -415,6 +415,9 @@ var live = struct {
 // Signal sends sig to the daemon without waiting.
 func (d *Daemon) Signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
 
+// Pid is the daemon's process id (the wrappers exec it).
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
 // Exited returns the daemon's exit once it has exited.
 func (d *Daemon) Exited() <-chan error { return d.exited }
 

@@ -200,12 +200,21 @@ def read(p):
         return open(p).read()[:20]
     except OSError as e:
         return type(e).__name__
+def kill_init():
+    try:
+        os.kill(1, 9)
+        return 'killed'
+    except OSError as e:
+        return type(e).__name__
 pids = [p for p in os.listdir('/proc') if p.isdigit()]
-print(read(%q), read('/etc/shadow'), os.path.exists(%q), os.path.exists(%q), len(pids) < 5, open('/proc/1/cmdline').read().split('\0')[0])
+print(read(%q), read('/etc/shadow'), os.path.exists(%q), os.path.exists(%q), len(pids) < 5,
+      open('/proc/1/cmdline').read().split('\0')[0], read('/proc/1/environ'), kill_init())
 `, marker, env.Containerd, env.StateDir)
 	resp := hostile(t, &api.RunRequest{Language: "python", Files: py("read", code)})
 	statusIn(t, resp, api.StatusOK)
-	stdoutIs(t, resp, "FileNotFoundError PermissionError False False True /usr/bin/python3.11\n")
+	// Process 1 is runtimed-init, the sandbox's agent: the program can
+	// neither read it nor signal it.
+	stdoutIs(t, resp, "FileNotFoundError PermissionError False False True /.runtimed/init PermissionError PermissionError\n")
 }
 
 func TestWritingOutsideBox(t *testing.T) {
