@@ -243,9 +243,9 @@ type runtimedWay struct {
 	client *api.Client
 }
 
-func (r *runtimedWay) name() string                                { return r.label }
-func (r *runtimedWay) prepare(context.Context, hello, int) error   { return nil }
-func (r *runtimedWay) release()                                    {}
+func (r *runtimedWay) name() string                              { return r.label }
+func (r *runtimedWay) prepare(context.Context, hello, int) error { return nil }
+func (r *runtimedWay) release()                                  {}
 func (r *runtimedWay) run(ctx context.Context, h hello, _ int) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -168,9 +168,9 @@ func (f *floorWay) release() {
 // files in a host directory bound at /box.
 type ctrWay struct{}
 
-func (ctrWay) name() string                                { return "ctr run --rm" }
-func (ctrWay) prepare(context.Context, hello, int) error   { return nil }
-func (ctrWay) release()                                    {}
+func (ctrWay) name() string                              { return "ctr run --rm" }
+func (ctrWay) prepare(context.Context, hello, int) error { return nil }
+func (ctrWay) release()                                  {}
 func (ctrWay) run(ctx context.Context, h hello, _ int) error {
 	box, err := os.MkdirTemp(env.Dir, "ctr-box-")
 	if err != nil {
