@@ -330,6 +330,10 @@ loop:
 			status, exited = s.kill(log)
 		}
 		if exited {
+			// The program ran until the sandbox was gone.
+			if t := status.ExitTime(); !t.IsZero() && t.After(start) {
+				elapsed = t.Sub(start)
+			}
 			s.drainFrames(log, handle)
 		}
 	}
@@ -510,6 +514,12 @@ func (s *Sandbox) destroy() {
 		if attempt == removeAttempts {
 			s.log.WithError(err).Warn("could not remove the sandbox; the janitor will")
 			s.r.janitor.add(s.ID)
+			if s.task != nil {
+				// Deleting the task would have closed its FIFOs and
+				// removed their directory; the janitor's task has none.
+				s.task.IO().Cancel()
+				_ = s.task.IO().Close()
+			}
 			break
 		}
 		time.Sleep(time.Second)

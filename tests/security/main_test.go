@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ type host struct {
 	diskFree     map[uint64]int64 // bytes, by file system (device)
 	diskPath     map[uint64]string
 	suiteUsed    int64 // bytes allocated under the suite's directory, logs aside
+	suiteBy      map[string]int64
 }
 
 func readHost(t *testing.T) host {
@@ -80,7 +82,7 @@ func readHost(t *testing.T) host {
 		h.diskFree[st.Dev] = int64(fs.Bavail) * fs.Bsize
 		h.diskPath[st.Dev] = dir
 	}
-	h.suiteUsed = allocated(t, env.Dir)
+	h.suiteUsed, h.suiteBy = allocated(t, env.Dir)
 	return h
 }
 
@@ -106,13 +108,25 @@ func ofPooled(pid string, pooled map[string]bool) bool {
 // every request and are left out, as are containerd's bolt databases, which
 // grow in steps (their records are checked by harness.Leftovers), and the
 // built binaries.
-func allocated(t *testing.T, dir string) int64 {
+func allocated(t *testing.T, dir string) (int64, map[string]int64) {
 	t.Helper()
 	var root syscall.Stat_t
 	if err := syscall.Stat(dir, &root); err != nil {
 		t.Fatal(err)
 	}
+	// Mount points under it — a sandbox's root file system (a bind mount
+	// of the image's layer, or an overlay), a box's tmpfs — are not disk
+	// the suite holds.
+	mountPoints := map[string]bool{}
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && f[4] != dir {
+				mountPoints[f[4]] = true
+			}
+		}
+	}
 	var sum int64
+	by := map[string]int64{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -120,7 +134,7 @@ func allocated(t *testing.T, dir string) int64 {
 			}
 			return err
 		}
-		if d.IsDir() && path == env.Bin {
+		if d.IsDir() && (path == env.Bin || mountPoints[path]) {
 			return filepath.SkipDir
 		}
 		if strings.HasSuffix(d.Name(), ".log") || strings.HasSuffix(d.Name(), ".db") {
@@ -137,8 +151,6 @@ func allocated(t *testing.T, dir string) int64 {
 		if !ok {
 			return nil
 		}
-		// Mounts under it (a sandbox's root file system, a box's tmpfs)
-		// are not disk the suite holds.
 		if st.Dev != root.Dev {
 			if d.IsDir() {
 				return filepath.SkipDir
@@ -146,12 +158,28 @@ func allocated(t *testing.T, dir string) int64 {
 			return nil
 		}
 		sum += st.Blocks * 512
+		if rel, err := filepath.Rel(dir, path); err == nil {
+			parts := strings.SplitN(rel, string(filepath.Separator), 4)
+			by[filepath.Join(parts[:min(len(parts), 3)]...)] += st.Blocks * 512
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sum
+	return sum, by
+}
+
+// grown names the directories whose allocation grew by more than 8 MiB.
+func grown(before, after map[string]int64) string {
+	var out []string
+	for k, v := range after {
+		if v-before[k] > 8<<20 {
+			out = append(out, k+" +"+strconv.FormatInt((v-before[k])>>20, 10)+" MiB")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // Tolerances for "back to its baseline". The suite's own directory holds
@@ -192,7 +220,7 @@ func hostIsFine(t *testing.T, base host) {
 			}
 		}
 		if now.suiteUsed > base.suiteUsed+suiteDiskSlack {
-			bad = append(bad, "disk held by containerd and runtimed "+strconv.FormatInt(now.suiteUsed>>20, 10)+" MiB, was "+strconv.FormatInt(base.suiteUsed>>20, 10))
+			bad = append(bad, "disk held by containerd and runtimed "+strconv.FormatInt(now.suiteUsed>>20, 10)+" MiB, was "+strconv.FormatInt(base.suiteUsed>>20, 10)+" ("+grown(base.suiteBy, now.suiteBy)+")")
 		}
 		if left := harness.Leftovers(); len(left) > 0 {
 			bad = append(bad, "leftovers "+strings.Join(left, ", "))
