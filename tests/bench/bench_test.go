@@ -59,16 +59,19 @@ type way interface {
 
 // Cell is one measured cell: a language, a way, a concurrency.
 type Cell struct {
-	Language    string  `json:"language"`
-	Way         string  `json:"way"`
-	Concurrency int     `json:"concurrency"`
-	Requests    int     `json:"requests"`
-	Errors      int     `json:"errors"`
-	P50MS       float64 `json:"p50_ms"`
-	P95MS       float64 `json:"p95_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	PerSecond   float64 `json:"per_second"`
-	FirstError  string  `json:"first_error,omitempty"`
+	Language    string `json:"language"`
+	Way         string `json:"way"`
+	Concurrency int    `json:"concurrency"`
+	// PauseMS is the pause of each worker between its requests: 0 is
+	// back to back; a paced cell leaves the pool time to refill.
+	PauseMS    int     `json:"pause_ms,omitempty"`
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	P50MS      float64 `json:"p50_ms"`
+	P95MS      float64 `json:"p95_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	PerSecond  float64 `json:"per_second"`
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 // Report is what a run writes.
@@ -130,9 +133,21 @@ func BenchmarkWays(b *testing.B) {
 				if w == way(warm) {
 					waitPoolsReady(b, env.Client)
 				}
-				cell := measure(ctx, w, h, c, perCell)
+				cell := measure(ctx, w, h, c, perCell, 0)
 				b.Logf("%-10s %-20s c=%d  p50 %6.0f ms  p95 %6.0f ms  p99 %6.0f ms  %5.1f/s  errors %d %s",
 					cell.Language, cell.Way, c, cell.P50MS, cell.P95MS, cell.P99MS, cell.PerSecond, cell.Errors, cell.FirstError)
+				report.Cells = append(report.Cells, cell)
+			}
+			// One at a time with a pause: what a request gets when the
+			// pool has had time to refill (a rate under the machine's
+			// sandbox creation rate).
+			if _, ok := w.(*runtimedWay); ok {
+				if w == way(warm) {
+					waitPoolsReady(b, env.Client)
+				}
+				cell := measure(ctx, w, h, 1, perCell, pace)
+				b.Logf("%-10s %-20s c=1 paced  p50 %6.0f ms  p95 %6.0f ms  p99 %6.0f ms  errors %d %s",
+					cell.Language, cell.Way, cell.P50MS, cell.P95MS, cell.P99MS, cell.Errors, cell.FirstError)
 				report.Cells = append(report.Cells, cell)
 			}
 			w.release()
@@ -163,8 +178,12 @@ func BenchmarkWays(b *testing.B) {
 	}
 }
 
-// measure runs n hello worlds on c workers.
-func measure(ctx context.Context, w way, h hello, c, n int) Cell {
+// pace is the pause between the requests of a paced cell.
+const pace = 500 * time.Millisecond
+
+// measure runs n hello worlds on c workers, each pausing between its
+// requests.
+func measure(ctx context.Context, w way, h hello, c, n int, pause time.Duration) Cell {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -179,6 +198,9 @@ func measure(ctx context.Context, w way, h hello, c, n int) Cell {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
+				if pause > 0 {
+					time.Sleep(pause)
+				}
 				t := time.Now()
 				err := w.run(ctx, h, worker)
 				d := time.Since(t)
@@ -198,8 +220,10 @@ func measure(ctx context.Context, w way, h hello, c, n int) Cell {
 	wg.Wait()
 	elapsed := time.Since(start)
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	cell := Cell{Language: h.language, Way: w.name(), Concurrency: c, Requests: n, Errors: errs, FirstError: first,
-		PerSecond: float64(len(latencies)) / elapsed.Seconds()}
+	cell := Cell{Language: h.language, Way: w.name(), Concurrency: c, PauseMS: int(pause.Milliseconds()), Requests: n, Errors: errs, FirstError: first}
+	if pause == 0 {
+		cell.PerSecond = float64(len(latencies)) / elapsed.Seconds()
+	}
 	if len(latencies) > 0 {
 		cell.P50MS = pct(latencies, 50)
 		cell.P95MS = pct(latencies, 95)

@@ -100,6 +100,11 @@ func (f *floorWay) prepare(ctx context.Context, h hello, workers int) error {
 		if err := unix.Mount("tmpfs", filepath.Join(root, oci.BoxDir), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,mode=0777"); err != nil {
 			return err
 		}
+		// The dynamic loader finds the JDK's libraries through
+		// /proc/self/exe.
+		if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -117,6 +122,9 @@ func (f *floorWay) run(ctx context.Context, h hello, worker int) error {
 		}
 	}
 	if err := os.Mkdir(filepath.Join(box, ".runtimed"), 0o777); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(box, ".runtimed"), 0o777); err != nil { // past the umask
 		return err
 	}
 	l := lookup(h.language)
@@ -152,6 +160,7 @@ func (f *floorWay) run(ctx context.Context, h hello, worker int) error {
 
 func (f *floorWay) release() {
 	for _, root := range f.roots {
+		_ = unix.Unmount(filepath.Join(root, "proc"), unix.MNT_DETACH)
 		_ = unix.Unmount(filepath.Join(root, oci.BoxDir), unix.MNT_DETACH)
 		_ = mount.UnmountAll(root, unix.MNT_DETACH)
 		_ = os.Remove(root)
@@ -186,6 +195,9 @@ func (ctrWay) run(ctx context.Context, h hello, _ int) error {
 		}
 	}
 	if err := os.Mkdir(filepath.Join(box, ".runtimed"), 0o777); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(box, ".runtimed"), 0o777); err != nil {
 		return err
 	}
 	l := lookup(h.language)
