@@ -51,6 +51,9 @@ type pools struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	creations sync.WaitGroup
+	// make and release are the runner's (tests put others).
+	make    func(ctx context.Context, id string, p Profile) (*Sandbox, error)
+	release func(*Sandbox)
 }
 
 type pool struct {
@@ -70,7 +73,12 @@ type pool struct {
 func newPools(r *Runner) *pools {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), now: time.Now,
-		ctx: ctx, cancel: cancel}
+		ctx: ctx, cancel: cancel,
+		make: func(ctx context.Context, id string, p Profile) (*Sandbox, error) {
+			return r.create(ctx, id, p, r.log.WithField("pool", p.Image))
+		},
+		release: (*Sandbox).Release,
+	}
 }
 
 // Configure sets the pools and their memory budget (bytes of all idle
@@ -107,7 +115,7 @@ func (r *Runner) Configure(cfgs []PoolConfig, budget int64) {
 	p.started = true
 	p.mu.Unlock()
 	for _, s := range drop {
-		s.Release()
+		p.release(s)
 	}
 	if start {
 		go p.fill()
@@ -149,7 +157,7 @@ func (p *pools) take(prof Profile) *Sandbox {
 	p.mu.Unlock()
 	for _, d := range dead {
 		p.r.log.WithField("sandbox", d.ID).Warn("a pooled sandbox had died; removing it")
-		d.Release()
+		p.release(d)
 	}
 	p.r.metrics.Pool(prof.Image, s != nil)
 	if s == nil {
@@ -194,7 +202,7 @@ func (p *pools) trim() {
 	}
 	p.mu.Unlock()
 	for _, s := range drop {
-		s.Release()
+		p.release(s)
 	}
 }
 
@@ -247,7 +255,7 @@ func (p *pools) create(pl *pool, id string) {
 	defer p.creations.Done()
 	ctx, cancel := context.WithTimeout(p.ctx, createTimeout)
 	start := time.Now()
-	s, err := p.r.create(ctx, id, pl.profile, p.r.log.WithField("pool", pl.profile.Image))
+	s, err := p.make(ctx, id, pl.profile)
 	cancel()
 	p.mu.Lock()
 	delete(pl.creating, id)
@@ -275,7 +283,7 @@ func (p *pools) create(pl *pool, id string) {
 	}
 	p.r.metrics.Phase(metrics.PhasePoolCreate, time.Since(start))
 	if !keep {
-		s.Release()
+		p.release(s)
 	}
 	p.poke()
 }
@@ -299,7 +307,7 @@ func (p *pools) close() {
 	}
 	p.mu.Unlock()
 	for _, s := range drop {
-		s.Release()
+		p.release(s)
 	}
 	p.creations.Wait()
 }
