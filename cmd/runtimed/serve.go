@@ -178,7 +178,8 @@ func serveAction(c *cli.Context) error {
 	defer client.Close()
 
 	m := metrics.New()
-	runner := sandbox.New(client, runnerConfig(cfg), m, log)
+	rc := runnerConfig(cfg)
+	runner := sandbox.New(client, rc, m, log)
 	if err := waitForContainerd(stopCh, runner, log); err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func serveAction(c *cli.Context) error {
 			Warn("removed leftovers of a previous run")
 	}
 
-	if _, err := os.Stat(runnerConfig(cfg).AgentPath); err != nil {
+	if _, err := os.Stat(rc.AgentPath); err != nil {
 		return fmt.Errorf("runtimed-init, every sandbox's first process: %w (build it with make build, or set runtime.init)", err)
 	}
 	runner.Configure(poolConfigs(cfg), cfg.Pool.MemoryBytes)

@@ -91,7 +91,9 @@ func (j *janitor) close() {
 }
 
 // removeByID removes a sandbox's task, container and snapshot, looked up
-// afresh.
+// afresh by its id. A containerd that has just restarted may say "not
+// found" of what it has not loaded yet: the container's absence is
+// checked at the end.
 func (r *Runner) removeByID(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	switch {

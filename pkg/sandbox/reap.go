@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 )
@@ -34,17 +33,8 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 		return left, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range containers {
-		if task, err := c.Task(ctx, nil); err == nil {
-			if err := deleteTask(ctx, task); err != nil {
-				errs = append(errs, fmt.Errorf("delete task %s: %w", c.ID(), err))
-				continue
-			}
-		} else if !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("load task %s: %w", c.ID(), err))
-			continue
-		}
-		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete container %s: %w", c.ID(), err))
+		if err := r.removeByID(ctx, c.ID()); err != nil {
+			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", c.ID(), err))
 			continue
 		}
 		left.Containers++

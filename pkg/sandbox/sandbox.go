@@ -48,7 +48,6 @@ type Sandbox struct {
 	keepBox bool
 	log     *logrus.Entry
 
-	container  containerd.Container
 	task       containerd.Task
 	exitCh     <-chan containerd.ExitStatus
 	cancelWait context.CancelFunc
@@ -60,7 +59,6 @@ type Sandbox struct {
 
 	// IdleMemoryBytes is what the sandbox's cgroup held once it was ready.
 	IdleMemoryBytes int64
-	readyAt         time.Time
 
 	mu       sync.Mutex
 	used     bool
@@ -104,8 +102,8 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 	var marks []any
 	mark := func(name string) { marks = append(marks, name, time.Since(t0).Milliseconds()) }
 	defer func() {
-		if err == nil {
-			s.log.WithFields(logrus.Fields{"steps_ms": fmt.Sprint(marks...)}).Debug("sandbox created")
+		if err == nil && s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			s.log.WithField("steps_ms", fmt.Sprint(marks...)).Debug("sandbox created")
 		}
 	}()
 	if s.box, err = r.newBox(id); err != nil {
@@ -119,7 +117,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		return nil, fmt.Errorf("get image %s: %w", p.Image, err)
 	}
 	labels := map[string]string{LabelSandbox: "true", LabelInstance: r.cfg.Instance}
-	s.container, err = r.client.NewContainer(ctx, id,
+	container, err := r.client.NewContainer(ctx, id,
 		containerd.WithContainerLabels(labels),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshotView(id, image, snapshots.WithLabels(labels)),
@@ -147,7 +145,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 	s.stopFrames = make(chan struct{})
 	go readFrames(stdoutR, s.frames, s.stopFrames)
 
-	s.task, err = s.container.NewTask(ctx, cio.NewCreator(
+	s.task, err = container.NewTask(ctx, cio.NewCreator(
 		cio.WithStreams(stdinR, stdoutW, s.agentLog),
 		cio.WithFIFODir(r.cfg.RunDir),
 	))
@@ -184,7 +182,6 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		return nil, ctx.Err()
 	}
 	mark(" ready")
-	s.readyAt = time.Now()
 	if u, err := readUsage(r.cgroupPath(id)); err == nil {
 		s.IdleMemoryBytes = u.MemoryBytes
 	}
@@ -544,8 +541,9 @@ func (s *Sandbox) destroy() {
 // removeAttempts is how often destroy tries; the janitor goes on.
 const removeAttempts = 3
 
-// remove deletes what containerd holds of the sandbox; each step is done
-// once, and a step that fails is tried again at the next call.
+// remove deletes what containerd holds of the sandbox. The task is
+// deleted through the object that holds its IO, which closes its FIFOs;
+// the rest is removed by id, as the janitor does.
 func (s *Sandbox) remove() error {
 	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
 	defer cancel()
@@ -555,27 +553,5 @@ func (s *Sandbox) remove() error {
 		}
 		s.task = nil
 	}
-	if s.container != nil {
-		if err := ignoreNotFound(s.container.Delete(ctx, containerd.WithSnapshotCleanup)); err != nil {
-			return fmt.Errorf("delete container: %w", err)
-		}
-	} else if err := ignoreNotFound(s.r.client.SnapshotService(s.r.cfg.Snapshotter).Remove(ctx, s.ID)); err != nil {
-		// A view made before the container failed would be left.
-		return fmt.Errorf("remove snapshot: %w", err)
-	}
-	// A containerd that has just restarted may say "not found" of what
-	// it has not loaded yet: what is gone is checked.
-	if _, err := s.r.client.ContainerService().Get(ctx, s.ID); !errdefs.IsNotFound(err) {
-		if err == nil {
-			err = errors.New("still there")
-		}
-		return fmt.Errorf("container %s: %w", s.ID, err)
-	}
-	if _, err := s.r.client.SnapshotService(s.r.cfg.Snapshotter).Stat(ctx, s.ID); !errdefs.IsNotFound(err) {
-		if err == nil {
-			err = errors.New("still there")
-		}
-		return fmt.Errorf("snapshot %s: %w", s.ID, err)
-	}
-	return nil
+	return s.r.removeByID(ctx, s.ID)
 }

@@ -552,11 +552,14 @@ func PooledSandboxes() map[string]bool {
 
 // UnixHTTP is a plain HTTP client on runtimed's socket, for requests the
 // api.Client would not send.
-func UnixHTTP() *http.Client {
+func UnixHTTP() *http.Client { return UnixHTTPTo(Env.Socket) }
+
+// UnixHTTPTo is a plain HTTP client on the unix socket at path.
+func UnixHTTPTo(path string) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", Env.Socket)
+			return d.DialContext(ctx, "unix", path)
 		},
 	}}
 }

@@ -5,8 +5,6 @@ package integration
 import (
 	"context"
 	"io"
-	"net"
-	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
@@ -164,11 +162,7 @@ var takesLine = regexp.MustCompile(`runtimed_pool_takes_total\{image="runtimed.l
 // poolTakes reads the python pool's hits or misses from /metrics.
 func poolTakes(t *testing.T, socket, result string) int {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
-	resp, err := c.Get("http://runtimed/metrics")
+	resp, err := harness.UnixHTTPTo(socket).Get("http://runtimed/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
