@@ -49,6 +49,7 @@ test-unit:
 FUZZTIME ?= 5s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRun$$' -fuzztime $(FUZZTIME) ./pkg/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePiston$$' -fuzztime $(FUZZTIME) ./pkg/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateFileName$$' -fuzztime $(FUZZTIME) ./pkg/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseClass$$' -fuzztime $(FUZZTIME) ./pkg/language/
 

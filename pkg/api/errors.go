@@ -7,16 +7,19 @@ type ErrorCode string
 
 const (
 	// Client errors (4xx): nothing was created.
-	CodeInvalidJSON      ErrorCode = "invalid_json"
-	CodeInvalidRequest   ErrorCode = "invalid_request"
-	CodeUnknownLanguage  ErrorCode = "unknown_language"
-	CodeUnknownVersion   ErrorCode = "unknown_version"
-	CodeInvalidFile      ErrorCode = "invalid_file"
-	CodeLimitExceeded    ErrorCode = "limit_exceeded"
-	CodeBodyTooLarge     ErrorCode = "body_too_large"
-	CodeNotFound         ErrorCode = "not_found"
-	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
-	CodeUnauthorized     ErrorCode = "unauthorized"
+	CodeInvalidJSON     ErrorCode = "invalid_json"
+	CodeInvalidRequest  ErrorCode = "invalid_request"
+	CodeUnknownLanguage ErrorCode = "unknown_language"
+	CodeUnknownVersion  ErrorCode = "unknown_version"
+	CodeInvalidFile     ErrorCode = "invalid_file"
+	CodeLimitExceeded   ErrorCode = "limit_exceeded"
+	CodeBodyTooLarge    ErrorCode = "body_too_large"
+	// CodeUnsupportedMediaType: a Piston request whose body is not sent
+	// as application/json (415).
+	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
+	CodeNotFound             ErrorCode = "not_found"
+	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"
+	CodeUnauthorized         ErrorCode = "unauthorized"
 	// CodeRateLimited: the token's request rate is spent (429).
 	CodeRateLimited ErrorCode = "rate_limited"
 	// CodeTooManyConcurrent: the token has as many executions running as

@@ -15,8 +15,10 @@ type Limits struct {
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 	CPU         float64 `json:"cpu,omitempty"`
 	WallTimeMS  int64   `json:"wall_time_ms,omitempty"`
-	Pids        int64   `json:"pids,omitempty"`
-	OutputBytes int64   `json:"output_bytes,omitempty"`
+	// CPUTimeMS bounds the CPU time the program's processes use in all.
+	CPUTimeMS   int64 `json:"cpu_time_ms,omitempty"`
+	Pids        int64 `json:"pids,omitempty"`
+	OutputBytes int64 `json:"output_bytes,omitempty"`
 }
 
 // RunRequest is the body of POST /v1/run.
@@ -90,6 +92,13 @@ type StageResult struct {
 	MemoryBytes     int64  `json:"memory_bytes"`
 	StdoutTruncated bool   `json:"stdout_truncated"`
 	StderrTruncated bool   `json:"stderr_truncated"`
+	// Message says in words why the stage did not end well: the limit it
+	// hit, the exit status or the signal; empty when it did.
+	Message string `json:"message,omitempty"`
+	// Output is stdout and stderr interleaved in the order the sandbox
+	// relayed them. /v1 leaves it out of its answers (it repeats stdout
+	// and stderr); /api/v2 reports it as run.output.
+	Output string `json:"-"`
 }
 
 // RunResponse is the body of a 200 answer to POST /v1/run. The user's

@@ -12,9 +12,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -24,8 +26,11 @@ type Limits struct {
 	MemoryBytes int64   `toml:"memory_bytes"`
 	CPU         float64 `toml:"cpu"`
 	WallTimeMS  int64   `toml:"wall_time_ms"`
-	Pids        int64   `toml:"pids"`
-	OutputBytes int64   `toml:"output_bytes"`
+	// CPUTimeMS bounds the CPU time the sandbox spends on the program
+	// (all its processes and gVisor's work for them).
+	CPUTimeMS   int64 `toml:"cpu_time_ms"`
+	Pids        int64 `toml:"pids"`
+	OutputBytes int64 `toml:"output_bytes"`
 }
 
 // Language is how one language is built and run: which image, which
@@ -34,10 +39,22 @@ type Limits struct {
 // a main method among the compiled classes, and {memory_bytes} for the
 // stage's memory limit.
 type Language struct {
-	Version   string   `toml:"version"`
-	Aliases   []string `toml:"aliases"`
-	Extension string   `toml:"extension"`
-	Image     string   `toml:"image"`
+	// Version is the language's version in semver form (major, or
+	// major.minor, or major.minor.patch); requests select it with a
+	// semver range such as "3", "3.11.x" or "*".
+	Version string   `toml:"version"`
+	Aliases []string `toml:"aliases"`
+	// Runtime names what runs the language when that is not its name
+	// (gcc for C, node for JavaScript); the Piston API reports it.
+	Runtime   string `toml:"runtime"`
+	Extension string `toml:"extension"`
+	Image     string `toml:"image"`
+	// EntryNamePattern, if set, names a request's first file when the
+	// request gives it no name (the Piston API allows that): a regular
+	// expression run on the file's content whose first group, with the
+	// extension, is the name. Java uses it to name the file after its
+	// public class, as javac requires.
+	EntryNamePattern string `toml:"entry_name_pattern"`
 	// Compile, if set, is the compile stage's command line.
 	Compile []string `toml:"compile"`
 	// Sources are the extensions of the files {sources} stands for;
@@ -181,6 +198,11 @@ type Config struct {
 	Instance string `toml:"instance"`
 	// StateDir holds the per-run working directories.
 	StateDir string `toml:"state_dir"`
+	// PistonWithoutToken lets requests to the Piston API (/api/v2) on the
+	// TCP listener in without a token, for deployments that authenticate
+	// in NGINX. They are still bounded by [requests], not by a token's
+	// limits.
+	PistonWithoutToken bool `toml:"piston_without_token"`
 	// LogLevel is logrus's level name.
 	LogLevel string `toml:"log_level"`
 
@@ -257,6 +279,7 @@ func Default() Config {
 			MemoryBytes: 128 * MiB,
 			CPU:         0.5,
 			WallTimeMS:  5000,
+			CPUTimeMS:   5000,
 			Pids:        64,
 			OutputBytes: 64 * KiB,
 		},
@@ -264,6 +287,7 @@ func Default() Config {
 			MemoryBytes: 512 * MiB,
 			CPU:         2,
 			WallTimeMS:  30000,
+			CPUTimeMS:   30000,
 			Pids:        256,
 			OutputBytes: 1 * MiB,
 		},
@@ -271,6 +295,7 @@ func Default() Config {
 			MemoryBytes: 512 * MiB,
 			CPU:         1,
 			WallTimeMS:  10000,
+			CPUTimeMS:   10000,
 			Pids:        128,
 			OutputBytes: 64 * KiB,
 		},
@@ -278,6 +303,7 @@ func Default() Config {
 			MemoryBytes: 1024 * MiB,
 			CPU:         2,
 			WallTimeMS:  30000,
+			CPUTimeMS:   30000,
 			Pids:        256,
 			OutputBytes: 1 * MiB,
 		},
@@ -307,12 +333,15 @@ func javac(args ...string) []string {
 	return append(cmd, args...)
 }
 
+// javaPublicType finds a Java source's public top-level type.
+const javaPublicType = `(?m)^public\s+(?:(?:final|abstract|sealed|non-sealed|strictfp)\s+)*(?:class|interface|enum|record)\s+([\p{L}_$][\p{L}\p{N}_$]*)`
+
 // DefaultLanguages are the languages runtimed knows without a config
 // file. A [languages.NAME] table in the file replaces the entry whole.
 func DefaultLanguages() map[string]Language {
 	return map[string]Language{
 		"python": {
-			Version:   "3.11",
+			Version:   "3.11.2",
 			Aliases:   []string{"py", "python3", "python3.11"},
 			Extension: ".py",
 			Image:     "runtimed.local/python:3.11",
@@ -321,16 +350,18 @@ func DefaultLanguages() map[string]Language {
 			PoolSize:  4,
 		},
 		"javascript": {
-			Version:   "18",
+			Version:   "18.20.4",
 			Aliases:   []string{"js", "node", "nodejs"},
+			Runtime:   "node",
 			Extension: ".js",
 			Image:     "runtimed.local/javascript:18",
 			Run:       []string{"/usr/bin/node", "{entry}"},
 			PoolSize:  4,
 		},
 		"c": {
-			Version:   "gcc 12 (C17)",
+			Version:   "12.2.0",
 			Aliases:   []string{"gcc", "c17"},
+			Runtime:   "gcc",
 			Extension: ".c",
 			Image:     "runtimed.local/c:gcc12",
 			Compile:   []string{"/usr/bin/gcc-12", "-std=c17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
@@ -338,8 +369,9 @@ func DefaultLanguages() map[string]Language {
 			PoolSize:  2,
 		},
 		"cpp": {
-			Version:   "g++ 12 (C++17)",
+			Version:   "12.2.0",
 			Aliases:   []string{"c++", "g++", "cxx", "cpp17"},
+			Runtime:   "gcc",
 			Extension: ".cpp",
 			Sources:   []string{".cpp", ".cc", ".cxx"},
 			Image:     "runtimed.local/cpp:gcc12",
@@ -348,14 +380,16 @@ func DefaultLanguages() map[string]Language {
 			PoolSize:  2,
 		},
 		"java": {
-			Version:      "17",
-			Aliases:      []string{"jdk", "openjdk"},
-			Extension:    ".java",
-			Image:        "runtimed.local/java:17",
-			Compile:      javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
-			Run:          jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
-			MemoryErrors: []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
-			PoolSize:     2,
+			Version:   "17",
+			Aliases:   []string{"jdk", "openjdk"},
+			Extension: ".java",
+			Image:     "runtimed.local/java:17",
+			// A public top-level type must be in a file of its name.
+			EntryNamePattern: javaPublicType,
+			Compile:          javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
+			Run:              jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
+			MemoryErrors:     []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
+			PoolSize:         2,
 		},
 	}
 }
@@ -490,6 +524,12 @@ func (c *Config) Validate() error {
 	for _, name := range langs {
 		l := c.Languages[name]
 		req(l.Image != "", "languages.%s.image must be set", name)
+		_, err := semver.NewVersion(l.Version)
+		req(err == nil, "languages.%s.version %q must be a version in semver form: 3, 3.11 or 3.11.2", name, l.Version)
+		if l.EntryNamePattern != "" {
+			re, err := regexp.Compile(l.EntryNamePattern)
+			req(err == nil && re.NumSubexp() >= 1, "languages.%s.entry_name_pattern must be a regular expression with a group: %v", name, err)
+		}
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)
 		req(l.PoolSize >= 0 && l.PoolSize <= 64, "languages.%s.pool_size must be from 0 to 64", name)
 		for _, e := range l.Sources {
@@ -517,6 +557,7 @@ func validateLimitPair(defName, maxName string, def, max Limits) []error {
 		{"memory_bytes", float64(def.MemoryBytes), float64(max.MemoryBytes)},
 		{"cpu", def.CPU, max.CPU},
 		{"wall_time_ms", float64(def.WallTimeMS), float64(max.WallTimeMS)},
+		{"cpu_time_ms", float64(def.CPUTimeMS), float64(max.CPUTimeMS)},
 		{"pids", float64(def.Pids), float64(max.Pids)},
 		{"output_bytes", float64(def.OutputBytes), float64(max.OutputBytes)},
 	} {
@@ -537,6 +578,9 @@ func validateLimits(section string, l Limits) []error {
 	}
 	if l.WallTimeMS < 100 {
 		errs = append(errs, fmt.Errorf("%s.wall_time_ms must be at least 100", section))
+	}
+	if l.CPUTimeMS < 10 {
+		errs = append(errs, fmt.Errorf("%s.cpu_time_ms must be at least 10", section))
 	}
 	if l.Pids < 1 {
 		errs = append(errs, fmt.Errorf("%s.pids must be at least 1", section))

@@ -194,6 +194,7 @@ func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb
 	}
 	if res.Status == api.StatusRuntimeError && (lang.OutOfMemory(res.Stderr) || lang.OutOfMemory(res.Stdout)) {
 		res.Status = api.StatusMemoryLimit
+		res.Message = sandbox.MemoryLimitMessage(prog.Limits.MemoryBytes)
 	}
 	log.WithFields(logrus.Fields{
 		"stage": name, "status": res.Status, "exit_code": res.ExitCode,

@@ -5,10 +5,13 @@ package language
 
 import (
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/Masterminds/semver/v3"
 
 	"github.com/runtimed/runtimed/pkg/config"
 )
@@ -23,9 +26,11 @@ const (
 
 // Language is one runnable language.
 type Language struct {
-	Name         string
-	Version      string
-	Aliases      []string
+	Name    string
+	Version string
+	Aliases []string
+	// Runtime is what runs the language when that is not its name.
+	Runtime      string
 	Extension    string
 	Image        string
 	Env          []string
@@ -33,6 +38,37 @@ type Language struct {
 	run          []string
 	sources      []string
 	memoryErrors []string
+	semver       *semver.Version
+	entryName    *regexp.Regexp
+}
+
+// Matches reports whether the language's version is the one a request
+// selects: the version as written, or a semver range ("3", "3.11.x",
+// "^3.10", ">=3.10, <4", "*"); an empty selector selects any.
+func (l *Language) Matches(selector string) bool {
+	selector = strings.TrimSpace(selector)
+	if selector == "" || selector == l.Version {
+		return true
+	}
+	c, err := semver.NewConstraint(selector)
+	return err == nil && l.semver != nil && c.Check(l.semver)
+}
+
+// UnnamedFile names the i-th file of a request that gave it no name:
+// file0.code, file1.code, ... as the Piston API does. A compiled
+// language's compiler wants its extension, which is added; the entry
+// file is named by the language's entry name pattern where it matches.
+func (l *Language) UnnamedFile(i int, content string) string {
+	if i == 0 && l.entryName != nil {
+		if m := l.entryName.FindStringSubmatch(content); len(m) > 1 && m[1] != "" {
+			return m[1] + l.Extension
+		}
+	}
+	name := "file" + strconv.Itoa(i) + ".code"
+	if l.Compiled() {
+		name += l.Extension
+	}
+	return name
 }
 
 // Compiled reports whether the language has a compile stage.
@@ -114,6 +150,7 @@ func NewRegistry(langs map[string]config.Language) *Registry {
 			Name:         name,
 			Version:      c.Version,
 			Aliases:      slices.Clone(c.Aliases),
+			Runtime:      c.Runtime,
 			Extension:    c.Extension,
 			Image:        c.Image,
 			Env:          slices.Clone(c.Env),
@@ -121,6 +158,11 @@ func NewRegistry(langs map[string]config.Language) *Registry {
 			run:          slices.Clone(c.Run),
 			sources:      sources,
 			memoryErrors: slices.Clone(c.MemoryErrors),
+		}
+		// The configuration was validated: both parse.
+		l.semver, _ = semver.NewVersion(c.Version)
+		if c.EntryNamePattern != "" {
+			l.entryName, _ = regexp.Compile(c.EntryNamePattern)
 		}
 		r.sorted = append(r.sorted, l)
 		r.byName[name] = l

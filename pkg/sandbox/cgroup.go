@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -100,6 +101,9 @@ type meter struct {
 	// peak is cgroup v2's memory.peak, reset through this descriptor:
 	// reads through it give the peak since the reset.
 	peak *os.File
+	// cpuFile is the one file that says the CPU time used: cgroup v2's
+	// cpu.stat, v1's cpuacct.usage.
+	cpuFile string
 }
 
 func (r *Runner) startMeter(path string) (*meter, error) {
@@ -109,6 +113,7 @@ func (r *Runner) startMeter(path string) (*meter, error) {
 		return m, err
 	}
 	if cgroups.Mode() == cgroups.Unified {
+		m.cpuFile = filepath.Join("/sys/fs/cgroup", path, "cpu.stat")
 		f, err := os.OpenFile(filepath.Join("/sys/fs/cgroup", path, "memory.peak"), os.O_RDWR, 0)
 		if err == nil {
 			if _, err := f.WriteString("reset\n"); err != nil {
@@ -118,6 +123,9 @@ func (r *Runner) startMeter(path string) (*meter, error) {
 			}
 		}
 		return m, nil
+	}
+	if dir := r.v1Dir(cgroup1.Cpuacct, path); dir != "" {
+		m.cpuFile = filepath.Join(dir, "cpuacct.usage")
 	}
 	if dir := r.v1Dir(cgroup1.Memory, path); dir != "" {
 		for _, name := range []string{"memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes"} {
@@ -149,6 +157,32 @@ func (m *meter) read() (usage, error) {
 		m.peak = nil
 	}
 	return u, err
+}
+
+// cpuUsed is the CPU time used since the start, read from one file: cheap
+// enough to be read while the program runs.
+func (m *meter) cpuUsed() (time.Duration, error) {
+	if m.cpuFile == "" {
+		return 0, errors.New("no cgroup CPU accounting found")
+	}
+	b, err := os.ReadFile(m.cpuFile)
+	if err != nil {
+		return 0, err
+	}
+	var ns int64
+	if strings.HasSuffix(m.cpuFile, "cpu.stat") {
+		// "usage_usec N" is the first line.
+		line, _, _ := strings.Cut(string(b), "\n")
+		v, ok := strings.CutPrefix(line, "usage_usec ")
+		us, perr := strconv.ParseInt(v, 10, 64)
+		if !ok || perr != nil {
+			return 0, fmt.Errorf("%s: no usage_usec", m.cpuFile)
+		}
+		ns = us * 1000
+	} else if ns, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+		return 0, fmt.Errorf("%s: %w", m.cpuFile, err)
+	}
+	return time.Duration(ns - m.base.CPUTimeNS), nil
 }
 
 // v1Controllers finds the cgroup v1 controllers' mounts once.

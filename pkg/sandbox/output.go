@@ -21,14 +21,20 @@ func newCappedBuffer(max int64, onOverflow func()) *cappedBuffer {
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
+	c.keep(p)
+	return len(p), nil
+}
+
+// keep writes p and returns how many of its bytes were kept.
+func (c *cappedBuffer) keep(p []byte) int {
 	c.mu.Lock()
 	room := c.max - c.buf.Len()
 	overflow := len(p) > room
+	kept := len(p)
 	if overflow {
-		c.buf.Write(p[:room])
-	} else {
-		c.buf.Write(p)
+		kept = room
 	}
+	c.buf.Write(p[:kept])
 	first := overflow && !c.truncated
 	if overflow {
 		c.truncated = true
@@ -37,7 +43,7 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 	if first && c.onOverflow != nil {
 		c.onOverflow()
 	}
-	return len(p), nil
+	return kept
 }
 
 // result returns what was kept and whether anything was cut.

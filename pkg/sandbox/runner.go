@@ -141,6 +141,7 @@ type killReason int
 const (
 	notKilled killReason = iota
 	killedTimeout
+	killedCPUTime
 	killedOutput
 	killedCancelled
 )

@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -265,8 +267,12 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 	stop := func(why killReason) { stopOnce.Do(func() { stopCh <- why }) }
 	stdout := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	stderr := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
+	var combined bytes.Buffer
 	timer := time.NewTimer(time.Duration(prog.Limits.WallTimeMS) * time.Millisecond)
 	defer timer.Stop()
+	cpuLimit := time.Duration(prog.Limits.CPUTimeMS) * time.Millisecond
+	cpuWatch := s.newCPUWatch(meter, cpuLimit)
+	defer cpuWatch.stop()
 
 	var (
 		exit     *agent.Exit
@@ -281,9 +287,9 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		case f.err != nil:
 			streamOK = false
 		case f.kind == agent.KindStdout:
-			_, _ = stdout.Write(f.payload)
+			combined.Write(f.payload[:stdout.keep(f.payload)])
 		case f.kind == agent.KindStderr:
-			_, _ = stderr.Write(f.payload)
+			combined.Write(f.payload[:stderr.keep(f.payload)])
 		case f.kind == agent.KindExit:
 			var e agent.Exit
 			if err := json.Unmarshal(f.payload, &e); err != nil {
@@ -310,6 +316,11 @@ loop:
 		case <-timer.C:
 			why = killedTimeout
 			break loop
+		case <-cpuWatch.c:
+			if cpuWatch.spent() {
+				why = killedCPUTime
+				break loop
+			}
 		case why = <-stopCh:
 			break loop
 		case <-ctx.Done():
@@ -352,6 +363,7 @@ loop:
 
 	result.Stdout, result.StdoutTruncated = stdout.result()
 	result.Stderr, result.StderrTruncated = stderr.result()
+	result.Output = combined.String()
 	result.WallTimeMS = elapsed.Milliseconds()
 	result.CPUTimeMS = use.CPUTimeNS / int64(time.Millisecond)
 	result.MemoryBytes = use.PeakMemoryBytes
@@ -382,18 +394,34 @@ loop:
 	switch {
 	case why == killedTimeout:
 		result.Status = api.StatusTimeout
+		result.Message = fmt.Sprintf("wall time limit of %d ms exceeded", prog.Limits.WallTimeMS)
+	case why == killedCPUTime || (cpuLimit > 0 && time.Duration(use.CPUTimeNS) > cpuLimit):
+		// A program that used more than its CPU time is timed out even
+		// if it ended before the watch saw it.
+		result.Status = api.StatusTimeout
+		result.Message = fmt.Sprintf("CPU time limit of %d ms exceeded", prog.Limits.CPUTimeMS)
 	case why == killedOutput || result.StdoutTruncated || result.StderrTruncated:
 		result.Status = api.StatusOutputLimit
+		stream := "stdout"
+		if !result.StdoutTruncated {
+			stream = "stderr"
+		}
+		result.Message = fmt.Sprintf("%s exceeded the output limit of %d bytes", stream, prog.Limits.OutputBytes)
 	case memoryEvidence:
 		// The kernel's OOM killer acted in the sandbox's cgroup; or the
 		// cgroup reached its limit and the program (or gVisor's own
 		// allocation on its behalf) failed of it.
 		result.Status = api.StatusMemoryLimit
+		result.Message = MemoryLimitMessage(prog.Limits.MemoryBytes)
 	case exit == nil:
 		msg, _ := s.agentLog.result()
 		return result, fmt.Errorf("sandbox died (exit status %d) without an out-of-memory kill: %q", status.ExitCode(), msg)
 	case code != 0:
 		result.Status = api.StatusRuntimeError
+		result.Message = fmt.Sprintf("exited with status %d", code)
+		if result.Signal != "" {
+			result.Message = "killed by " + result.Signal
+		}
 	default:
 		result.Status = api.StatusOK
 	}
@@ -403,6 +431,63 @@ loop:
 		"oom_kills": use.OOMKills, "memory_limit_hits": use.MemoryLimitHits,
 	}).Debug("sandbox finished")
 	return result, nil
+}
+
+// MemoryLimitMessage is the message of a memory_limit verdict.
+func MemoryLimitMessage(limit int64) string {
+	return fmt.Sprintf("memory limit of %d bytes exceeded", limit)
+}
+
+// cpuWatch fires when the program may have spent its CPU time. The
+// sandbox cannot use CPU faster than its quota (or the host's CPUs), so
+// the limit cannot be reached before remaining/rate: the watch reads the
+// cgroup then and again as the remainder shrinks, a handful of reads per
+// run. It overshoots by at most the CFS burst (one period's quota) and a
+// couple of milliseconds.
+type cpuWatch struct {
+	c     <-chan time.Time
+	timer *time.Timer
+	meter *meter
+	limit time.Duration
+	rate  float64
+	log   *logrus.Entry
+}
+
+func (s *Sandbox) newCPUWatch(m *meter, limit time.Duration) *cpuWatch {
+	w := &cpuWatch{meter: m, limit: limit, rate: min(s.profile.CPU, float64(runtime.NumCPU())), log: s.log}
+	if limit <= 0 || m == nil || w.rate <= 0 {
+		return w
+	}
+	w.timer = time.NewTimer(w.next(0))
+	w.c = w.timer.C
+	return w
+}
+
+func (w *cpuWatch) next(used time.Duration) time.Duration {
+	return max(time.Duration(float64(w.limit-used)/w.rate), 2*time.Millisecond)
+}
+
+// spent reads the CPU time used and reports whether it reached the limit;
+// if not, it sets the next check.
+func (w *cpuWatch) spent() bool {
+	used, err := w.meter.cpuUsed()
+	if err != nil {
+		// The wall time still bounds the program.
+		w.log.WithError(err).Warn("read the sandbox's CPU time; CPU time limit not enforced for this run")
+		w.c = nil
+		return false
+	}
+	if used >= w.limit {
+		return true
+	}
+	w.timer.Reset(w.next(used))
+	return false
+}
+
+func (w *cpuWatch) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 // sendStdin sends the program's stdin in frames, then its end.

@@ -16,13 +16,26 @@ import (
 	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
-// FuzzDecodeRun posts arbitrary bodies to /v1/run. Whatever the body, the
-// answer is a 200 from the executor or a 4xx, never a 5xx or a panic, and
-// what reaches the executor has passed every check.
+// FuzzDecodeRun posts arbitrary bodies to /v1/run (see fuzzDecode).
 func FuzzDecodeRun(f *testing.F) {
 	f.Add([]byte(`{"language":"python","files":[{"name":"main.py","content":"print(1)"}]}`))
 	f.Add([]byte(`{"language":"c","files":[{"name":"a.c","content":""}],"tests":[{"stdin":"1","expected_output":"2"}],"compare":"tokens"}`))
-	f.Add([]byte(`{"language":"py","files":[{"name":"a/b.py","content":""}],"limits":{"memory_bytes":134217728,"cpu":0.5}}`))
+	f.Add([]byte(`{"language":"py","files":[{"name":"a/b.py","content":""}],"limits":{"memory_bytes":134217728,"cpu":0.5,"cpu_time_ms":100}}`))
+	fuzzDecode(f, "/v1/run")
+}
+
+// FuzzDecodePiston does the same to the Piston API's /api/v2/execute.
+func FuzzDecodePiston(f *testing.F) {
+	f.Add([]byte(`{"language":"python","version":"*","files":[{"content":"print(1)"}]}`))
+	f.Add([]byte(`{"language":"java","version":"17","files":[{"content":"public class A {}"},{"name":"b.java","content":"YQ==","encoding":"base64"}],"run_timeout":100}`))
+	f.Add([]byte(`{"language":"c","version":"^12","files":[{"content":"00","encoding":"hex"}],"compile_memory_limit":-1,"run_cpu_time":50,"stdin":"x","args":["1"]}`))
+	fuzzDecode(f, "/api/v2/execute")
+}
+
+// fuzzDecode posts arbitrary bodies to path: the answer is a 200 from the
+// executor or a 4xx, never a 5xx or a panic, and what reaches the
+// executor has passed every check.
+func fuzzDecode(f *testing.F, path string) {
 	cfg := config.Default()
 	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
 	log := logrus.New()
@@ -31,7 +44,9 @@ func FuzzDecodeRun(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before := executor.calls.Load()
 		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/run", strings.NewReader(string(body))))
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
 		ran := executor.calls.Load() > before
 		switch {
 		case rec.Code == http.StatusOK && ran:
@@ -46,17 +61,22 @@ func FuzzDecodeRun(f *testing.F) {
 					t.Fatalf("bad name %q reached the executor: %v", f.Name, err)
 				}
 			}
-			l, m := p.Limits, cfg.Maximums
-			if l.MemoryBytes <= 0 || l.MemoryBytes > m.MemoryBytes || l.CPU <= 0 || l.CPU > m.CPU ||
-				l.WallTimeMS <= 0 || l.WallTimeMS > m.WallTimeMS || l.Pids <= 0 || l.Pids > m.Pids ||
-				l.OutputBytes <= 0 || l.OutputBytes > m.OutputBytes {
-				t.Fatalf("limits %+v outside (0, %+v]", l, m)
-			}
+			checkLimits(t, p.Limits, cfg.Maximums)
+			checkLimits(t, p.CompileLimits, cfg.CompileMaximums)
 		case rec.Code/100 == 4 && !ran:
 		default:
 			t.Fatalf("status %d (executor called: %v): %s", rec.Code, ran, rec.Body.String())
 		}
 	})
+}
+
+func checkLimits(t *testing.T, l api.Limits, m config.Limits) {
+	t.Helper()
+	if l.MemoryBytes <= 0 || l.MemoryBytes > m.MemoryBytes || l.CPU <= 0 || l.CPU > m.CPU ||
+		l.WallTimeMS <= 0 || l.WallTimeMS > m.WallTimeMS || l.CPUTimeMS <= 0 || l.CPUTimeMS > m.CPUTimeMS ||
+		l.Pids <= 0 || l.Pids > m.Pids || l.OutputBytes <= 0 || l.OutputBytes > m.OutputBytes {
+		t.Fatalf("limits %+v outside (0, %+v]", l, m)
+	}
 }
 
 // FuzzValidateFileName: an accepted name is a clean relative path inside

@@ -87,18 +87,29 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 		mux:      http.NewServeMux(),
 	}
 	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
-	s.mux.HandleFunc("POST /v1/run", s.handleRun)
-	s.mux.HandleFunc("GET /v1/runtimes", s.handleRuntimes)
-	s.mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
+	s.route("POST", "/v1/run", s.handleRun)
+	s.route("GET", "/v1/runtimes", s.handleRuntimes)
+	s.route("GET", "/v1/pools", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, api.Pools{Pools: s.platform.Pools()})
 	})
-	s.mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.Handle("GET /metrics", m.Handler())
+	s.route("GET", "/healthz", s.handleHealth)
+	s.route("GET", "/readyz", s.handleReady)
+	s.route("GET", "/metrics", m.Handler().ServeHTTP)
+	s.routePiston()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
+		s.fail(w, r, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
 	})
 	return s
+}
+
+// route serves path with h for method, and answers other methods 405 with
+// an Allow header and an error body.
+func (s *Server) route(method, path string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+path, h)
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", method)
+		s.fail(w, r, &api.Error{Code: api.CodeMethodNotAllowed, Message: fmt.Sprintf("%s takes %s, not %s", path, method, r.Method), HTTPStatus: http.StatusMethodNotAllowed})
+	})
 }
 
 type ctxKey int
@@ -132,18 +143,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 		log = log.WithFields(logrus.Fields{"peer_uid": cred.Uid, "peer_pid": cred.Pid})
 	}
 	ctx := r.Context()
-	if needToken {
+	if needToken && !(st.cfg.PistonWithoutToken && isPiston(r)) {
 		c := st.tokens.authenticate(r)
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
-			s.fail(w, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
+			s.fail(w, r, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
 			return
 		}
 		log = log.WithField("token", c.name)
 		if wait, ok := c.admitRate(); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
-			s.fail(w, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
+			s.fail(w, r, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
 			return
 		}
 		ctx = context.WithValue(ctx, clientKey, c)
@@ -202,26 +213,34 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
-	log := logFrom(r.Context())
 	plan, aerr := s.decodeRun(w, r)
 	if aerr != nil {
-		s.fail(w, aerr)
+		s.fail(w, r, aerr)
 		return
 	}
+	if resp := s.execute(w, r, plan); resp != nil {
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
 
+// execute runs a validated plan within the token's and the daemon's
+// limits on executions at once, and logs its summary. If it fails, it
+// answers the error itself and returns nil.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.Plan) *api.RunResponse {
+	log := logFrom(r.Context())
 	if c := clientFrom(r.Context()); c != nil {
 		release, ok := c.acquire()
 		if !ok {
-			s.fail(w, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
-			return
+			s.fail(w, r, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
+			return nil
 		}
 		defer release()
 	}
 	queued := time.Now()
 	release, aerr := s.admit.acquire(r.Context())
 	if aerr != nil {
-		s.fail(w, aerr)
-		return
+		s.fail(w, r, aerr)
+		return nil
 	}
 	defer release()
 	s.metrics.Phase(metrics.PhaseQueue, time.Since(queued))
@@ -231,25 +250,25 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(context.Cause(r.Context()), ErrShuttingDown) {
 			log.WithError(err).Warn("execution cut off by the shutdown")
-			s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "runtimed is shutting down and stopped this execution; retry it", HTTPStatus: http.StatusServiceUnavailable})
-			return
+			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "runtimed is shutting down and stopped this execution; retry it", HTTPStatus: http.StatusServiceUnavailable})
+			return nil
 		}
 		if r.Context().Err() != nil {
 			log.WithError(err).Info("client went away; execution stopped")
-			return
+			return nil
 		}
 		if errdefs.IsUnavailable(err) {
 			log.WithError(err).Warn("containerd is unavailable")
-			s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer; retry later", HTTPStatus: http.StatusServiceUnavailable})
-			return
+			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer; retry later", HTTPStatus: http.StatusServiceUnavailable})
+			return nil
 		}
 		if errors.Is(err, sandbox.ErrImageMissing) {
-			s.fail(w, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
-			return
+			s.fail(w, r, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
+			return nil
 		}
 		log.WithError(err).Error("execution failed")
-		s.fail(w, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
-		return
+		s.fail(w, r, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
+		return nil
 	}
 	fields := logrus.Fields{"language": lang.Name, "status": resp.Status}
 	if c := resp.Compile; c != nil {
@@ -263,7 +282,7 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		fields["tests"] = len(resp.Tests)
 	}
 	log.WithFields(fields).Info("execution")
-	writeJSON(w, http.StatusOK, resp)
+	return resp
 }
 
 // decodeRun reads and checks a run request. Nothing is created before it
@@ -295,7 +314,7 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if !ok {
 		return execution.Plan{}, badRequest(api.CodeUnknownLanguage, "language", "unknown language %q; GET /v1/runtimes lists them", req.Language)
 	}
-	if req.Version != "" && req.Version != lang.Version {
+	if !lang.Matches(req.Version) {
 		return execution.Plan{}, badRequest(api.CodeUnknownVersion, "version", "%s has version %s, not %q", lang.Name, lang.Version, req.Version)
 	}
 	if aerr := validateFiles(req.Files, s.cfg.Requests); aerr != nil {
@@ -368,7 +387,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	v, err := s.platform.Version(ctx)
 	if err != nil {
-		s.fail(w, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
+		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: Version})
@@ -425,18 +444,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // fail answers with e, counting it: as a rejection if the request was
 // refused, as a sandbox failure if the platform failed.
-func (s *Server) fail(w http.ResponseWriter, e *api.Error) {
+// The Piston API's paths answer errors in Piston's form,
+// {"message": "..."}.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *api.Error) {
 	if e.HTTPStatus >= 500 && e.Code == api.CodeInternal {
 		s.metrics.SandboxFailure()
 	} else {
 		s.metrics.Rejection(string(e.Code))
 	}
-	writeError(w, e)
-}
-
-func writeError(w http.ResponseWriter, e *api.Error) {
 	if (e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
+	}
+	if isPiston(r) {
+		writeJSON(w, e.HTTPStatus, api.PistonError{Message: e.Message})
+		return
 	}
 	writeJSON(w, e.HTTPStatus, api.ErrorBody{Error: *e})
 }

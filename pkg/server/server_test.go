@@ -120,18 +120,18 @@ func TestRunPassesTheJob(t *testing.T) {
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
-	if resp.Language != "python" || resp.Version != "3.11" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
+	if resp.Language != "python" || resp.Version != "3.11.2" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
 		t.Fatalf("%+v", resp)
 	}
 	plan := executor.plans[0]
 	if plan.Language.Name != "python" || len(plan.Files) != 2 || strings.Join(plan.Args, " ") != "a" || plan.Stdin != "in" {
 		t.Fatalf("plan %+v", plan)
 	}
-	want := api.Limits{MemoryBytes: 128 << 20, CPU: 1, WallTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}
+	want := api.Limits{MemoryBytes: 128 << 20, CPU: 1, WallTimeMS: 5000, CPUTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}
 	if plan.Limits != want {
 		t.Fatalf("limits %+v, want %+v", plan.Limits, want)
 	}
-	wantCompile := api.Limits{MemoryBytes: 512 << 20, CPU: 1, WallTimeMS: 10000, Pids: 128, OutputBytes: 64 << 10}
+	wantCompile := api.Limits{MemoryBytes: 512 << 20, CPU: 1, WallTimeMS: 10000, CPUTimeMS: 10000, Pids: 128, OutputBytes: 64 << 10}
 	if plan.CompileLimits != wantCompile {
 		t.Fatalf("compile limits %+v, want %+v", plan.CompileLimits, wantCompile)
 	}

@@ -154,6 +154,7 @@ var minimums = config.Limits{
 	MemoryBytes: 16 * config.MiB,
 	CPU:         0.01,
 	WallTimeMS:  10,
+	CPUTimeMS:   10,
 	Pids:        1,
 	OutputBytes: 1,
 }
@@ -162,10 +163,16 @@ var minimums = config.Limits{
 // refuses values that are negative, below what a sandbox needs, or above
 // the configured maximum. The error names the field, within section.
 func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.Limits, *api.Error) {
+	return resolveLimits(req, def, max, func(field string) string { return section + "." + field })
+}
+
+// resolveLimits is ResolveLimits with the request's name for each field.
+func resolveLimits(req api.Limits, def, max config.Limits, fieldName func(string) string) (api.Limits, *api.Error) {
 	out := api.Limits{
 		MemoryBytes: def.MemoryBytes,
 		CPU:         def.CPU,
 		WallTimeMS:  def.WallTimeMS,
+		CPUTimeMS:   def.CPUTimeMS,
 		Pids:        def.Pids,
 		OutputBytes: def.OutputBytes,
 	}
@@ -177,11 +184,12 @@ func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.
 	}{
 		{"memory_bytes", req.MemoryBytes, minimums.MemoryBytes, max.MemoryBytes, &out.MemoryBytes},
 		{"wall_time_ms", req.WallTimeMS, minimums.WallTimeMS, max.WallTimeMS, &out.WallTimeMS},
+		{"cpu_time_ms", req.CPUTimeMS, minimums.CPUTimeMS, max.CPUTimeMS, &out.CPUTimeMS},
 		{"pids", req.Pids, minimums.Pids, max.Pids, &out.Pids},
 		{"output_bytes", req.OutputBytes, minimums.OutputBytes, max.OutputBytes, &out.OutputBytes},
 	}
 	for _, f := range ints {
-		field := section + "." + f.name
+		field := fieldName(f.name)
 		switch {
 		case f.v == 0:
 			continue
@@ -194,7 +202,7 @@ func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.
 		}
 		*f.dst = f.v
 	}
-	field := section + ".cpu"
+	field := fieldName("cpu")
 	switch c := req.CPU; {
 	case c == 0:
 	case c < 0 || c != c:

@@ -32,12 +32,14 @@ func TestResolveLimits(t *testing.T) {
 		want  api.Limits
 		field string
 	}{
-		{"defaults", api.Limits{}, api.Limits{MemoryBytes: 128 << 20, CPU: 0.5, WallTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}, ""},
-		{"at the maximum", api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes},
-			api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes}, ""},
+		{"defaults", api.Limits{}, api.Limits{MemoryBytes: 128 << 20, CPU: 0.5, WallTimeMS: 5000, CPUTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}, ""},
+		{"at the maximum", api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, CPUTimeMS: max.CPUTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes},
+			api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, CPUTimeMS: max.CPUTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes}, ""},
 		{"memory over", api.Limits{MemoryBytes: max.MemoryBytes + 1}, api.Limits{}, "limits.memory_bytes"},
 		{"cpu over", api.Limits{CPU: max.CPU + 0.001}, api.Limits{}, "limits.cpu"},
 		{"wall over", api.Limits{WallTimeMS: max.WallTimeMS + 1}, api.Limits{}, "limits.wall_time_ms"},
+		{"cpu time over", api.Limits{CPUTimeMS: max.CPUTimeMS + 1}, api.Limits{}, "limits.cpu_time_ms"},
+		{"cpu time too small", api.Limits{CPUTimeMS: 5}, api.Limits{}, "limits.cpu_time_ms"},
 		{"pids over", api.Limits{Pids: max.Pids + 1}, api.Limits{}, "limits.pids"},
 		{"output over", api.Limits{OutputBytes: max.OutputBytes + 1}, api.Limits{}, "limits.output_bytes"},
 		{"negative memory", api.Limits{MemoryBytes: -1}, api.Limits{}, "limits.memory_bytes"},

@@ -166,6 +166,30 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 	}
 }
 
+// limits.cpu_time_ms bounds the CPU time of all the program's processes
+// together: two busy processes at 1 CPU reach a 600 ms budget in about
+// 600 ms of wall time, and the verdict says which limit it was.
+func TestCPUTimeLimit(t *testing.T) {
+	const limit = 600
+	code := "import os\nos.fork()\nwhile True:\n    pass"
+	start := time.Now()
+	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("burn.py", code),
+		Limits: api.Limits{CPUTimeMS: limit, CPU: 1, WallTimeMS: 10000}})
+	took := time.Since(start)
+	expectStatus(t, resp, api.StatusTimeout)
+	if !strings.Contains(resp.Run.Message, "CPU time limit of 600 ms") {
+		t.Fatalf("message %q", resp.Run.Message)
+	}
+	// The watch overshoots by at most one CFS period's quota (100 ms at
+	// 1 CPU) and its polling; the sandbox's own start-up adds a little.
+	if resp.Run.CPUTimeMS < limit || resp.Run.CPUTimeMS > limit+250 {
+		t.Fatalf("cpu time %d ms, want within [%d, %d]", resp.Run.CPUTimeMS, limit, limit+250)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("the request took %s for a %d ms CPU budget", took, limit)
+	}
+}
+
 func TestMemoryLimit(t *testing.T) {
 	for _, c := range []byLanguage{
 		{"python", files("mem.py", "x = bytearray(400 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\nprint('allocated')")},
