@@ -38,6 +38,7 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
 		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
 		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
+		&cli.DurationFlag{Name: "cpu-time", Usage: "CPU-time limit of all the program's processes, e.g. 2s"},
 		&cli.Int64Flag{Name: "pids", Usage: "process/thread limit"},
 		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
 		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
@@ -102,6 +103,9 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 		if opts.Limits.WallTimeMS == 0 {
 			opts.Limits.WallTimeMS = 1
 		}
+	}
+	if d := c.Duration("cpu-time"); d > 0 {
+		opts.Limits.CPUTimeMS = max(d.Milliseconds(), 1)
 	}
 	return opts, nil
 }
@@ -200,6 +204,9 @@ func reasonFor(resp *api.RunResponse) string {
 	}
 	switch resp.Status {
 	case api.StatusTimeout:
+		if r.Message != "" {
+			return fmt.Sprintf("timed out after %s: %s", time.Duration(r.WallTimeMS)*time.Millisecond, r.Message)
+		}
 		return fmt.Sprintf("timed out after %s", time.Duration(r.WallTimeMS)*time.Millisecond)
 	case api.StatusMemoryLimit:
 		return "killed: memory limit exceeded"

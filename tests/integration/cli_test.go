@@ -72,6 +72,12 @@ func TestCLIRun(t *testing.T) {
 			t.Fatalf("exit %d stderr %q", code, stderr)
 		}
 	})
+	t.Run("cpu time exits 124", func(t *testing.T) {
+		_, stderr, code := runtimectl(t, "", "run", "--cpu-time", "300ms", "--timeout", "10s", p("loop.js"))
+		if code != 124 || !strings.Contains(stderr, "CPU time limit of 300 ms exceeded") {
+			t.Fatalf("exit %d stderr %q", code, stderr)
+		}
+	})
 	t.Run("memory exits 137", func(t *testing.T) {
 		_, stderr, code := runtimectl(t, "", "run", "--memory", "64M", p("mem.py"))
 		if code != 137 || !strings.Contains(stderr, "memory limit") {
