@@ -141,9 +141,9 @@ func poolConfigs(cfg config.Config) []sandbox.PoolConfig {
 		profile := func(d config.Limits) sandbox.Profile {
 			return sandbox.Profile{Image: l.Image, MemoryBytes: d.MemoryBytes, CPU: d.CPU, Pids: d.Pids}
 		}
-		out = append(out, sandbox.PoolConfig{Profile: profile(cfg.Defaults), Size: l.PoolSize})
+		out = append(out, sandbox.PoolConfig{Profile: profile(l.Limits.Over(cfg.Defaults)), Size: l.PoolSize})
 		if len(l.Compile) > 0 {
-			out = append(out, sandbox.PoolConfig{Profile: profile(cfg.CompileDefaults), Size: l.PoolSize})
+			out = append(out, sandbox.PoolConfig{Profile: profile(l.CompileLimits.Over(cfg.CompileDefaults)), Size: l.PoolSize})
 		}
 	}
 	return out

@@ -6,9 +6,11 @@ package config
 import (
 	"bytes"
 	"crypto/sha256"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,6 +69,11 @@ type Language struct {
 	// out of memory on its own (a JVM's OutOfMemoryError): a stage that
 	// fails with one in its output gets memory_limit.
 	MemoryErrors []string `toml:"memory_errors"`
+	// Limits and CompileLimits are the language's own defaults, where
+	// they differ from [defaults] and [compile_defaults]: a zero field
+	// takes the global default. They may not exceed the maximums.
+	Limits        Limits `toml:"limits"`
+	CompileLimits Limits `toml:"compile_limits"`
 	// PoolSize is how many sandboxes of this language a warm pool may
 	// hold ready, per stage (a compiled language has a compile pool and a
 	// run pool); 0 turns the pool off. A pool holds one, grows while
@@ -203,6 +210,10 @@ type Config struct {
 	// in NGINX. They are still bounded by [requests], not by a token's
 	// limits.
 	PistonWithoutToken bool `toml:"piston_without_token"`
+	// LanguagesDir holds more languages, a file each of [languages.NAME]
+	// tables; a language there replaces the built-in one of its name, and
+	// one in this file replaces both.
+	LanguagesDir string `toml:"languages_dir"`
 	// LogLevel is logrus's level name.
 	LogLevel string `toml:"log_level"`
 
@@ -237,6 +248,7 @@ func Default() Config {
 		Namespace:         "runtimed",
 		Instance:          "runtimed",
 		StateDir:          "/var/lib/runtimed",
+		LanguagesDir:      "/etc/runtimed/languages.d",
 		LogLevel:          "info",
 		ShutdownTimeoutMS: 30000,
 		HTTP: HTTP{
@@ -311,91 +323,79 @@ func Default() Config {
 	}
 }
 
-// jvmFlags fit the JVM to a small sandbox: the heap sized from the
-// stage's memory limit, the serial collector, class data sharing, one
-// compiler thread, and a clean exit on OutOfMemoryError.
-var jvmFlags = []string{
-	"-XX:MaxRAM={memory_bytes}", "-XX:MaxRAMPercentage=60",
-	"-XX:+UseSerialGC", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
-	"-XX:CICompilerCount=1", "-XX:ReservedCodeCacheSize=32m",
-	"-XX:MaxMetaspaceSize=96m", "-XX:+ExitOnOutOfMemoryError",
-}
-
-func jvm(args ...string) []string {
-	return append(append([]string{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java"}, jvmFlags...), args...)
-}
-
-func javac(args ...string) []string {
-	cmd := []string{"/usr/lib/jvm/java-17-openjdk-amd64/bin/javac"}
-	for _, f := range jvmFlags {
-		cmd = append(cmd, "-J"+f)
-	}
-	return append(cmd, args...)
-}
-
-// javaPublicType finds a Java source's public top-level type.
-const javaPublicType = `(?m)^public\s+(?:(?:final|abstract|sealed|non-sealed|strictfp)\s+)*(?:class|interface|enum|record)\s+([\p{L}_$][\p{L}\p{N}_$]*)`
+// builtin holds the languages runtimed knows without a config: one file
+// per language, each a [languages.NAME] table as a config file would have
+// it.
+//
+//go:embed languages/*.toml
+var builtin embed.FS
 
 // DefaultLanguages are the languages runtimed knows without a config
-// file. A [languages.NAME] table in the file replaces the entry whole.
+// file. A [languages.NAME] table in a file of languages_dir or in the
+// config replaces the entry whole.
 func DefaultLanguages() map[string]Language {
-	return map[string]Language{
-		"python": {
-			Version:   "3.11.2",
-			Aliases:   []string{"py", "python3", "python3.11"},
-			Extension: ".py",
-			Image:     "runtimed.local/python:3.11",
-			Run:       []string{"/usr/bin/python3.11", "-B", "{entry}"},
-			Env:       []string{"PYTHONDONTWRITEBYTECODE=1"},
-			PoolSize:  4,
-		},
-		"javascript": {
-			Version:   "18.20.4",
-			Aliases:   []string{"js", "node", "nodejs"},
-			Runtime:   "node",
-			Extension: ".js",
-			Image:     "runtimed.local/javascript:18",
-			Run:       []string{"/usr/bin/node", "{entry}"},
-			PoolSize:  4,
-		},
-		"c": {
-			Version:   "12.2.0",
-			Aliases:   []string{"gcc", "c17"},
-			Runtime:   "gcc",
-			Extension: ".c",
-			Image:     "runtimed.local/c:gcc12",
-			Compile:   []string{"/usr/bin/gcc-12", "-std=c17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
-			Run:       []string{"/box/.runtimed/main"},
-			PoolSize:  2,
-		},
-		"cpp": {
-			Version:   "12.2.0",
-			Aliases:   []string{"c++", "g++", "cxx", "cpp17"},
-			Runtime:   "gcc",
-			Extension: ".cpp",
-			Sources:   []string{".cpp", ".cc", ".cxx"},
-			Image:     "runtimed.local/cpp:gcc12",
-			Compile:   []string{"/usr/bin/g++-12", "-std=c++17", "-O2", "-pipe", "-o", "/box/.runtimed/main", "{sources}", "-lm"},
-			Run:       []string{"/box/.runtimed/main"},
-			PoolSize:  2,
-		},
-		"java": {
-			Version:   "17",
-			Aliases:   []string{"jdk", "openjdk"},
-			Extension: ".java",
-			Image:     "runtimed.local/java:17",
-			// A public top-level type must be in a file of its name.
-			EntryNamePattern: javaPublicType,
-			Compile:          javac("-encoding", "UTF-8", "-d", "/box/.runtimed/classes", "{sources}"),
-			Run:              jvm("-cp", "/box/.runtimed/classes", "{main_class}"),
-			MemoryErrors:     []string{"java.lang.OutOfMemoryError", "insufficient memory for the Java Runtime Environment"},
-			PoolSize:         2,
-		},
+	out := map[string]Language{}
+	names, _ := fs.Glob(builtin, "languages/*.toml")
+	for _, name := range names {
+		data, _ := builtin.ReadFile(name)
+		langs, err := decodeLanguages(data)
+		if err != nil {
+			// Built in and checked by the tests: cannot happen in a build
+			// that passed them.
+			panic(fmt.Sprintf("built-in %s: %v", name, err))
+		}
+		for k, v := range langs {
+			out[k] = v
+		}
 	}
+	return out
+}
+
+// decodeLanguages decodes a file of [languages.NAME] tables, strictly.
+func decodeLanguages(data []byte) (map[string]Language, error) {
+	var f struct {
+		Languages map[string]Language `toml:"languages"`
+	}
+	if err := DecodeStrict(data, &f); err != nil {
+		return nil, err
+	}
+	return f.Languages, nil
+}
+
+// loadLanguagesDir reads every *.toml file of dir, in name order: each
+// holds [languages.NAME] tables. A missing directory holds none.
+func loadLanguagesDir(dir string) (map[string]Language, error) {
+	out := map[string]Language{}
+	if dir == "" {
+		return out, nil
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.toml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		langs, err := decodeLanguages(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for k, v := range langs {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // Load reads the TOML file at path over the defaults. Unknown keys are an
 // error that names them.
+//
+// Languages come from three places, each replacing the one before per
+// language: the built-in ones, the files of languages_dir, and the
+// config's own [languages.NAME] tables.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
@@ -404,6 +404,21 @@ func Load(path string) (Config, error) {
 	}
 	if err := Decode(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	fromDir, err := loadLanguagesDir(cfg.LanguagesDir)
+	if err != nil {
+		return cfg, fmt.Errorf("languages_dir: %w", err)
+	}
+	var own struct {
+		Languages map[string]Language `toml:"languages"`
+	}
+	if err := toml.Unmarshal(data, &own); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	for name, l := range fromDir {
+		if _, set := own.Languages[name]; !set {
+			cfg.Languages[name] = l
+		}
 	}
 	return cfg, nil
 }
@@ -532,6 +547,23 @@ func (c *Config) Validate() error {
 		}
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)
 		req(l.PoolSize >= 0 && l.PoolSize <= 64, "languages.%s.pool_size must be from 0 to 64", name)
+		for _, stage := range []struct {
+			key        string
+			own        Limits
+			def, max   Limits
+			maxSection string
+		}{
+			{"limits", l.Limits, c.Defaults, c.Maximums, "maximums"},
+			{"compile_limits", l.CompileLimits, c.CompileDefaults, c.CompileMaximums, "compile_maximums"},
+		} {
+			if stage.own == (Limits{}) {
+				continue
+			}
+			section := "languages." + name + "." + stage.key
+			merged := stage.own.Over(stage.def)
+			errs = append(errs, validateLimits(section, merged)...)
+			errs = append(errs, validateUnder(section, stage.maxSection, merged, stage.max)...)
+		}
 		for _, e := range l.Sources {
 			req(strings.HasPrefix(e, "."), "languages.%s.sources: %q must start with a dot", name, e)
 		}
@@ -547,9 +579,38 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Over returns l with its zero fields taken from def.
+func (l Limits) Over(def Limits) Limits {
+	if l.MemoryBytes != 0 {
+		def.MemoryBytes = l.MemoryBytes
+	}
+	if l.CPU != 0 {
+		def.CPU = l.CPU
+	}
+	if l.WallTimeMS != 0 {
+		def.WallTimeMS = l.WallTimeMS
+	}
+	if l.CPUTimeMS != 0 {
+		def.CPUTimeMS = l.CPUTimeMS
+	}
+	if l.Pids != 0 {
+		def.Pids = l.Pids
+	}
+	if l.OutputBytes != 0 {
+		def.OutputBytes = l.OutputBytes
+	}
+	return def
+}
+
 // validateLimitPair checks a defaults section and its maximums.
 func validateLimitPair(defName, maxName string, def, max Limits) []error {
 	errs := append(validateLimits(defName, def), validateLimits(maxName, max)...)
+	return append(errs, validateUnder(defName, maxName, def, max)...)
+}
+
+// validateUnder checks that no default exceeds its maximum.
+func validateUnder(defName, maxName string, def, max Limits) []error {
+	var errs []error
 	for _, f := range []struct {
 		name     string
 		def, max float64

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,9 +20,13 @@ func TestPackagedConfigIsTheDefaults(t *testing.T) {
 	if err := DecodeStrict(data, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg, Default()) {
-		t.Fatalf("packaging/runtimed.toml differs from config.Default():\n file %+v\n code %+v", cfg, Default())
+	// The languages are built in (languages/*.toml), not in the file.
+	want := Default()
+	want.Languages = nil
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("packaging/runtimed.toml differs from config.Default():\n file %+v\n code %+v", cfg, want)
 	}
+	cfg.Languages = Default().Languages
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +106,93 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Languages come from the built-in files, then languages_dir, then the
+// config's own tables, each replacing the one before per language.
+func TestLanguagesDir(t *testing.T) {
+	dir := t.TempDir()
+	langs := filepath.Join(dir, "languages.d")
+	if err := os.Mkdir(langs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(langs, "lua.toml"), `
+[languages.lua]
+version = "5.4.4"
+extension = ".lua"
+image = "runtimed.local/lua:5.4"
+run = ["/usr/bin/lua5.4", "{entry}"]
+limits = { memory_bytes = 67108864, wall_time_ms = 2000 }
+`)
+	write(filepath.Join(langs, "python.toml"), `
+[languages.python]
+version = "3.11.9"
+extension = ".py"
+image = "example/python:3.11"
+run = ["/usr/bin/python3", "{entry}"]
+`)
+	write(filepath.Join(langs, "README"), "not a language file")
+	cfgPath := filepath.Join(dir, "runtimed.toml")
+	write(cfgPath, "languages_dir = "+strconv.Quote(langs)+`
+[languages.lua]
+version = "5.4.6"
+extension = ".lua"
+image = "runtimed.local/lua:5.4"
+run = ["/usr/bin/lua5.4", "{entry}"]
+`)
+	cfg, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Languages["python"].Image != "example/python:3.11" {
+		t.Errorf("languages_dir did not replace the built-in python: %+v", cfg.Languages["python"])
+	}
+	if cfg.Languages["lua"].Version != "5.4.6" || cfg.Languages["lua"].Limits.MemoryBytes != 0 {
+		t.Errorf("the config's own table did not win: %+v", cfg.Languages["lua"])
+	}
+	if cfg.Languages["java"].Image == "" {
+		t.Error("a built-in language was lost")
+	}
+
+	write(filepath.Join(langs, "bad.toml"), "[languages.bad]\nimage = \"x\"\ncommand = 1\n")
+	if _, err := Load(cfgPath); err == nil || !strings.Contains(err.Error(), "bad.toml") || !strings.Contains(err.Error(), "command") {
+		t.Fatalf("a bad language file: %v", err)
+	}
+}
+
+// A language's own default limits may not exceed the maximums, nor go
+// below what a sandbox needs.
+func TestLanguageLimits(t *testing.T) {
+	for _, tc := range []struct {
+		limits, compile Limits
+		wantErr         string
+	}{
+		{Limits{MemoryBytes: 256 * MiB, WallTimeMS: 10000}, Limits{}, ""},
+		{Limits{}, Limits{MemoryBytes: 1024 * MiB}, ""},
+		{Limits{MemoryBytes: 1024 * MiB}, Limits{}, "languages.python.limits.memory_bytes"},
+		{Limits{}, Limits{CPU: 4}, "languages.python.compile_limits.cpu"},
+		{Limits{WallTimeMS: 5}, Limits{}, "languages.python.limits.wall_time_ms"},
+	} {
+		cfg := Default()
+		py := cfg.Languages["python"]
+		py.Limits, py.CompileLimits = tc.limits, tc.compile
+		cfg.Languages["python"] = py
+		err := cfg.Validate()
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%+v / %+v: error %v, want %q", tc.limits, tc.compile, err, tc.wantErr)
+		}
+	}
+	if got := (Limits{MemoryBytes: 1, Pids: 2}).Over(Default().Defaults); got.MemoryBytes != 1 || got.Pids != 2 || got.CPU != Default().Defaults.CPU {
+		t.Errorf("Over: %+v", got)
 	}
 }

@@ -30,16 +30,19 @@ type Language struct {
 	Version string
 	Aliases []string
 	// Runtime is what runs the language when that is not its name.
-	Runtime      string
-	Extension    string
-	Image        string
-	Env          []string
-	compile      []string
-	run          []string
-	sources      []string
-	memoryErrors []string
-	semver       *semver.Version
-	entryName    *regexp.Regexp
+	Runtime string
+	// Defaults and CompileDefaults are the limits a stage gets when the
+	// request sets none: the global defaults, with the language's own.
+	Defaults, CompileDefaults config.Limits
+	Extension                 string
+	Image                     string
+	Env                       []string
+	compile                   []string
+	run                       []string
+	sources                   []string
+	memoryErrors              []string
+	semver                    *semver.Version
+	entryName                 *regexp.Regexp
 }
 
 // Matches reports whether the language's version is the one a request
@@ -138,26 +141,28 @@ type Registry struct {
 	sorted []*Language
 }
 
-// NewRegistry builds a registry from the configured languages.
-func NewRegistry(langs map[string]config.Language) *Registry {
+// NewRegistry builds a registry from cfg's languages.
+func NewRegistry(cfg config.Config) *Registry {
 	r := &Registry{byName: map[string]*Language{}}
-	for name, c := range langs {
+	for name, c := range cfg.Languages {
 		sources := c.Sources
 		if len(sources) == 0 {
 			sources = []string{c.Extension}
 		}
 		l := &Language{
-			Name:         name,
-			Version:      c.Version,
-			Aliases:      slices.Clone(c.Aliases),
-			Runtime:      c.Runtime,
-			Extension:    c.Extension,
-			Image:        c.Image,
-			Env:          slices.Clone(c.Env),
-			compile:      slices.Clone(c.Compile),
-			run:          slices.Clone(c.Run),
-			sources:      sources,
-			memoryErrors: slices.Clone(c.MemoryErrors),
+			Name:            name,
+			Version:         c.Version,
+			Aliases:         slices.Clone(c.Aliases),
+			Runtime:         c.Runtime,
+			Defaults:        c.Limits.Over(cfg.Defaults),
+			CompileDefaults: c.CompileLimits.Over(cfg.CompileDefaults),
+			Extension:       c.Extension,
+			Image:           c.Image,
+			Env:             slices.Clone(c.Env),
+			compile:         slices.Clone(c.Compile),
+			run:             slices.Clone(c.Run),
+			sources:         sources,
+			memoryErrors:    slices.Clone(c.MemoryErrors),
 		}
 		// The configuration was validated: both parse.
 		l.semver, _ = semver.NewVersion(c.Version)

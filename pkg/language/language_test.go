@@ -11,7 +11,7 @@ import (
 )
 
 func TestCommands(t *testing.T) {
-	r := NewRegistry(config.DefaultLanguages())
+	r := NewRegistry(config.Default())
 	cpp, ok := r.Lookup("C++")
 	if !ok || cpp.Name != "cpp" || !cpp.Compiled() {
 		t.Fatalf("lookup c++: %+v %v", cpp, ok)

@@ -114,11 +114,11 @@ func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution
 	if aerr := validateInput("", req.Stdin, req.Args, st.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr
 	}
-	run, aerr := pistonLimits("run", req.RunTimeout, req.RunCPUTime, req.RunMemoryLimit, st.cfg.Defaults, st.cfg.Maximums)
+	run, aerr := pistonLimits("run", req.RunTimeout, req.RunCPUTime, req.RunMemoryLimit, lang.Defaults, st.cfg.Maximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}
-	compile, aerr := pistonLimits("compile", req.CompileTimeout, req.CompileCPUTime, req.CompileMemoryLimit, st.cfg.CompileDefaults, st.cfg.CompileMaximums)
+	compile, aerr := pistonLimits("compile", req.CompileTimeout, req.CompileCPUTime, req.CompileMemoryLimit, lang.CompileDefaults, st.cfg.CompileMaximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}

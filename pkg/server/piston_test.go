@@ -187,3 +187,25 @@ func TestPistonStage(t *testing.T) {
 		})
 	}
 }
+
+// A language's own default limits are what its requests get when they
+// set none, on /v1 and on /api/v2.
+func TestLanguageDefaults(t *testing.T) {
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, func(c *config.Config) {
+		py := c.Languages["python"]
+		py.Limits = config.Limits{MemoryBytes: 256 << 20, WallTimeMS: 8000}
+		c.Languages["python"] = py
+	})
+	if status, body := post(t, srv, `{"language":"python","files":[{"name":"a.py","content":""}]}`); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if status, body := postPiston(t, srv, "application/json", `{"language":"python","files":[{"content":""}],"run_timeout":-1}`); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	for _, p := range executor.plans {
+		if p.Limits.MemoryBytes != 256<<20 || p.Limits.WallTimeMS != 8000 || p.Limits.CPU != config.Default().Defaults.CPU {
+			t.Fatalf("limits %+v", p.Limits)
+		}
+	}
+}

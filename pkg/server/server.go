@@ -86,7 +86,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 		log:      log,
 		mux:      http.NewServeMux(),
 	}
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
 	s.route("POST", "/v1/run", s.handleRun)
 	s.route("GET", "/v1/runtimes", s.handleRuntimes)
 	s.route("GET", "/v1/pools", func(w http.ResponseWriter, _ *http.Request) {
@@ -180,7 +180,7 @@ func stateFrom(ctx context.Context) *state {
 // token whose hash and limits did not change keeps its rate and slots.
 func (s *Server) Reload(cfg config.Config) {
 	old := s.state.Load()
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg.Languages), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
 }
 
 // Wait waits, up to timeout, for every request being served to answer.
@@ -326,11 +326,11 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if aerr := validateTests(req, s.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr
 	}
-	limits, aerr := ResolveLimits("limits", req.Limits, s.cfg.Defaults, s.cfg.Maximums)
+	limits, aerr := ResolveLimits("limits", req.Limits, lang.Defaults, s.cfg.Maximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}
-	compileLimits, aerr := ResolveLimits("compile_limits", req.CompileLimits, s.cfg.CompileDefaults, s.cfg.CompileMaximums)
+	compileLimits, aerr := ResolveLimits("compile_limits", req.CompileLimits, lang.CompileDefaults, s.cfg.CompileMaximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}

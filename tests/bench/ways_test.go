@@ -27,7 +27,7 @@ import (
 
 // The commands are runtimed's own, at its default limits.
 var (
-	languages = language.NewRegistry(config.DefaultLanguages())
+	languages = language.NewRegistry(config.Default())
 	defaults  = config.Default()
 )
 
