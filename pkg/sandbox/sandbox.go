@@ -442,8 +442,9 @@ func MemoryLimitMessage(limit int64) string {
 // sandbox cannot use CPU faster than its quota (or the host's CPUs), so
 // the limit cannot be reached before remaining/rate: the watch reads the
 // cgroup then and again as the remainder shrinks, a handful of reads per
-// run. It overshoots by at most the CFS burst (one period's quota) and a
-// couple of milliseconds.
+// run. The program may get past the limit by the CFS burst (one period's
+// quota) and the watch's lateness, and burns on while the sandbox is
+// stopped: the CPU time reported is what it used in all.
 type cpuWatch struct {
 	c     <-chan time.Time
 	timer *time.Timer

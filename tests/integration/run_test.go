@@ -180,10 +180,12 @@ func TestCPUTimeLimit(t *testing.T) {
 	if !strings.Contains(resp.Run.Message, "CPU time limit of 600 ms") {
 		t.Fatalf("message %q", resp.Run.Message)
 	}
-	// The watch overshoots by at most one CFS period's quota (100 ms at
-	// 1 CPU) and its polling; the sandbox's own start-up adds a little.
-	if resp.Run.CPUTimeMS < limit || resp.Run.CPUTimeMS > limit+250 {
-		t.Fatalf("cpu time %d ms, want within [%d, %d]", resp.Run.CPUTimeMS, limit, limit+250)
+	// The count goes on past the limit by one CFS period's quota at most
+	// (100 ms at 1 CPU), the watch's lateness, and what the program burns
+	// while the sandbox is being stopped (up to a few hundred ms on a
+	// loaded machine).
+	if resp.Run.CPUTimeMS < limit || resp.Run.CPUTimeMS > limit+500 {
+		t.Fatalf("cpu time %d ms, want within [%d, %d]", resp.Run.CPUTimeMS, limit, limit+500)
 	}
 	if took > 5*time.Second {
 		t.Fatalf("the request took %s for a %d ms CPU budget", took, limit)
