@@ -36,7 +36,8 @@ type Limits struct {
 }
 
 // Language is how one language is built and run: which image, which
-// commands. In commands, {entry} stands for the entry file, {sources} for
+// commands. In commands, {entry} stands for the entry file, {entry_stem}
+// for it without its extension, {sources} for
 // every source file (one argument each), {main_class} for the class with
 // a main method among the compiled classes, and {memory_bytes} for the
 // stage's memory limit.

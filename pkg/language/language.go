@@ -19,6 +19,7 @@ import (
 // Placeholders in a language's commands.
 const (
 	phEntry     = "{entry}"
+	phEntryStem = "{entry_stem}"
 	phSources   = "{sources}"
 	phMainClass = "{main_class}"
 	phMemory    = "{memory_bytes}"
@@ -127,6 +128,7 @@ func expand(tmpl []string, v vars) []string {
 			out = append(out, v.sources...)
 			continue
 		}
+		a = strings.ReplaceAll(a, phEntryStem, strings.TrimSuffix(v.entry, path.Ext(v.entry)))
 		a = strings.ReplaceAll(a, phEntry, v.entry)
 		a = strings.ReplaceAll(a, phMainClass, v.mainClass)
 		a = strings.ReplaceAll(a, phMemory, strconv.FormatInt(v.memory, 10))

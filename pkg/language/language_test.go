@@ -5,10 +5,41 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/image"
 )
+
+// Every built-in language has an image recipe of its name, and the other
+// way round.
+func TestEveryLanguageHasARecipe(t *testing.T) {
+	recipes, err := filepath.Glob(filepath.Join("..", "..", "packaging", "images", "*.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, r := range recipes {
+		have[strings.TrimSuffix(filepath.Base(r), ".toml")] = true
+	}
+	for name, l := range config.DefaultLanguages() {
+		if !have[name] {
+			t.Errorf("language %s has no recipe packaging/images/%s.toml", name, name)
+			continue
+		}
+		delete(have, name)
+		r, err := image.LoadRecipe(filepath.Join("..", "..", "packaging", "images", name+".toml"))
+		if err != nil {
+			t.Error(err)
+		} else if r.Reference != l.Image || r.Name != name {
+			t.Errorf("language %s runs in %s; its recipe %s builds %s", name, l.Image, r.Name, r.Reference)
+		}
+	}
+	for name := range have {
+		t.Errorf("recipe %s.toml has no language", name)
+	}
+}
 
 func TestCommands(t *testing.T) {
 	r := NewRegistry(config.Default())
@@ -38,6 +69,11 @@ func TestCommands(t *testing.T) {
 	}
 	if !java.OutOfMemory("Terminating due to java.lang.OutOfMemoryError: Java heap space") || java.OutOfMemory("NullPointerException") {
 		t.Fatal("java out-of-memory markers")
+	}
+
+	ts, _ := r.Lookup("ts")
+	if run := ts.RunCommand("src/app.main.ts", "", nil, 0); run[len(run)-1] != "/box/.runtimed/js/src/app.main.js" {
+		t.Fatalf("typescript run %v", run)
 	}
 
 	py, _ := r.Lookup("py")
