@@ -238,6 +238,9 @@ func TestPistonErrors(t *testing.T) {
 		{"no files", "application/json", `{"language":"python","version":"*","files":[]}`, 400, "files is required"},
 		{"escaping name", "application/json", `{"language":"python","version":"*","files":[{"name":"../../etc/x","content":""}]}`, 400, "../../etc/x"},
 		{"malformed", "application/json", `{"language":"python",`, 400, "cut short"},
+		// Platform failures are errors, never a stage's XX.
+		{"the sandbox fails", "application/json", `{"language":"broken","version":"*","files":[{"content":""}]}`, 500, "the sandbox failed"},
+		{"no image", "application/json", `{"language":"noimage","version":"*","files":[{"content":""}]}`, 503, "image is not installed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
