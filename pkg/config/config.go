@@ -403,21 +403,16 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
 	}
-	if err := Decode(data, &cfg); err != nil {
+	own, err := decode(data, &cfg)
+	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	fromDir, err := loadLanguagesDir(cfg.LanguagesDir)
 	if err != nil {
 		return cfg, fmt.Errorf("languages_dir: %w", err)
 	}
-	var own struct {
-		Languages map[string]Language `toml:"languages"`
-	}
-	if err := toml.Unmarshal(data, &own); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
 	for name, l := range fromDir {
-		if _, set := own.Languages[name]; !set {
+		if _, set := own[name]; !set {
 			cfg.Languages[name] = l
 		}
 	}
@@ -426,25 +421,31 @@ func Load(path string) (Config, error) {
 
 // Decode decodes TOML data over cfg, strictly.
 func Decode(data []byte, cfg *Config) error {
+	_, err := decode(data, cfg)
+	return err
+}
+
+// decode is Decode; it also returns the file's own language tables.
+func decode(data []byte, cfg *Config) (map[string]Language, error) {
 	// A language table in the file replaces the built-in one whole, so
 	// decode languages apart and merge after.
-	var langs struct {
+	if err := DecodeStrict(data, cfg); err != nil {
+		return nil, err
+	}
+	var own struct {
 		Languages map[string]Language `toml:"languages"`
 	}
-	if err := DecodeStrict(data, cfg); err != nil {
-		return err
+	if err := toml.Unmarshal(data, &own); err != nil {
+		return nil, err
 	}
-	if err := toml.Unmarshal(data, &langs); err != nil {
-		return err
-	}
-	if len(langs.Languages) > 0 {
+	if len(own.Languages) > 0 {
 		merged := DefaultLanguages()
-		for name, l := range langs.Languages {
+		for name, l := range own.Languages {
 			merged[name] = l
 		}
 		cfg.Languages = merged
 	}
-	return nil
+	return own.Languages, nil
 }
 
 // DecodeStrict decodes TOML data into v. A key v has no field for is an

@@ -3,9 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -63,14 +61,9 @@ func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution
 			Message: "the body must be JSON, sent with Content-Type: application/json"}
 	}
 	var req api.PistonExecuteRequest
-	body := http.MaxBytesReader(w, r.Body, st.cfg.Requests.MaxBodyBytes)
 	// Unknown fields are ignored, as Piston does: clients send their own.
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(&req); err != nil {
-		return execution.Plan{}, decodeError(err, st.cfg.Requests.MaxBodyBytes)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return execution.Plan{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
+	if aerr := decodeBody(w, r, st.cfg.Requests.MaxBodyBytes, &req, false); aerr != nil {
+		return execution.Plan{}, aerr
 	}
 	if strings.TrimSpace(req.Language) == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required as a string")
@@ -231,11 +224,7 @@ func pistonStage(res *api.StageResult) api.PistonStage {
 func (s *Server) handlePistonRuntimes(w http.ResponseWriter, r *http.Request) {
 	out := []api.PistonRuntime{}
 	for _, l := range stateFrom(r.Context()).langs.All() {
-		present, err := s.platform.ImagePresent(r.Context(), l.Image)
-		if err != nil {
-			logFrom(r.Context()).WithError(err).Warn("look up image")
-		}
-		if !present {
+		if !s.imagePresent(r, l) {
 			continue
 		}
 		aliases := append([]string{}, l.Aliases...)
@@ -250,11 +239,7 @@ func (s *Server) handlePistonRuntimes(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handlePistonPackages(w http.ResponseWriter, r *http.Request) {
 	out := []api.PistonPackage{}
 	for _, l := range stateFrom(r.Context()).langs.All() {
-		present, err := s.platform.ImagePresent(r.Context(), l.Image)
-		if err != nil {
-			logFrom(r.Context()).WithError(err).Warn("look up image")
-		}
-		out = append(out, api.PistonPackage{Language: l.Name, LanguageVersion: l.Version, Installed: present})
+		out = append(out, api.PistonPackage{Language: l.Name, LanguageVersion: l.Version, Installed: s.imagePresent(r, l)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

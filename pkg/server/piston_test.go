@@ -2,9 +2,9 @@ package server
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,13 +14,7 @@ import (
 
 func postPiston(t *testing.T, srv *httptest.Server, contentType, body string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(srv.URL+"/api/v2/execute", contentType, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
+	return postTo(t, srv, "/api/v2/execute", contentType, body)
 }
 
 // The plan a Piston request becomes: names given to unnamed files,
@@ -142,7 +136,7 @@ func TestPistonErrors(t *testing.T) {
 	}
 }
 
-func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 // Each verdict in Piston's terms.
 func TestPistonStage(t *testing.T) {

@@ -290,19 +290,29 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.
 func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (execution.Plan, *api.Error) {
 	var req api.RunRequest
 	st := stateFrom(r.Context())
-	body := http.MaxBytesReader(w, r.Body, st.cfg.Requests.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return execution.Plan{}, decodeError(err, st.cfg.Requests.MaxBodyBytes)
+	if aerr := decodeBody(w, r, st.cfg.Requests.MaxBodyBytes, &req, true); aerr != nil {
+		return execution.Plan{}, aerr
+	}
+	return st.plan(&req)
+}
+
+// decodeBody reads the body, at most max bytes, as one JSON value into v;
+// strict refuses fields v has no place for.
+func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any, strict bool) *api.Error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, max)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return execution.Plan{}, decodeError(err, st.cfg.Requests.MaxBodyBytes)
+			return decodeError(err, max)
 		}
-		return execution.Plan{}, badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
+		return badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
 	}
-	return st.plan(&req)
+	return nil
 }
 
 // plan checks a decoded request against the configuration.
@@ -370,16 +380,22 @@ func decodeError(err error, maxBody int64) *api.Error {
 func (s *Server) handleRuntimes(w http.ResponseWriter, r *http.Request) {
 	out := api.RuntimesResponse{Runtimes: []api.Runtime{}}
 	for _, l := range stateFrom(r.Context()).langs.All() {
-		present, err := s.platform.ImagePresent(r.Context(), l.Image)
-		if err != nil {
-			logFrom(r.Context()).WithError(err).Warn("look up image")
-		}
 		out.Runtimes = append(out.Runtimes, api.Runtime{
 			Language: l.Name, Version: l.Version, Aliases: l.Aliases,
-			Extension: l.Extension, Image: l.Image, ImagePresent: present,
+			Extension: l.Extension, Image: l.Image, ImagePresent: s.imagePresent(r, l),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// imagePresent reports whether l's image is in containerd; a look-up
+// that fails is logged and counts as absent.
+func (s *Server) imagePresent(r *http.Request, l *language.Language) bool {
+	present, err := s.platform.ImagePresent(r.Context(), l.Image)
+	if err != nil {
+		logFrom(r.Context()).WithError(err).Warn("look up image")
+	}
+	return present
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

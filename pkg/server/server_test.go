@@ -100,7 +100,13 @@ func newTestServer(t *testing.T, executor Executor, change func(*config.Config))
 
 func post(t *testing.T, srv *httptest.Server, body string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(srv.URL+"/v1/run", "application/json", strings.NewReader(body))
+	return postTo(t, srv, "/v1/run", "application/json", body)
+}
+
+// postTo posts body to path with a Content-Type of contentType.
+func postTo(t *testing.T, srv *httptest.Server, path, contentType, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(srv.URL+path, contentType, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -567,7 +567,24 @@ func UnixHTTPTo(path string) *http.Client {
 // PostRaw posts body to /v1/run as it is.
 func PostRaw(t *testing.T, body string) (int, []byte) {
 	t.Helper()
-	resp, err := UnixHTTP().Post("http://runtimed/v1/run", "application/json", strings.NewReader(body))
+	return Do(t, UnixHTTP(), http.MethodPost, "http://runtimed/v1/run", "application/json", "", body)
+}
+
+// Do sends one request with client: contentType and a bearer token when
+// not empty, and body. It returns the status and the whole answer.
+func Do(t testing.TB, client *http.Client, method, url, contentType, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,6 +594,33 @@ func PostRaw(t *testing.T, body string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, data
+}
+
+// FreeAddr is a loopback address no one listens on now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// StartInstance writes another runtimed's config (see NewInstance) and
+// starts it; it is stopped when the test ends.
+func StartInstance(t testing.TB, name, extra string) (Instance, *Daemon) {
+	t.Helper()
+	in, err := NewInstance(name, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return in, d
 }
 
 func DecodeErrorBody(body []byte, e *api.Error) error {

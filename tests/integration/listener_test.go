@@ -168,17 +168,8 @@ func TestMetrics(t *testing.T) {
 	runOK(t, &api.RunRequest{Language: "python", Files: files("m.py", "print(1)")})
 	runOK(t, &api.RunRequest{Language: "c", Files: files("m.c", "int main(void) { return 0; }\n")})
 	get := func(c *http.Client, url string, token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(data)
+		status, data := harness.Do(t, c, http.MethodGet, url, "", token, "")
+		return status, string(data)
 	}
 	status, body := get(unixHTTP(), "http://runtimed/metrics", "")
 	if status != 200 {
@@ -207,21 +198,8 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// metrics_listen: /metrics alone, without a token.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	in, err := harness.NewInstance("metrics", fmt.Sprintf("metrics_listen = %q", addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := harness.Start(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	addr := harness.FreeAddr(t)
+	harness.StartInstance(t, "metrics", fmt.Sprintf("metrics_listen = %q", addr))
 	if status, body := get(http.DefaultClient, "http://"+addr+"/metrics", ""); status != 200 || !strings.Contains(body, "runtimed_executions_in_flight") {
 		t.Fatalf("metrics_listen /metrics: %d", status)
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,12 +52,7 @@ func startNGINX(t *testing.T, instances []harness.Instance) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := harness.FreeAddr(t)
 	var servers []string
 	for _, in := range instances {
 		if err := os.Chmod(filepath.Dir(in.Socket), 0o711); err != nil {

@@ -86,15 +86,7 @@ func waitTasks(t *testing.T, n int) {
 // request under way; a configuration that fails validation is refused and
 // the running one stays.
 func TestReload(t *testing.T) {
-	in, err := harness.NewInstance("reload", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := harness.Start(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	in, d := harness.StartInstance(t, "reload", "")
 	c := api.NewClient(in.Socket, "")
 	ask := func(wall int64) error {
 		_, err := c.Run(context.Background(), &api.RunRequest{Language: "py3", Files: files("a.py", "print(1)"), Limits: api.Limits{WallTimeMS: wall}})

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -19,35 +17,9 @@ import (
 	"github.com/runtimed/runtimed/tests/harness"
 )
 
-// pistonDo sends a request to the Piston API over client, with an
-// optional bearer token, and returns the status and body.
-func pistonDo(t *testing.T, client *http.Client, base, method, path, contentType, token, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, data
-}
-
 func pistonExecute(t *testing.T, body string) (int, []byte) {
 	t.Helper()
-	return pistonDo(t, unixHTTP(), "http://runtimed", "POST", "/api/v2/execute", "application/json", "", body)
+	return harness.Do(t, unixHTTP(), "POST", "http://runtimed/api/v2/execute", "application/json", "", body)
 }
 
 // pistonJSON builds a request body from a map, so that cases read as the
@@ -244,7 +216,7 @@ func TestPistonErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := pistonDo(t, unixHTTP(), "http://runtimed", "POST", "/api/v2/execute", tt.contentType, "", tt.body)
+			status, body := harness.Do(t, unixHTTP(), "POST", "http://runtimed/api/v2/execute", tt.contentType, "", tt.body)
 			var e map[string]any
 			if err := json.Unmarshal(body, &e); err != nil {
 				t.Fatalf("status %d, body %s: %v", status, body, err)
@@ -261,7 +233,7 @@ func TestPistonErrors(t *testing.T) {
 // GET /api/v2/runtimes lists the languages whose image is installed, with
 // Piston's runtime names; /api/v2/packages every language.
 func TestPistonRuntimesAndPackages(t *testing.T) {
-	status, body := pistonDo(t, unixHTTP(), "http://runtimed", "GET", "/api/v2/runtimes", "", "", "")
+	status, body := harness.Do(t, unixHTTP(), "GET", "http://runtimed/api/v2/runtimes", "", "", "")
 	if status != http.StatusOK {
 		t.Fatalf("runtimes: %d %s", status, body)
 	}
@@ -296,7 +268,7 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 		t.Errorf("python aliases %v", byName["python"]["aliases"])
 	}
 
-	status, body = pistonDo(t, unixHTTP(), "http://runtimed", "GET", "/api/v2/packages", "", "", "")
+	status, body = harness.Do(t, unixHTTP(), "GET", "http://runtimed/api/v2/packages", "", "", "")
 	if status != http.StatusOK {
 		t.Fatalf("packages: %d %s", status, body)
 	}
@@ -315,7 +287,7 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 		t.Errorf("python and c should be installed: %s", body)
 	}
 	// Read-only: installing is runtimed's own image commands' work.
-	status, body = pistonDo(t, unixHTTP(), "http://runtimed", "POST", "/api/v2/packages", "application/json", "", `{"language":"ruby","version":"3"}`)
+	status, body = harness.Do(t, unixHTTP(), "POST", "http://runtimed/api/v2/packages", "application/json", "", `{"language":"ruby","version":"3"}`)
 	if status != http.StatusMethodNotAllowed || !strings.Contains(string(body), `"message"`) {
 		t.Fatalf("POST packages: %d %s", status, body)
 	}
@@ -326,43 +298,24 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 func TestPistonOverTCP(t *testing.T) {
 	body := `{"language":"python","version":"*","files":[{"content":"print('tcp')"}]}`
 	base := "http://" + env.TCP
-	status, data := pistonDo(t, http.DefaultClient, base, "POST", "/api/v2/execute", "application/json", "", body)
+	status, data := harness.Do(t, http.DefaultClient, "POST", base+"/api/v2/execute", "application/json", "", body)
 	if status != http.StatusUnauthorized || !strings.HasPrefix(string(data), `{"message":`) {
 		t.Fatalf("without a token: %d %s", status, data)
 	}
-	status, data = pistonDo(t, http.DefaultClient, base, "POST", "/api/v2/execute", "application/json", harness.TestToken, body)
+	status, data = harness.Do(t, http.DefaultClient, "POST", base+"/api/v2/execute", "application/json", harness.TestToken, body)
 	if status != http.StatusOK || !strings.Contains(string(data), `"stdout":"tcp\n"`) {
 		t.Fatalf("with the token: %d %s", status, data)
 	}
 
-	addr := freeAddr(t)
-	in, err := harness.NewInstance("piston-open", fmt.Sprintf("listen_tcp = %q\npiston_without_token = true\n[pool]\nenabled = false", addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := harness.Start(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	addr := harness.FreeAddr(t)
+	harness.StartInstance(t, "piston-open", fmt.Sprintf("listen_tcp = %q\npiston_without_token = true\n[pool]\nenabled = false", addr))
 	base = "http://" + addr
-	status, data = pistonDo(t, http.DefaultClient, base, "POST", "/api/v2/execute", "application/json", "", body)
+	status, data = harness.Do(t, http.DefaultClient, "POST", base+"/api/v2/execute", "application/json", "", body)
 	if status != http.StatusOK || !strings.Contains(string(data), `"stdout":"tcp\n"`) {
 		t.Fatalf("piston_without_token: %d %s", status, data)
 	}
-	status, data = pistonDo(t, http.DefaultClient, base, "GET", "/v1/runtimes", "", "", "")
+	status, data = harness.Do(t, http.DefaultClient, "GET", base+"/v1/runtimes", "", "", "")
 	if status != http.StatusUnauthorized {
 		t.Fatalf("/v1 went without a token: %d %s", status, data)
 	}
-}
-
-// freeAddr is a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
