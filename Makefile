@@ -6,9 +6,9 @@ LDFLAGS   := -X github.com/runtimed/runtimed/pkg/server.Version=$(VERSION)
 CONFIG    ?= packaging/runtimed.toml
 # containerd's address as the config says it (make run, make images).
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
-IMAGE_CACHE ?= /var/cache/runtimed/images
+IMAGE_CACHE ?= /var/cache/runtimed-build/images
 
-.PHONY: all build deps test-deps images images-cache run test test-unit fuzz test-integration test-security bench lint clean
+.PHONY: all build deps test-deps images images-cache run test test-unit fuzz test-integration test-security test-install package bench lint clean
 
 all: build
 
@@ -32,15 +32,16 @@ images: deps build
 ## run: everything above, then runtimed in the foreground (Ctrl-C stops it)
 run: images
 	packaging/scripts/with-containerd.sh $(CONTAINERD) \
-		bin/runtimed --config $(CONFIG) --log-format text
+		bin/runtimed --config $(CONFIG) --recipes packaging/images --log-format text
 
-## test: lint, unit tests, fuzzing, then the integration and security suites against a private containerd + runsc
-test: lint test-unit fuzz test-integration test-security
+## test: lint, unit tests, fuzzing, the integration and security suites against a private containerd + runsc, then the package's install test
+test: lint test-unit fuzz test-integration test-security test-install
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./tests/...
+	$(GO) vet -tags 'integration install' ./tests/install/
 
 test-unit:
 	$(GO) test -count=1 ./...
@@ -64,10 +65,22 @@ test-integration: images-cache
 test-security: images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/security/...
 
+## package: dist/runtimed_VERSION_ARCH.deb (nfpm, installed pinned), with runsc
+package: build
+	packaging/scripts/gvisor.sh >/dev/null
+	packaging/scripts/package.sh dist
+
+## test-install: installs the package here, uses it, removes and purges it; then
+## puts back the runsc make deps had installed (the package's removal took it)
+test-install: package images-cache
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) RUNTIMED_DEB=$(CURDIR)/$$(ls -t dist/runtimed_*.deb | head -1) \
+		$(GO) test -count=1 -tags 'integration install' -timeout 20m -v ./tests/install/; \
+		status=$$?; packaging/scripts/deps.sh >/dev/null; exit $$status
+
 ## bench: hello worlds four ways side by side (chroot floor, ctr run --rm, runtimed cold, runtimed warm pool) at concurrency 1-8; table, JSON, CSV and PNG in bench-results/
 BENCH_REQUESTS ?= 24
 bench: images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) BENCH_REQUESTS=$(BENCH_REQUESTS) $(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/bench/
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

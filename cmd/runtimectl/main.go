@@ -7,14 +7,31 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/runtimed/runtimed/internal/clidoc"
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/server"
 )
 
 func main() {
-	app := &cli.App{
+	if err := newApp().Run(os.Args); err != nil {
+		code := 1
+		if ec, ok := err.(cli.ExitCoder); ok {
+			code = ec.ExitCode()
+		}
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "runtimectl:", msg)
+		}
+		os.Exit(code)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "runtimectl",
 		Usage: "run code through runtimed",
+		// --generate-bash-completion lists what may come next; the bash
+		// and zsh completion scripts ask it.
+		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "socket",
@@ -25,19 +42,9 @@ func main() {
 			},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"RUNTIMED_TOKEN"}, Usage: "bearer token for a TCP listener"},
 		},
-		Commands: []*cli.Command{runCommand, runtimesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand},
+		Commands: []*cli.Command{runCommand, runtimesCommand, imagesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand, clidoc.ManCommand(1)},
 		// Exit codes are runtimectl's own business (see run).
 		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	if err := app.Run(os.Args); err != nil {
-		code := 1
-		if ec, ok := err.(cli.ExitCoder); ok {
-			code = ec.ExitCode()
-		}
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "runtimectl:", msg)
-		}
-		os.Exit(code)
 	}
 }
 

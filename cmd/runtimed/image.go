@@ -22,9 +22,9 @@ var imageCommand = &cli.Command{
 			Usage:     "build each recipe's image (unless cached) and import it into containerd (unless current)",
 			ArgsUsage: "[LANGUAGE...]",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "recipes", Value: "/usr/share/runtimed/images", Usage: "directory of image recipes (*.toml)"},
-				&cli.StringFlag{Name: "cache", Value: "/var/cache/runtimed/images", Usage: "directory of built images (OCI layouts)"},
-				&cli.StringFlag{Name: "mirror", Value: "http://deb.debian.org/debian", Usage: "Debian mirror for debootstrap"},
+				&cli.StringFlag{Name: "recipes", Usage: "directory of image recipes, *.toml (overrides images.recipes)"},
+				&cli.StringFlag{Name: "cache", Usage: "directory of built images, OCI layouts (overrides images.cache)"},
+				&cli.StringFlag{Name: "mirror", Usage: "Debian mirror for debootstrap (overrides images.mirror)"},
 				&cli.BoolFlag{Name: "no-import", Usage: "build into the cache only"},
 			},
 			Action: imageBuildAction,
@@ -37,7 +37,7 @@ func imageBuildAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	recipes, err := image.LoadRecipes(c.String("recipes"))
+	recipes, err := image.LoadRecipes(cfg.Images.Recipes)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func imageBuildAction(c *cli.Context) error {
 		}
 	}
 	ctx := namespaces.WithNamespace(c.Context, cfg.Namespace)
-	opts := image.BuildOpts{CacheDir: c.String("cache"), Mirror: c.String("mirror"), Output: os.Stderr}
+	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Output: os.Stderr}
 
 	var client *containerd.Client
 	if !c.Bool("no-import") {

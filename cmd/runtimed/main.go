@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/runtimed/runtimed/internal/clidoc"
 	"github.com/runtimed/runtimed/pkg/server"
 )
 
@@ -31,8 +32,12 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "containerd", Usage: "containerd socket address (overrides the config)"},
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "log format: text, json or auto (json unless on a terminal)"},
 			&cli.StringFlag{Name: "log-level", Usage: "log level (overrides the config)"},
+			&cli.StringFlag{Name: "recipes", Usage: "directory of image recipes (overrides images.recipes)"},
 		},
-		Action:   serveAction,
-		Commands: []*cli.Command{imageCommand, configCommand},
+		// --generate-bash-completion lists what may come next; the bash
+		// and zsh completion scripts ask it.
+		EnableBashCompletion: true,
+		Action:               serveAction,
+		Commands:             []*cli.Command{imageCommand, configCommand, clidoc.ManCommand(8)},
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
+	"github.com/runtimed/runtimed/pkg/image"
 	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 	"github.com/runtimed/runtimed/pkg/sandbox"
@@ -48,6 +49,18 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	}
 	if v := c.String("log-level"); v != "" {
 		cfg.LogLevel = v
+	}
+	// --recipes is a global flag and image build's; --cache and --mirror
+	// are image build's.
+	for flag, key := range map[string]*string{"recipes": &cfg.Images.Recipes, "cache": &cfg.Images.Cache, "mirror": &cfg.Images.Mirror} {
+		if v := c.String(flag); v != "" {
+			if flag != "mirror" {
+				if abs, err := filepath.Abs(v); err == nil {
+					v = abs
+				}
+			}
+			*key = v
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
@@ -207,6 +220,7 @@ func serveAction(c *cli.Context) error {
 	}()
 
 	apiServer := server.New(cfg, execution.New(runner, m), runner, m, log)
+	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, runner.ImageChanged))
 	lns, err := listen(cfg, log)
 	if err != nil {
 		return err

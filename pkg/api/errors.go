@@ -20,6 +20,9 @@ const (
 	CodeNotFound             ErrorCode = "not_found"
 	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"
 	CodeUnauthorized         ErrorCode = "unauthorized"
+	// CodeForbidden: image management asked by anyone but root on the
+	// unix socket (403).
+	CodeForbidden ErrorCode = "forbidden"
 	// CodeRateLimited: the token's request rate is spent (429).
 	CodeRateLimited ErrorCode = "rate_limited"
 	// CodeTooManyConcurrent: the token has as many executions running as
@@ -30,7 +33,10 @@ const (
 	CodeBusy         ErrorCode = "busy"
 	CodeImageMissing ErrorCode = "image_missing"
 	CodeUnavailable  ErrorCode = "unavailable"
-	CodeInternal     ErrorCode = "internal_error"
+	// CodeImageFailed: an image build, import or pull failed (500, or 502
+	// when a registry failed it).
+	CodeImageFailed ErrorCode = "image_failed"
+	CodeInternal    ErrorCode = "internal_error"
 )
 
 // ErrorBody is the body of every non-2xx answer.

@@ -95,6 +95,20 @@ type Runtime struct {
 	Init string `toml:"init"`
 }
 
+// Images says where the language images come from: the recipes runtimed
+// builds them from, the cache of built images, and the Debian mirror.
+type Images struct {
+	// Recipes is the directory of image recipes (*.toml), one per language.
+	Recipes string `toml:"recipes"`
+	// Cache holds built images as OCI layouts, one per recipe digest, so
+	// an unchanged recipe is never built twice.
+	Cache string `toml:"cache"`
+	// Mirror is the Debian mirror the builds install packages from.
+	Mirror string `toml:"mirror"`
+	// MaxImportBytes caps an image archive sent to POST /v1/images/import.
+	MaxImportBytes int64 `toml:"max_import_bytes"`
+}
+
 // Pool bounds the warm pools together.
 type Pool struct {
 	// Enabled turns every language's pool on (as its pool_size says) or
@@ -223,6 +237,7 @@ type Config struct {
 	Tokens      []Token     `toml:"tokens"`
 
 	Runtime  Runtime  `toml:"runtime"`
+	Images   Images   `toml:"images"`
 	Pool     Pool     `toml:"pool"`
 	Sandbox  Sandbox  `toml:"sandbox"`
 	Requests Requests `toml:"requests"`
@@ -237,6 +252,7 @@ type Config struct {
 const (
 	KiB = 1 << 10
 	MiB = 1 << 20
+	GiB = 1 << 30
 )
 
 // Default returns the configuration runtimed uses when a file sets
@@ -265,8 +281,14 @@ func Default() Config {
 		},
 		Runtime: Runtime{
 			Type:        "io.containerd.runc.v2",
-			Binary:      "/usr/local/bin/runsc-runtimed",
+			Binary:      "/usr/lib/runtimed/runsc-runtimed",
 			Snapshotter: "overlayfs",
+		},
+		Images: Images{
+			Recipes:        "/usr/share/runtimed/images",
+			Cache:          "/var/cache/runtimed/images",
+			Mirror:         "http://deb.debian.org/debian",
+			MaxImportBytes: 4 * GiB,
 		},
 		Pool: Pool{Enabled: true, MemoryBytes: 1024 * MiB},
 		Sandbox: Sandbox{
@@ -489,6 +511,10 @@ func (c *Config) Validate() error {
 	req(c.Runtime.Type != "", "runtime.type must be set")
 	req(c.Runtime.Snapshotter != "", "runtime.snapshotter must be set")
 	req(c.Runtime.Init == "" || filepath.IsAbs(c.Runtime.Init), "runtime.init must be an absolute path (or empty)")
+	req(filepath.IsAbs(c.Images.Recipes), "images.recipes must be an absolute path")
+	req(filepath.IsAbs(c.Images.Cache), "images.cache must be an absolute path")
+	req(strings.HasPrefix(c.Images.Mirror, "http://") || strings.HasPrefix(c.Images.Mirror, "https://"), "images.mirror must be an http:// or https:// URL")
+	req(c.Images.MaxImportBytes > 0, "images.max_import_bytes must be positive")
 	req(c.Pool.MemoryBytes >= 0, "pool.memory_bytes must not be negative")
 	req(c.Sandbox.UID != 0 && c.Sandbox.GID != 0, "sandbox.uid and sandbox.gid must not be root (0)")
 	req(c.Sandbox.BoxBytes >= 64*KiB, "sandbox.box_bytes must be at least 64 KiB")

@@ -50,12 +50,20 @@ func (d Debootstrap) Run(ctx context.Context, opts DebootstrapOpts) error {
 	if opts.Mirror != "" {
 		args = append(args, opts.Mirror)
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := command(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = d.Output, d.Output
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("debootstrap %s into %s: %w", opts.Suite, opts.Target, err)
 	}
 	return nil
+}
+
+// command runs name with args under umask 022, whatever the caller's (the
+// daemon's is 077): the files an image build creates must be readable in
+// the sandbox. The arguments are passed as a list, never parsed by the
+// shell.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `umask 022 && exec "$0" "$@"`, name}, args...)...)
 }
 
 // slimPaths are removed from every image: nothing in a sandbox reads
@@ -102,7 +110,7 @@ func chroot(ctx context.Context, root string, argv []string, out io.Writer) erro
 		return fmt.Errorf("mount proc in %s: %w", root, err)
 	}
 	defer unix.Unmount(proc, unix.MNT_DETACH)
-	cmd := exec.CommandContext(ctx, "chroot", append([]string{root}, argv...)...)
+	cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
@@ -206,12 +214,22 @@ func LayoutDir(cacheDir string, recipe Recipe) string {
 // root is read-only, so the mount points of its working directory and of
 // runtimed-init (a file) must be there.
 func mountPoints(root string) error {
-	if err := os.Mkdir(filepath.Join(root, oci.BoxDir), 0o755); err != nil {
+	box := filepath.Join(root, oci.BoxDir)
+	if err := os.Mkdir(box, 0o755); err != nil {
 		return err
 	}
 	agent := filepath.Join(root, oci.AgentPath)
 	if err := os.MkdirAll(filepath.Dir(agent), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(agent, nil, 0o755)
+	if err := os.WriteFile(agent, nil, 0o755); err != nil {
+		return err
+	}
+	// The modes asked for, whatever the umask.
+	for _, p := range []string{box, filepath.Dir(agent), agent} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }

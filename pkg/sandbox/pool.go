@@ -61,7 +61,7 @@ type pool struct {
 	size      int
 	target    int
 	ready     []*Sandbox
-	creating  map[string]bool // ids
+	creating  map[string]bool // ids; false once the image changed under it
 	lastMiss  time.Time
 	lastTrim  time.Time
 	idleBytes int64 // the last measured idle sandbox
@@ -258,9 +258,10 @@ func (p *pools) create(pl *pool, id string) {
 	s, err := p.make(ctx, id, pl.profile)
 	cancel()
 	p.mu.Lock()
+	current := pl.creating[id]
 	delete(pl.creating, id)
 	p.creating--
-	keep := err == nil && !pl.retired && !p.closed
+	keep := err == nil && current && !pl.retired && !p.closed
 	if err != nil {
 		pl.failures++
 		backoff := min(maxBackoff, time.Second<<min(pl.failures-1, 5))
@@ -310,6 +311,32 @@ func (p *pools) close() {
 		p.release(s)
 	}
 	p.creations.Wait()
+}
+
+// ImageChanged empties the pools of image ref, which was replaced or
+// removed: their sandboxes, ready or being made, are of the old image and
+// are released; the pools refill at once from the new one (or, if it is
+// gone, fail to until it is back).
+func (r *Runner) ImageChanged(ref string) {
+	p := r.pools
+	p.mu.Lock()
+	var drop []*Sandbox
+	for prof, pl := range p.all {
+		if prof.Image != ref {
+			continue
+		}
+		drop = append(drop, pl.ready...)
+		pl.ready = nil
+		for id := range pl.creating {
+			pl.creating[id] = false
+		}
+		pl.failures, pl.retryAt = 0, time.Time{}
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		p.release(s)
+	}
+	p.poke()
 }
 
 // Pools reports the state of each pool.

@@ -193,3 +193,68 @@ func TestPoolsReconfiguredAndClosed(t *testing.T) {
 		}
 	}
 }
+
+// A changed image empties its pools, also of a sandbox being made when it
+// changed, and leaves the other pools alone; the pool refills.
+func TestPoolsDropTheSandboxesOfAChangedImage(t *testing.T) {
+	f := newFakePools(t)
+	gate := make(chan struct{})
+	orig := f.r.pools.make
+	f.r.pools.make = func(ctx context.Context, id string, p Profile) (*Sandbox, error) {
+		if p.Image == "python" {
+			<-gate
+		}
+		return orig(ctx, id, p)
+	}
+	py := Profile{Image: "python", MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}
+	node := Profile{Image: "node", MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}
+	f.r.Configure([]PoolConfig{{Profile: py, Size: 2}, {Profile: node, Size: 2}}, 1<<30)
+	f.waitPool(t, node, "node filled", func(ready, _ int) bool { return ready == 1 })
+
+	// python's first sandbox is being made (held at the gate) when its
+	// image changes.
+	var held string
+	for _, p := range f.r.Pools() {
+		if p.Image == "python" && p.Creating == 1 {
+			held = p.Sandboxes[0]
+		}
+	}
+	if held == "" {
+		t.Fatalf("no python sandbox being made: %+v", f.r.Pools())
+	}
+	nodeBefore := f.r.Pools()[0].Sandboxes[0]
+	f.r.ImageChanged("python")
+	gate <- struct{}{}
+	close(gate)
+	f.waitPool(t, py, "python refilled", func(ready, _ int) bool { return ready == 1 })
+	f.mu.Lock()
+	heldReleased := f.released[held]
+	nodeReleased := f.released[nodeBefore]
+	f.mu.Unlock()
+	if !heldReleased {
+		t.Errorf("the sandbox made from the old image (%s) was kept", held)
+	}
+	if nodeReleased {
+		t.Errorf("node's sandbox %s was released for python's image change", nodeBefore)
+	}
+	for _, p := range f.r.Pools() {
+		if p.Image == "python" && (len(p.Sandboxes) != 1 || p.Sandboxes[0] == held) {
+			t.Errorf("python's pool holds %v, want one new sandbox", p.Sandboxes)
+		}
+	}
+
+	// A ready sandbox is released too.
+	ready := ""
+	for _, p := range f.r.Pools() {
+		if p.Image == "python" {
+			ready = p.Sandboxes[0]
+		}
+	}
+	f.r.ImageChanged("python")
+	f.waitPool(t, py, "python refilled again", func(r, _ int) bool { return r == 1 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.released[ready] {
+		t.Errorf("ready sandbox %s of the old image was kept", ready)
+	}
+}

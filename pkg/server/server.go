@@ -55,6 +55,7 @@ type Server struct {
 	state    atomic.Pointer[state]
 	executor Executor
 	platform Platform
+	images   Images
 	admit    *admission
 	metrics  *metrics.Metrics
 	log      *logrus.Entry
@@ -95,6 +96,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.route("GET", "/healthz", s.handleHealth)
 	s.route("GET", "/readyz", s.handleReady)
 	s.route("GET", "/metrics", m.Handler().ServeHTTP)
+	s.routeImages()
 	s.routePiston()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})

@@ -79,7 +79,7 @@ func Main(m *testing.M) (code int) {
 	if err := buildBinaries(); err != nil {
 		return fail("build: %v", err)
 	}
-	stop, err := startContainerd()
+	stop, err := StartContainerd()
 	if err != nil {
 		return fail("containerd: %v", err)
 	}
@@ -91,7 +91,7 @@ func Main(m *testing.M) (code int) {
 	}
 	Env.ImageCache = os.Getenv("RUNTIMED_IMAGE_CACHE")
 	if Env.ImageCache == "" {
-		Env.ImageCache = "/var/cache/runtimed/images"
+		Env.ImageCache = "/var/cache/runtimed-build/images"
 	}
 	imp := ImageBuild(cfgPath)
 	imp.Stdout, imp.Stderr = os.Stderr, os.Stderr
@@ -151,7 +151,10 @@ type containerdProc struct {
 
 var ctrd containerdProc
 
-func startContainerd() (func(), error) {
+// StartContainerd starts a containerd of the suite's own, with its root,
+// state and socket under Env.Dir, sets Env.Containerd and Env.Ctr, and
+// returns what stops it.
+func StartContainerd() (func(), error) {
 	root := filepath.Join(Env.Dir, "containerd")
 	Env.Containerd = filepath.Join(root, "containerd.sock")
 	conf := filepath.Join(root, "config.toml")
@@ -348,7 +351,13 @@ log_level = "debug"
 // waits until it answers on its socket. The daemon runs as its systemd
 // unit has it: with no new privileges and a umask of 077.
 func Start(in Instance, environ []string) (*Daemon, error) {
-	d, err := Spawn(in, environ, filepath.Join(Env.Bin, "runtimed"), "--config", in.Config, "--log-format", "json")
+	return StartWith(in, environ, filepath.Join(Env.Bin, "runtimed"), "--config", in.Config, "--log-format", "json")
+}
+
+// StartWith is Start with the command line argv (another runtimed binary,
+// or other flags).
+func StartWith(in Instance, environ []string, argv ...string) (*Daemon, error) {
+	d, err := Spawn(in, environ, argv...)
 	if err != nil {
 		return nil, err
 	}

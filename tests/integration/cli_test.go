@@ -19,7 +19,13 @@ import (
 // stderr and exit code.
 func runtimectl(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(env.Bin, "runtimectl"), append([]string{"--socket", env.Socket}, args...)...)
+	return runtimectlAt(t, env.Socket, stdin, args...)
+}
+
+// runtimectlAt is runtimectl against the daemon listening on socket.
+func runtimectlAt(t *testing.T, socket, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(env.Bin, "runtimectl"), append([]string{"--socket", socket}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb

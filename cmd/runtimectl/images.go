@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+var imagesCommand = &cli.Command{
+	Name:  "images",
+	Usage: "list, build, import, pull and remove the language images (changes need root)",
+	Subcommands: []*cli.Command{
+		{
+			Name:    "ls",
+			Aliases: []string{"list"},
+			Usage:   "list each language's image, its size and whether its recipe changed since it was built, then the other images",
+			Flags:   []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the answer as JSON"}},
+			Action:  imagesList,
+		},
+		{
+			Name:      "build",
+			Usage:     "build the language's image from its recipe (unless cached) and import it (unless current)",
+			ArgsUsage: "LANGUAGE...",
+			Action: eachArg(func(c *cli.Context, name string) (*api.ImageResult, error) {
+				return client(c).BuildImage(c.Context, name)
+			}),
+		},
+		{
+			Name:      "import",
+			Usage:     "import an image archive (an OCI layout or `docker save` tar; - reads standard input)",
+			ArgsUsage: "FILE",
+			Flags:     []cli.Flag{&cli.StringFlag{Name: "reference", Aliases: []string{"r"}, Usage: "name the archive's one image `REF`"}},
+			Action:    imagesImport,
+		},
+		{
+			Name:      "pull",
+			Usage:     "pull an image from an OCI registry (HTTPS; plain HTTP on loopback)",
+			ArgsUsage: "REF...",
+			Action: eachArg(func(c *cli.Context, ref string) (*api.ImageResult, error) {
+				return client(c).PullImage(c.Context, ref)
+			}),
+		},
+		{
+			Name:      "rm",
+			Aliases:   []string{"remove"},
+			Usage:     "remove an image from containerd",
+			ArgsUsage: "REF...",
+			Action: eachArg(func(c *cli.Context, ref string) (*api.ImageResult, error) {
+				return client(c).RemoveImage(c.Context, ref)
+			}),
+		},
+	},
+}
+
+// eachArg runs do for each argument in turn, printing what it did; the
+// first failure stops it.
+func eachArg(do func(*cli.Context, string) (*api.ImageResult, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return cli.Exit(fmt.Sprintf("usage: runtimectl images %s %s", c.Command.Name, c.Command.ArgsUsage), 2)
+		}
+		for _, arg := range c.Args().Slice() {
+			res, err := do(c, arg)
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("%s: %v", arg, err), 1)
+			}
+			printChanges(c.App.Writer, res)
+		}
+		return nil
+	}
+}
+
+func printChanges(w io.Writer, res *api.ImageResult) {
+	for _, ch := range res.Images {
+		what := string(ch.Action)
+		switch {
+		case ch.Action == api.ImageUpToDate:
+			what = "up to date"
+		case ch.Action == api.ImageBuilt && ch.Cached:
+			what = "imported from the build cache"
+		}
+		line := fmt.Sprintf("%s: %s", ch.Reference, what)
+		if ch.SizeBytes > 0 {
+			line += ", " + humanBytes(ch.SizeBytes)
+		}
+		fmt.Fprintf(w, "%s (%s)\n", line, (time.Duration(ch.DurationMS) * time.Millisecond).String())
+	}
+}
+
+func imagesImport(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return cli.Exit("usage: runtimectl images import [--reference REF] FILE", 2)
+	}
+	var in io.Reader = os.Stdin
+	if path := c.Args().First(); path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		defer f.Close()
+		in = f
+	}
+	res, err := client(c).ImportImage(c.Context, in, c.String("reference"))
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	printChanges(c.App.Writer, res)
+	return nil
+}
+
+var recipeStates = map[api.RecipeState]string{
+	api.RecipeCurrent:  "current",
+	api.RecipeChanged:  "changed since built",
+	api.RecipeNotBuilt: "not built",
+	api.RecipeOther:    "not built from it",
+	api.RecipeNone:     "-",
+}
+
+func imagesList(c *cli.Context) error {
+	res, err := client(c).Images(c.Context)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "IMAGE\tLANGUAGES\tSIZE\tCREATED\tRECIPE")
+	for _, im := range res.Images {
+		size, created := "missing", "-"
+		if im.Present {
+			size, created = humanBytes(im.SizeBytes), im.Created.Local().Format("2006-01-02 15:04")
+		}
+		langs := strings.Join(im.Languages, ",")
+		if langs == "" {
+			langs = "-"
+		}
+		state := recipeStates[im.RecipeState]
+		if im.Recipe != "" && im.RecipeState != api.RecipeNone {
+			state = im.Recipe + ": " + state
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", im.Reference, langs, size, created, state)
+	}
+	return w.Flush()
+}
+
+// humanBytes writes n in binary units, e.g. 41.5 MiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+}

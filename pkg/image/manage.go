@@ -1,0 +1,387 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+)
+
+// RegistryError is a pull that a registry failed (or that could not
+// reach it), as opposed to a bad request.
+type RegistryError struct{ Err error }
+
+func (e *RegistryError) Error() string { return e.Err.Error() }
+func (e *RegistryError) Unwrap() error { return e.Err }
+
+// Manager carries out the API's image requests in runtimed's containerd
+// namespace: list, build from a recipe, import an archive, pull, remove.
+// Changes happen one at a time.
+type Manager struct {
+	client      *containerd.Client
+	namespace   string
+	snapshotter string
+	// changed is told each reference whose image changed, so that the
+	// warm pools drop sandboxes made from the old one.
+	changed func(ref string)
+	// mu is held by a change; a channel so that waiting for it ends with
+	// the request.
+	mu chan struct{}
+	// hosts resolves registries: HTTPS, except plain HTTP for loopback
+	// registries.
+	hosts docker.RegistryHosts
+}
+
+// NewManager returns a manager for the images of namespace, unpacked into
+// snapshotter; changed (may be nil) is called after an image changed.
+func NewManager(client *containerd.Client, namespace, snapshotter string, changed func(ref string)) *Manager {
+	if changed == nil {
+		changed = func(string) {}
+	}
+	return &Manager{
+		client: client, namespace: namespace, snapshotter: snapshotter, changed: changed,
+		mu:    make(chan struct{}, 1),
+		hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	}
+}
+
+func (m *Manager) lock(ctx context.Context) (func(), error) {
+	select {
+	case m.mu <- struct{}{}:
+		return func() { <-m.mu }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// List describes each image of uses (reference → the languages using
+// it), then every other image in the namespace. Recipes are read from
+// recipesDir each time, so that an edited recipe shows as changed.
+func (m *Manager) List(ctx context.Context, recipesDir string, uses map[string][]string) ([]api.Image, error) {
+	ctx = m.ns(ctx)
+	recipes, err := recipesByReference(recipesDir)
+	if err != nil {
+		return nil, err
+	}
+	all, err := m.client.ImageService().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]images.Image{}
+	for _, img := range all {
+		held[img.Name] = img
+	}
+	var refs []string
+	for ref := range uses {
+		refs = append(refs, ref)
+	}
+	sort.Slice(refs, func(i, j int) bool { return uses[refs[i]][0] < uses[refs[j]][0] })
+	var others []string
+	for ref := range held {
+		if _, ok := uses[ref]; !ok {
+			others = append(others, ref)
+		}
+	}
+	sort.Strings(others)
+
+	out := []api.Image{}
+	for _, ref := range append(refs, others...) {
+		im := api.Image{Reference: ref, Languages: uses[ref], RecipeState: api.RecipeNone}
+		if im.Languages == nil {
+			im.Languages = []string{}
+		}
+		img, present := held[ref]
+		if present {
+			im.Present = true
+			im.Created = img.CreatedAt
+			size, err := containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("size of %s: %w", ref, err)
+			}
+			im.SizeBytes = size
+		}
+		if r, ok := recipes[ref]; ok {
+			im.Recipe = r.Name
+			switch built := img.Labels[LabelRecipe]; {
+			case !present:
+				im.RecipeState = api.RecipeNotBuilt
+			case built == r.Digest:
+				im.RecipeState = api.RecipeCurrent
+			case built != "":
+				im.RecipeState = api.RecipeChanged
+			default:
+				im.RecipeState = api.RecipeOther
+			}
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+// recipesByReference reads the recipes in dir (none if it does not
+// exist) by the reference they build.
+func recipesByReference(dir string) (map[string]Recipe, error) {
+	out := map[string]Recipe{}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	rs, err := LoadRecipes(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		out[r.Reference] = r
+	}
+	return out, nil
+}
+
+var recipeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_+.-]*$`)
+
+// Build builds the named recipe's image (unless the build cache holds
+// it) and imports it (unless containerd holds it already, built from
+// this recipe). The build's output goes to out.
+func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out io.Writer) (api.ImageChange, error) {
+	start := time.Now()
+	if !recipeName.MatchString(name) {
+		return api.ImageChange{}, fmt.Errorf("recipe %q: %w", name, errdefs.ErrInvalidArgument)
+	}
+	path := filepath.Join(cfg.Recipes, name+".toml")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return api.ImageChange{}, fmt.Errorf("no recipe %s in %s: %w", name, cfg.Recipes, errdefs.ErrNotFound)
+	}
+	r, err := LoadRecipe(path)
+	if err != nil {
+		return api.ImageChange{}, err
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return api.ImageChange{}, err
+	}
+	defer unlock()
+	ctx = m.ns(ctx)
+	change := api.ImageChange{Reference: r.Reference, Action: api.ImageUpToDate}
+	current, err := Current(ctx, m.client, r, m.snapshotter)
+	if err != nil {
+		return change, err
+	}
+	if !current {
+		change.Action, change.Cached = api.ImageBuilt, Cached(cfg.Cache, r)
+		dir, err := Build(ctx, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out})
+		if err != nil {
+			return change, err
+		}
+		if err := Import(ctx, m.client, dir, r.Reference, m.snapshotter); err != nil {
+			return change, err
+		}
+		m.changed(r.Reference)
+	}
+	change.SizeBytes = m.size(ctx, r.Reference)
+	change.DurationMS = time.Since(start).Milliseconds()
+	return change, nil
+}
+
+// ImportArchive imports the images of a tar archive: an OCI image layout
+// or what `docker save` writes. Each image takes the name the archive
+// gives it, or ref if set, which needs the archive to hold one image. An
+// archive that fails a check creates no image.
+func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error) {
+	start := time.Now()
+	if ref != "" {
+		if _, err := reference.ParseAnyReference(ref); err != nil {
+			return nil, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, done, err := m.client.WithLease(m.ns(ctx))
+	if err != nil {
+		return nil, err
+	}
+	// Content no image refers to is collected once the lease ends.
+	defer done(context.WithoutCancel(ctx))
+
+	cs := m.client.ContentStore()
+	indexDesc, err := archive.ImportIndex(ctx, cs, r)
+	if err != nil {
+		return nil, fmt.Errorf("read the archive: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	data, err := content.ReadBlob(ctx, cs, indexDesc)
+	if err != nil {
+		return nil, err
+	}
+	var index ocispec.Index
+	if err := json.Unmarshal(data, &index); err != nil {
+		return nil, fmt.Errorf("the archive's index: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	var entries []ocispec.Descriptor
+	for _, d := range index.Manifests {
+		if _, referrer := d.Annotations[images.AnnotationManifestSubject]; !referrer {
+			entries = append(entries, d)
+		}
+	}
+	switch {
+	case len(entries) == 0:
+		return nil, fmt.Errorf("the archive holds no image: %w", errdefs.ErrInvalidArgument)
+	case ref != "" && len(entries) > 1:
+		return nil, fmt.Errorf("the archive holds %d images; a reference names one (import it without, and each keeps its name): %w", len(entries), errdefs.ErrInvalidArgument)
+	}
+	var imgs []images.Image
+	for i, d := range entries {
+		name := ref
+		if name == "" {
+			name = archiveName(d.Annotations)
+		}
+		if name == "" {
+			return nil, fmt.Errorf("image %d of the archive has no name; give it one with a reference: %w", i+1, errdefs.ErrInvalidArgument)
+		}
+		img := images.Image{Name: name, Target: d, Labels: map[string]string{}}
+		if digest := d.Annotations[LabelRecipe]; digest != "" {
+			img.Labels[LabelRecipe] = digest
+		}
+		// Every blob this platform needs must be there, and is kept.
+		handler := images.SetChildrenLabels(cs, images.FilterPlatforms(images.ChildrenHandler(cs), platforms.Default()))
+		if err := images.WalkNotEmpty(ctx, handler, d); err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+		}
+		imgs = append(imgs, img)
+	}
+	var out []api.ImageChange
+	for _, img := range imgs {
+		if err := m.store(ctx, img); err != nil {
+			return out, err
+		}
+		m.changed(img.Name)
+		out = append(out, api.ImageChange{Reference: img.Name, Action: api.ImageImported, SizeBytes: m.size(ctx, img.Name), DurationMS: time.Since(start).Milliseconds()})
+	}
+	return out, nil
+}
+
+// archiveName is the name an archive gives an image: containerd's own
+// annotation, else the OCI reference name.
+func archiveName(annotations map[string]string) string {
+	if n := annotations[images.AnnotationImageName]; n != "" {
+		return n
+	}
+	return annotations[ocispec.AnnotationRefName]
+}
+
+// store creates img, or points the existing image of its name at img's
+// target, and unpacks it.
+func (m *Manager) store(ctx context.Context, img images.Image) error {
+	unpack := func() error {
+		i := containerd.NewImageWithPlatform(m.client, img, platforms.Default())
+		if err := i.Unpack(ctx, m.snapshotter); err != nil {
+			return fmt.Errorf("unpack %s: %w", img.Name, err)
+		}
+		return nil
+	}
+	// Unpacked before it is named: a request never finds the name on an
+	// image it cannot run.
+	if err := unpack(); err != nil {
+		return err
+	}
+	is := m.client.ImageService()
+	if _, err := is.Create(ctx, img); err != nil {
+		if !errdefs.IsAlreadyExists(err) {
+			return fmt.Errorf("create image %s: %w", img.Name, err)
+		}
+		if _, err := is.Update(ctx, img, "target", "labels"); err != nil {
+			return fmt.Errorf("update image %s: %w", img.Name, err)
+		}
+	}
+	return nil
+}
+
+// Pull pulls ref (any registry reference; a short one like
+// python:3.11-slim means Docker Hub's) and unpacks it. The image is named
+// by the full reference, which Reference in the answer gives. Registries
+// are reached over HTTPS, except on loopback addresses, over plain HTTP.
+func (m *Manager) Pull(ctx context.Context, ref string) (api.ImageChange, error) {
+	start := time.Now()
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return api.ImageChange{}, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return api.ImageChange{}, err
+	}
+	defer unlock()
+	ctx = m.ns(ctx)
+	full := named.String()
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: m.hosts})
+	if _, err := m.client.Pull(ctx, full,
+		containerd.WithResolver(resolver),
+		containerd.WithPlatformMatcher(platforms.Default()),
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(m.snapshotter),
+	); err != nil {
+		if ctx.Err() != nil {
+			return api.ImageChange{}, err
+		}
+		return api.ImageChange{}, &RegistryError{fmt.Errorf("pull %s: %w", full, err)}
+	}
+	m.changed(full)
+	return api.ImageChange{Reference: full, Action: api.ImagePulled, SizeBytes: m.size(ctx, full), DurationMS: time.Since(start).Milliseconds()}, nil
+}
+
+// Remove removes ref, and with it (containerd's garbage collection,
+// synchronously) its content and unpacked snapshots that nothing else
+// uses.
+func (m *Manager) Remove(ctx context.Context, ref string) (api.ImageChange, error) {
+	start := time.Now()
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return api.ImageChange{}, err
+	}
+	defer unlock()
+	ctx = m.ns(ctx)
+	if err := m.client.ImageService().Delete(ctx, ref, images.SynchronousDelete()); err != nil {
+		if errdefs.IsNotFound(err) {
+			return api.ImageChange{}, fmt.Errorf("no image %s: %w", ref, errdefs.ErrNotFound)
+		}
+		return api.ImageChange{}, err
+	}
+	m.changed(ref)
+	return api.ImageChange{Reference: ref, Action: api.ImageRemoved, DurationMS: time.Since(start).Milliseconds()}, nil
+}
+
+func (m *Manager) ns(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, m.namespace)
+}
+
+// size is ref's size for an answer; 0 if it cannot be had.
+func (m *Manager) size(ctx context.Context, ref string) int64 {
+	img, err := m.client.ImageService().Get(ctx, ref)
+	if err != nil {
+		return 0
+	}
+	n, err := containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
+	if err != nil {
+		return 0
+	}
+	return n
+}

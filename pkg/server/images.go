@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/image"
+)
+
+// Images manages the language images (image.Manager).
+type Images interface {
+	List(ctx context.Context, recipesDir string, uses map[string][]string) ([]api.Image, error)
+	Build(ctx context.Context, cfg config.Images, recipe string, out io.Writer) (api.ImageChange, error)
+	ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error)
+	Pull(ctx context.Context, ref string) (api.ImageChange, error)
+	Remove(ctx context.Context, ref string) (api.ImageChange, error)
+}
+
+// ManageImages serves the image endpoints with im. Listing is open to
+// every client; changes are for root on the unix socket alone.
+func (s *Server) ManageImages(im Images) { s.images = im }
+
+func (s *Server) routeImages() {
+	s.route("GET", "/v1/images", s.handleImages)
+	s.route("POST", "/v1/images/build", s.imageChange(s.handleImageBuild))
+	s.route("POST", "/v1/images/import", s.imageChange(s.handleImageImport))
+	s.route("POST", "/v1/images/pull", s.imageChange(s.handleImagePull))
+	s.route("POST", "/v1/images/remove", s.imageChange(s.handleImageRemove))
+}
+
+// imageChange lets only root, on the unix socket, change images: an
+// image is what every later request of its language runs on.
+func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.ImageResult, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.images == nil {
+			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable})
+			return
+		}
+		if cred, ok := r.Context().Value(peerKey).(*unix.Ucred); !ok || cred.Uid != 0 {
+			s.fail(w, r, &api.Error{Code: api.CodeForbidden, Message: "only root, on the unix socket, may change images", HTTPStatus: http.StatusForbidden})
+			return
+		}
+		res, err := h(w, r)
+		if err != nil {
+			var aerr *api.Error
+			if !errors.As(err, &aerr) {
+				aerr = imageError(err)
+			}
+			logFrom(r.Context()).WithError(err).Warn("image request failed")
+			s.fail(w, r, aerr)
+			return
+		}
+		for _, c := range res.Images {
+			logFrom(r.Context()).WithFields(logrus.Fields{"image": c.Reference, "action": c.Action, "duration_ms": c.DurationMS}).Info("image changed")
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// imageError is the answer to a failed image change.
+func imageError(err error) *api.Error {
+	var reg *image.RegistryError
+	switch {
+	case errdefs.IsNotFound(err):
+		return &api.Error{Code: api.CodeNotFound, Message: err.Error(), HTTPStatus: http.StatusNotFound}
+	case errdefs.IsInvalidArgument(err):
+		return &api.Error{Code: api.CodeInvalidRequest, Message: err.Error(), HTTPStatus: http.StatusBadRequest}
+	case errors.As(err, &reg):
+		return &api.Error{Code: api.CodeImageFailed, Message: err.Error(), HTTPStatus: http.StatusBadGateway}
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrShuttingDown):
+		return &api.Error{Code: api.CodeUnavailable, Message: "stopped: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable}
+	default:
+		return &api.Error{Code: api.CodeImageFailed, Message: err.Error(), HTTPStatus: http.StatusInternalServerError}
+	}
+}
+
+func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
+	if s.images == nil {
+		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable})
+		return
+	}
+	st := stateFrom(r.Context())
+	uses := map[string][]string{}
+	for _, l := range st.langs.All() {
+		uses[l.Image] = append(uses[l.Image], l.Name)
+	}
+	list, err := s.images.List(r.Context(), st.cfg.Images.Recipes, uses)
+	if err != nil {
+		s.fail(w, r, &api.Error{Code: api.CodeInternal, Message: "list images: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Images{Images: list})
+}
+
+// buildLogTail is how much of a failed build's output its answer quotes.
+const buildLogTail = 4 << 10
+
+func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
+	var req api.ImageBuildRequest
+	if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
+		return nil, e
+	}
+	if req.Recipe == "" {
+		return nil, badRequest(api.CodeInvalidRequest, "recipe", "recipe must be set")
+	}
+	// The build's output goes to the log (debug), and its tail into the
+	// answer if it fails.
+	logw := logFrom(r.Context()).WithField("recipe", req.Recipe).WriterLevel(logrus.DebugLevel)
+	defer logw.Close()
+	tail := &tailBuffer{max: buildLogTail}
+	c, err := s.images.Build(r.Context(), stateFrom(r.Context()).cfg.Images, req.Recipe, io.MultiWriter(logw, tail))
+	if err != nil {
+		if out := tail.String(); out != "" && !errdefs.IsNotFound(err) && !errdefs.IsInvalidArgument(err) {
+			err = fmt.Errorf("%w\n%s", err, out)
+		}
+		return nil, err
+	}
+	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
+}
+
+func (s *Server) handleImageImport(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
+	max := stateFrom(r.Context()).cfg.Images.MaxImportBytes
+	// An archive takes longer to send than the read timeout allows a
+	// request; only root gets here.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	body := http.MaxBytesReader(w, r.Body, max)
+	changes, err := s.images.ImportArchive(r.Context(), body, r.URL.Query().Get("reference"))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &api.Error{Code: api.CodeBodyTooLarge, Message: fmt.Sprintf("the archive is larger than images.max_import_bytes (%d bytes)", max), HTTPStatus: http.StatusRequestEntityTooLarge}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &api.ImageResult{Images: changes}, nil
+}
+
+func (s *Server) handleImagePull(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
+	var req api.ImageReference
+	if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
+		return nil, e
+	}
+	if req.Reference == "" {
+		return nil, badRequest(api.CodeInvalidRequest, "reference", "reference must be set")
+	}
+	c, err := s.images.Pull(r.Context(), req.Reference)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
+}
+
+func (s *Server) handleImageRemove(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
+	var req api.ImageReference
+	if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
+		return nil, e
+	}
+	if req.Reference == "" {
+		return nil, badRequest(api.CodeInvalidRequest, "reference", "reference must be set")
+	}
+	c, err := s.images.Remove(r.Context(), req.Reference)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.buf) }
