@@ -1,6 +1,8 @@
 package image
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -21,10 +25,12 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/oci"
 )
 
 // RegistryError is a pull that a registry failed (or that could not
@@ -289,8 +295,13 @@ func archiveName(annotations map[string]string) string {
 }
 
 // store creates img, or points the existing image of its name at img's
-// target, and unpacks it.
+// target, and unpacks it, with runtimed's mount points added if it lacks
+// them. ctx carries a lease.
 func (m *Manager) store(ctx context.Context, img images.Image) error {
+	img, err := m.withMountPoints(ctx, img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", img.Name, err)
+	}
 	unpack := func() error {
 		i := containerd.NewImageWithPlatform(m.client, img, platforms.Default())
 		if err := i.Unpack(ctx, m.snapshotter); err != nil {
@@ -330,19 +341,27 @@ func (m *Manager) Pull(ctx context.Context, ref string) (api.ImageChange, error)
 		return api.ImageChange{}, err
 	}
 	defer unlock()
-	ctx = m.ns(ctx)
+	ctx, done, err := m.client.WithLease(m.ns(ctx))
+	if err != nil {
+		return api.ImageChange{}, err
+	}
+	defer done(context.WithoutCancel(ctx))
 	full := named.String()
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: m.hosts})
-	if _, err := m.client.Pull(ctx, full,
+	pulled, err := m.client.Pull(ctx, full,
 		containerd.WithResolver(resolver),
 		containerd.WithPlatformMatcher(platforms.Default()),
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(m.snapshotter),
-	); err != nil {
+	)
+	if err != nil {
 		if ctx.Err() != nil {
 			return api.ImageChange{}, err
 		}
 		return api.ImageChange{}, &RegistryError{fmt.Errorf("pull %s: %w", full, err)}
+	}
+	if err := m.store(ctx, pulled.Metadata()); err != nil {
+		return api.ImageChange{}, err
 	}
 	m.changed(full)
 	return api.ImageChange{Reference: full, Action: api.ImagePulled, SizeBytes: m.size(ctx, full), DurationMS: time.Since(start).Milliseconds()}, nil
@@ -367,6 +386,115 @@ func (m *Manager) Remove(ctx context.Context, ref string) (api.ImageChange, erro
 	}
 	m.changed(ref)
 	return api.ImageChange{Reference: ref, Action: api.ImageRemoved, DurationMS: time.Since(start).Milliseconds()}, nil
+}
+
+// LabelMountPoints in an image's config says runtimed added its mount
+// points to it.
+const LabelMountPoints = "io.runtimed.mount-points"
+
+// withMountPoints returns img, or, if its root lacks the mount points a
+// sandbox needs (its root is read-only, so gVisor cannot create them),
+// img with one more layer that holds them: /box and /.runtimed/init.
+// Images runtimed built have them; any other gets the layer once. ctx
+// carries a lease.
+func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images.Image, error) {
+	cs := m.client.ContentStore()
+	manifest, err := images.Manifest(ctx, cs, img.Target, platforms.Default())
+	if err != nil {
+		return img, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	data, err := content.ReadBlob(ctx, cs, manifest.Config)
+	if err != nil {
+		return img, err
+	}
+	var config ocispec.Image
+	if err := json.Unmarshal(data, &config); err != nil {
+		return img, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if config.Config.Labels[LabelRecipe] != "" || config.Config.Labels[LabelMountPoints] != "" {
+		return img, nil
+	}
+
+	layer, err := mountPointLayer()
+	if err != nil {
+		return img, err
+	}
+	layerType := ocispec.MediaTypeImageLayer
+	if manifest.MediaType == images.MediaTypeDockerSchema2Manifest {
+		layerType = images.MediaTypeDockerSchema2Layer
+	}
+	layerDesc := ocispec.Descriptor{MediaType: layerType, Digest: digest.FromBytes(layer), Size: int64(len(layer))}
+	if err := content.WriteBlob(ctx, cs, "runtimed-mount-points", bytes.NewReader(layer), layerDesc); err != nil {
+		return img, err
+	}
+	config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, layerDesc.Digest)
+	if len(config.History) > 0 {
+		config.History = append(config.History, ocispec.History{CreatedBy: "runtimed: the mount points /box and /.runtimed/init"})
+	}
+	if config.Config.Labels == nil {
+		config.Config.Labels = map[string]string{}
+	}
+	config.Config.Labels[LabelMountPoints] = "added"
+	configDesc, err := writeJSONContent(ctx, cs, manifest.Config.MediaType, config, nil)
+	if err != nil {
+		return img, err
+	}
+	manifest.Config = configDesc
+	manifest.Layers = append(manifest.Layers, layerDesc)
+	if manifest.MediaType == "" {
+		manifest.MediaType = ocispec.MediaTypeImageManifest
+	}
+	// The manifest keeps its config and layers from being collected.
+	gc := map[string]string{"containerd.io/gc.ref.content.config": configDesc.Digest.String()}
+	for i, l := range manifest.Layers {
+		gc["containerd.io/gc.ref.content.l."+strconv.Itoa(i)] = l.Digest.String()
+	}
+	target, err := writeJSONContent(ctx, cs, manifest.MediaType, manifest, gc)
+	if err != nil {
+		return img, err
+	}
+	p := platforms.DefaultSpec()
+	target.Platform = &p
+	img.Target = target
+	return img, nil
+}
+
+// mountPointLayer is a layer (an uncompressed tar) of the directory /box
+// and the empty file /.runtimed/init, root's, mode 0755.
+func mountPointLayer() ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	for _, h := range []tar.Header{
+		{Name: strings.TrimPrefix(oci.BoxDir, "/") + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch},
+		{Name: strings.TrimPrefix(oci.AgentDir, "/") + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch},
+		{Name: strings.TrimPrefix(oci.AgentPath, "/"), Typeflag: tar.TypeReg, Mode: 0o755, ModTime: epoch},
+	} {
+		if err := tw.WriteHeader(&h); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeJSONContent writes v to the content store as a blob of mediaType.
+func writeJSONContent(ctx context.Context, cs content.Store, mediaType string, v any, labels map[string]string) (ocispec.Descriptor, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	var opts []content.Opt
+	if labels != nil {
+		opts = append(opts, content.WithLabels(labels))
+	}
+	if err := content.WriteBlob(ctx, cs, "runtimed-"+desc.Digest.String(), bytes.NewReader(data), desc, opts...); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return desc, nil
 }
 
 func (m *Manager) ns(ctx context.Context) context.Context {

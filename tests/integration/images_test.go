@@ -3,14 +3,19 @@
 package integration
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +25,8 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/tests/harness"
@@ -112,6 +119,13 @@ recipes = %q
 cache = %q
 [pool]
 enabled = false
+# A language whose image comes from elsewhere, without runtimed's mount
+# points.
+[languages.upstream]
+version = "5.4"
+extension = ".lua"
+image = "example.org/upstream/lua:5.4"
+run = ["lua5.4", "{entry}"]
 # A language whose image comes from a registry.
 [languages.pulled]
 version = "5.4"
@@ -132,7 +146,7 @@ run = ["lua5.4", "{entry}"]
 		}
 	})
 	run := func(lang, code string) (*api.RunResponse, error) {
-		return client.Run(ctx, &api.RunRequest{Language: lang, Files: harness.Files("main"+map[string]string{"bash": ".sh", "lua": ".lua", "pulled": ".lua"}[lang], code)})
+		return client.Run(ctx, &api.RunRequest{Language: lang, Files: harness.Files("main"+map[string]string{"bash": ".sh", "lua": ".lua", "pulled": ".lua", "upstream": ".lua"}[lang], code)})
 	}
 	wantOutput := func(lang, code, want string) {
 		t.Helper()
@@ -218,6 +232,18 @@ run = ["lua5.4", "{entry}"]
 	}
 	wantOutput("lua", `print("hello " .. _VERSION)`, "hello Lua 5.4\n")
 
+	// An image made elsewhere (`docker save`'s format) lacks the mount
+	// points of a sandbox's read-only root: runtimed adds them.
+	upstream := dockerArchiveWithout(t, filepath.Dir(layouts[0]), "example.org/upstream/lua:5.4", "box/", ".runtimed/")
+	out, stderr, code = runtimectlAt(t, in.Socket, "", "images", "import", upstream)
+	if code != 0 || !strings.Contains(out, "example.org/upstream/lua:5.4: imported") {
+		t.Fatalf("images import (docker format): %d %q %q", code, out, stderr)
+	}
+	wantOutput("upstream", `print("upstream " .. _VERSION)`, "upstream Lua 5.4\n")
+	if _, _, code := runtimectlAt(t, in.Socket, "", "images", "rm", "example.org/upstream/lua:5.4"); code != 0 {
+		t.Fatalf("images rm upstream: %d", code)
+	}
+
 	// The same archive under the registry's name, pushed, removed, pulled.
 	out, stderr, code = runtimectlAt(t, in.Socket, "", "images", "import", "--reference", pulledRef, archive)
 	if code != 0 || !strings.Contains(out, pulledRef+": imported") {
@@ -287,4 +313,81 @@ run = ["lua5.4", "{entry}"]
 	if len(left) > 0 {
 		t.Fatalf("left in namespace %s after every image was removed: %v", ns, left)
 	}
+}
+
+// dockerArchiveWithout writes, from the one-layer OCI layout in dir, an
+// archive in `docker save`'s format of the image named name, with the
+// entries under the given prefixes left out of its layer.
+func dockerArchiveWithout(t *testing.T, dir, name string, drop ...string) string {
+	t.Helper()
+	var index ocispec.Index
+	var manifest ocispec.Manifest
+	readJSON := func(path string, v any) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blob := func(d digest.Digest) string { return filepath.Join(dir, "blobs", "sha256", d.Encoded()) }
+	readJSON(filepath.Join(dir, "index.json"), &index)
+	readJSON(blob(index.Manifests[0].Digest), &manifest)
+	src, err := os.Open(blob(manifest.Layers[0].Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var layer bytes.Buffer
+	tr, tw := tar.NewReader(src), tar.NewWriter(&layer)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(strings.TrimPrefix(h.Name, "./"), p) }) {
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	config, _ := json.Marshal(ocispec.Image{
+		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Config:   ocispec.ImageConfig{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layer.Bytes())}},
+	})
+	list, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{name}, "Layers": []string{"layer.tar"}}})
+	path := filepath.Join(t.TempDir(), "docker.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	aw := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{"manifest.json", list}, {"config.json", config}, {"layer.tar", layer.Bytes()}} {
+		if err := aw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
