@@ -34,8 +34,12 @@ func (s *Server) routeImages() {
 	s.route("GET", "/v1/images", s.handleImages)
 	s.route("POST", "/v1/images/build", s.imageChange(s.handleImageBuild))
 	s.route("POST", "/v1/images/import", s.imageChange(s.handleImageImport))
-	s.route("POST", "/v1/images/pull", s.imageChange(s.handleImagePull))
-	s.route("POST", "/v1/images/remove", s.imageChange(s.handleImageRemove))
+	s.route("POST", "/v1/images/pull", s.imageChange(s.byReference(func(ctx context.Context, ref string) (api.ImageChange, error) {
+		return s.images.Pull(ctx, ref)
+	})))
+	s.route("POST", "/v1/images/remove", s.imageChange(s.byReference(func(ctx context.Context, ref string) (api.ImageChange, error) {
+		return s.images.Remove(ctx, ref)
+	})))
 }
 
 // imageChange lets only root, on the unix socket, change images: an
@@ -145,34 +149,22 @@ func (s *Server) handleImageImport(w http.ResponseWriter, r *http.Request) (*api
 	return &api.ImageResult{Images: changes}, nil
 }
 
-func (s *Server) handleImagePull(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
-	var req api.ImageReference
-	if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
-		return nil, e
+// byReference serves a request whose body names one image, with op.
+func (s *Server) byReference(op func(context.Context, string) (api.ImageChange, error)) func(http.ResponseWriter, *http.Request) (*api.ImageResult, error) {
+	return func(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
+		var req api.ImageReference
+		if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
+			return nil, e
+		}
+		if req.Reference == "" {
+			return nil, badRequest(api.CodeInvalidRequest, "reference", "reference must be set")
+		}
+		c, err := op(r.Context(), req.Reference)
+		if err != nil {
+			return nil, err
+		}
+		return &api.ImageResult{Images: []api.ImageChange{c}}, nil
 	}
-	if req.Reference == "" {
-		return nil, badRequest(api.CodeInvalidRequest, "reference", "reference must be set")
-	}
-	c, err := s.images.Pull(r.Context(), req.Reference)
-	if err != nil {
-		return nil, err
-	}
-	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
-}
-
-func (s *Server) handleImageRemove(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
-	var req api.ImageReference
-	if e := decodeBody(w, r, 4<<10, &req, true); e != nil {
-		return nil, e
-	}
-	if req.Reference == "" {
-		return nil, badRequest(api.CodeInvalidRequest, "reference", "reference must be set")
-	}
-	c, err := s.images.Remove(r.Context(), req.Reference)
-	if err != nil {
-		return nil, err
-	}
-	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.
