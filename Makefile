@@ -67,7 +67,6 @@ test-security: images-cache
 
 ## package: dist/runtimed_VERSION_ARCH.deb (nfpm, installed pinned), with runsc
 package: build
-	packaging/scripts/gvisor.sh >/dev/null
 	packaging/scripts/package.sh dist
 
 ## test-install: installs the package here, uses it, removes and purges it; then

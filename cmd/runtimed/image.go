@@ -58,35 +58,21 @@ func imageBuildAction(c *cli.Context) error {
 		defer client.Close()
 	}
 	for _, r := range recipes {
-		if client != nil {
-			current, err := image.Current(ctx, client, r, cfg.Runtime.Snapshotter)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.Name, err)
-			}
-			if current {
-				fmt.Printf("%s: %s is up to date\n", r.Name, r.Reference)
-				continue
-			}
-		}
-		cached := image.Cached(opts.CacheDir, r)
-		start := time.Now()
-		dir, err := image.Build(ctx, r, opts)
+		p, err := image.Provide(ctx, client, r, opts, cfg.Runtime.Snapshotter)
 		if err != nil {
-			return err
-		}
-		if cached {
-			fmt.Printf("%s: using the cached build %s\n", r.Name, dir)
-		} else {
-			fmt.Printf("%s: built %s (%s)\n", r.Name, dir, time.Since(start).Round(time.Millisecond))
-		}
-		if client == nil {
-			continue
-		}
-		start = time.Now()
-		if err := image.Import(ctx, client, dir, r.Reference, cfg.Runtime.Snapshotter); err != nil {
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
-		fmt.Printf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, time.Since(start).Round(time.Millisecond))
+		switch {
+		case p.Current:
+			fmt.Printf("%s: %s is up to date\n", r.Name, r.Reference)
+		case p.Cached:
+			fmt.Printf("%s: using the cached build %s\n", r.Name, p.Dir)
+		default:
+			fmt.Printf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond))
+		}
+		if p.Imported {
+			fmt.Printf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond))
+		}
 	}
 	return nil
 }

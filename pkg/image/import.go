@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -55,12 +57,7 @@ func Import(ctx context.Context, client *containerd.Client, dir, ref, snapshotte
 	}
 
 	cs := client.ContentStore()
-	// The manifest's labels keep its config and layers from being
-	// collected as garbage once the lease ends.
-	gc := map[string]string{"containerd.io/gc.ref.content.config": manifest.Config.Digest.String()}
-	for i, l := range manifest.Layers {
-		gc["containerd.io/gc.ref.content.l."+strconv.Itoa(i)] = l.Digest.String()
-	}
+	gc := gcLabels(manifest)
 	for _, d := range append([]ocispec.Descriptor{manifest.Config}, manifest.Layers...) {
 		if err := writeBlob(ctx, cs, dir, d, nil); err != nil {
 			return err
@@ -76,17 +73,34 @@ func Import(ctx context.Context, client *containerd.Client, dir, ref, snapshotte
 		Target: target,
 		Labels: map[string]string{LabelRecipe: mdesc.Annotations[LabelRecipe]},
 	}
+	return unpackAndName(ctx, client, img, snapshotter)
+}
+
+// gcLabels are the labels by which a manifest keeps its config and layers
+// from being collected as garbage once the lease that wrote them ends.
+func gcLabels(manifest ocispec.Manifest) map[string]string {
+	gc := map[string]string{"containerd.io/gc.ref.content.config": manifest.Config.Digest.String()}
+	for i, l := range manifest.Layers {
+		gc["containerd.io/gc.ref.content.l."+strconv.Itoa(i)] = l.Digest.String()
+	}
+	return gc
+}
+
+// unpackAndName unpacks img into snapshotter, then creates it, or points the
+// existing image of its name at img's target and labels. Unpacked before
+// it is named: a request never finds the name on an image it cannot run.
+func unpackAndName(ctx context.Context, client *containerd.Client, img images.Image, snapshotter string) error {
+	if err := containerd.NewImageWithPlatform(client, img, platforms.Default()).Unpack(ctx, snapshotter); err != nil {
+		return fmt.Errorf("unpack %s: %w", img.Name, err)
+	}
 	is := client.ImageService()
 	if _, err := is.Create(ctx, img); err != nil {
 		if !errdefs.IsAlreadyExists(err) {
-			return fmt.Errorf("create image %s: %w", ref, err)
+			return fmt.Errorf("create image %s: %w", img.Name, err)
 		}
 		if _, err := is.Update(ctx, img, "target", "labels"); err != nil {
-			return fmt.Errorf("update image %s: %w", ref, err)
+			return fmt.Errorf("update image %s: %w", img.Name, err)
 		}
-	}
-	if err := containerd.NewImage(client, img).Unpack(ctx, snapshotter); err != nil {
-		return fmt.Errorf("unpack %s: %w", ref, err)
 	}
 	return nil
 }
@@ -105,4 +119,49 @@ func writeBlob(ctx context.Context, cs content.Store, dir string, d ocispec.Desc
 		return fmt.Errorf("write blob %s: %w", d.Digest, err)
 	}
 	return nil
+}
+
+// Provided says how Provide got a recipe's image into containerd.
+type Provided struct {
+	// Current: containerd held it already, built from this recipe.
+	Current bool
+	// Cached: the build cache held the recipe's build; else it was built
+	// (in BuildTime).
+	Cached    bool
+	Dir       string
+	BuildTime time.Duration
+	// Imported: it was imported (in ImportTime).
+	Imported   bool
+	ImportTime time.Duration
+}
+
+// Provide makes containerd hold recipe's image: nothing to do if it holds
+// it built from this recipe; else the cached build, or a new one, is
+// imported. With a nil client the build goes into the cache only. ctx
+// carries the namespace.
+func Provide(ctx context.Context, client *containerd.Client, recipe Recipe, opts BuildOpts, snapshotter string) (Provided, error) {
+	var p Provided
+	if client != nil {
+		current, err := Current(ctx, client, recipe, snapshotter)
+		if err != nil || current {
+			p.Current = current
+			return p, err
+		}
+	}
+	p.Cached = Cached(opts.CacheDir, recipe)
+	start := time.Now()
+	dir, err := Build(ctx, recipe, opts)
+	if err != nil {
+		return p, err
+	}
+	p.Dir, p.BuildTime = dir, time.Since(start)
+	if client == nil {
+		return p, nil
+	}
+	start = time.Now()
+	if err := Import(ctx, client, dir, recipe.Reference, snapshotter); err != nil {
+		return p, err
+	}
+	p.Imported, p.ImportTime = true, time.Since(start)
+	return p, nil
 }

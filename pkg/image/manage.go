@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -120,11 +119,9 @@ func (m *Manager) List(ctx context.Context, recipesDir string, uses map[string][
 		if present {
 			im.Present = true
 			im.Created = img.CreatedAt
-			size, err := containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
-			if err != nil {
+			if im.SizeBytes, err = m.imageSize(ctx, img); err != nil {
 				return nil, fmt.Errorf("size of %s: %w", ref, err)
 			}
-			im.SizeBytes = size
 		}
 		if r, ok := recipes[ref]; ok {
 			im.Recipe = r.Name
@@ -186,19 +183,12 @@ func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out
 	defer unlock()
 	ctx = m.ns(ctx)
 	change := api.ImageChange{Reference: r.Reference, Action: api.ImageUpToDate}
-	current, err := Current(ctx, m.client, r, m.snapshotter)
+	p, err := Provide(ctx, m.client, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out}, m.snapshotter)
 	if err != nil {
 		return change, err
 	}
-	if !current {
-		change.Action, change.Cached = api.ImageBuilt, Cached(cfg.Cache, r)
-		dir, err := Build(ctx, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out})
-		if err != nil {
-			return change, err
-		}
-		if err := Import(ctx, m.client, dir, r.Reference, m.snapshotter); err != nil {
-			return change, err
-		}
+	if !p.Current {
+		change.Action, change.Cached = api.ImageBuilt, p.Cached
 		m.changed(r.Reference)
 	}
 	change.SizeBytes = m.size(ctx, r.Reference)
@@ -294,36 +284,14 @@ func archiveName(annotations map[string]string) string {
 	return annotations[ocispec.AnnotationRefName]
 }
 
-// store creates img, or points the existing image of its name at img's
-// target, and unpacks it, with runtimed's mount points added if it lacks
-// them. ctx carries a lease.
+// store unpacks and names img (see unpackAndName), with runtimed's mount points
+// added if it lacks them. ctx carries a lease.
 func (m *Manager) store(ctx context.Context, img images.Image) error {
 	img, err := m.withMountPoints(ctx, img)
 	if err != nil {
 		return fmt.Errorf("%s: %w", img.Name, err)
 	}
-	unpack := func() error {
-		i := containerd.NewImageWithPlatform(m.client, img, platforms.Default())
-		if err := i.Unpack(ctx, m.snapshotter); err != nil {
-			return fmt.Errorf("unpack %s: %w", img.Name, err)
-		}
-		return nil
-	}
-	// Unpacked before it is named: a request never finds the name on an
-	// image it cannot run.
-	if err := unpack(); err != nil {
-		return err
-	}
-	is := m.client.ImageService()
-	if _, err := is.Create(ctx, img); err != nil {
-		if !errdefs.IsAlreadyExists(err) {
-			return fmt.Errorf("create image %s: %w", img.Name, err)
-		}
-		if _, err := is.Update(ctx, img, "target", "labels"); err != nil {
-			return fmt.Errorf("update image %s: %w", img.Name, err)
-		}
-	}
-	return nil
+	return unpackAndName(ctx, m.client, img, m.snapshotter)
 }
 
 // Pull pulls ref (any registry reference; a short one like
@@ -444,12 +412,7 @@ func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images
 	if manifest.MediaType == "" {
 		manifest.MediaType = ocispec.MediaTypeImageManifest
 	}
-	// The manifest keeps its config and layers from being collected.
-	gc := map[string]string{"containerd.io/gc.ref.content.config": configDesc.Digest.String()}
-	for i, l := range manifest.Layers {
-		gc["containerd.io/gc.ref.content.l."+strconv.Itoa(i)] = l.Digest.String()
-	}
-	target, err := writeJSONContent(ctx, cs, manifest.MediaType, manifest, gc)
+	target, err := writeJSONContent(ctx, cs, manifest.MediaType, manifest, gcLabels(manifest))
 	if err != nil {
 		return img, err
 	}
@@ -507,9 +470,11 @@ func (m *Manager) size(ctx context.Context, ref string) int64 {
 	if err != nil {
 		return 0
 	}
-	n, err := containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
-	if err != nil {
-		return 0
-	}
+	n, _ := m.imageSize(ctx, img)
 	return n
+}
+
+// imageSize is the size of img's content for this platform.
+func (m *Manager) imageSize(ctx context.Context, img images.Image) (int64, error) {
+	return containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
 }

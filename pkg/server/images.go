@@ -30,6 +30,8 @@ type Images interface {
 // every client; changes are for root on the unix socket alone.
 func (s *Server) ManageImages(im Images) { s.images = im }
 
+var errNoImages = &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable}
+
 func (s *Server) routeImages() {
 	s.route("GET", "/v1/images", s.handleImages)
 	s.route("POST", "/v1/images/build", s.imageChange(s.handleImageBuild))
@@ -47,7 +49,7 @@ func (s *Server) routeImages() {
 func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.ImageResult, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.images == nil {
-			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable})
+			s.fail(w, r, errNoImages)
 			return
 		}
 		if cred, ok := r.Context().Value(peerKey).(*unix.Ucred); !ok || cred.Uid != 0 {
@@ -90,7 +92,7 @@ func imageError(err error) *api.Error {
 
 func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if s.images == nil {
-		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable})
+		s.fail(w, r, errNoImages)
 		return
 	}
 	st := stateFrom(r.Context())
