@@ -119,7 +119,13 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		return nil, fmt.Errorf("get image %s: %w", p.Image, err)
 	}
 	labels := map[string]string{LabelSandbox: "true", LabelInstance: r.cfg.Instance}
-	container, err := r.client.NewContainer(ctx, id,
+	// The container's two RPCs (its snapshot, then itself) run to their
+	// end even if ctx ends: cut off half-way, containerd may still make
+	// the snapshot after the cleanup below looked for it, and leave it.
+	// A cancelled ctx stops the creation at the next step.
+	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancelCreate()
+	container, err := r.client.NewContainer(cctx, id,
 		containerd.WithContainerLabels(labels),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshotView(id, image, snapshots.WithLabels(labels)),
