@@ -39,6 +39,10 @@ const cleanupTimeout = 30 * time.Second
 // before the runner stops waiting for it.
 const killGrace = 5 * time.Second
 
+// exitGrace is how long the removal of a used sandbox waits for it to
+// end by itself (its agent exits after its report) before killing it.
+const exitGrace = 2 * time.Second
+
 // Config is what the runner needs to know of the daemon's configuration.
 type Config struct {
 	Namespace   string

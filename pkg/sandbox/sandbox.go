@@ -50,8 +50,13 @@ type Sandbox struct {
 	keepBox bool
 	log     *logrus.Entry
 
-	task       containerd.Task
-	exitCh     <-chan containerd.ExitStatus
+	task   containerd.Task
+	exitCh <-chan containerd.ExitStatus
+	// exitSeen: exitCh has delivered the sandbox's exit. agentDone: the
+	// agent reported its program's end, after which it exits, and with
+	// it the sandbox.
+	exitSeen   bool
+	agentDone  bool
 	cancelWait context.CancelFunc
 	toAgent    *io.PipeWriter // the agent's stdin
 	fromAgent  *io.PipeWriter // the agent's stdout, as the shim's copy writes it
@@ -184,6 +189,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 			return nil, fmt.Errorf("sandbox agent said %q %q, not ready (protocol %d)", f.kind, f.payload, agent.Protocol)
 		}
 	case st := <-s.exitCh:
+		s.exitSeen = true
 		msg, _ := s.agentLog.result()
 		return nil, fmt.Errorf("sandbox exited (status %d) before its agent was ready: %s", st.ExitCode(), msg)
 	case <-ctx.Done():
@@ -305,6 +311,7 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 			}
 			exit = &e
 			elapsed = time.Since(start)
+			s.agentDone = true
 		}
 	}
 loop:
@@ -318,6 +325,7 @@ loop:
 			handle(f)
 		case status = <-s.exitCh:
 			exited = true
+			s.exitSeen = true
 			break loop
 		case <-timer.C:
 			why = killedTimeout
@@ -519,6 +527,7 @@ func (s *Sandbox) kill(log *logrus.Entry) (containerd.ExitStatus, bool) {
 	}
 	select {
 	case st := <-s.exitCh:
+		s.exitSeen = true
 		return st, true
 	case <-kctx.Done():
 		log.Warn("sandbox did not exit after kill")
@@ -556,6 +565,7 @@ func (s *Sandbox) drainFrames(log *logrus.Entry, handle func(frame)) {
 func (s *Sandbox) alive() bool {
 	select {
 	case st := <-s.exitCh:
+		s.exitSeen = true
 		s.log.WithFields(logrus.Fields{"exit_code": st.ExitCode(), "error": st.Error()}).Debug("sandbox ended while idle")
 		return false
 	default:
@@ -639,6 +649,17 @@ const removeAttempts = 3
 func (s *Sandbox) remove() error {
 	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
 	defer cancel()
+	if s.task != nil && s.agentDone && !s.exitSeen {
+		// The agent exits after its report, and the sandbox with it: a
+		// sandbox that ends by itself needs no kill (one runsc call
+		// fewer per execution).
+		select {
+		case <-s.exitCh:
+			s.exitSeen = true
+		case <-time.After(exitGrace):
+		case <-ctx.Done():
+		}
+	}
 	if s.task != nil {
 		if err := deleteTask(ctx, s.task); err != nil {
 			return fmt.Errorf("delete task: %w", err)

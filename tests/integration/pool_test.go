@@ -4,9 +4,14 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +31,14 @@ const pythonImage = "runtimed.local/python:3.11"
 // find it empty; and that a request with other limits gets a sandbox of
 // its own.
 func TestWarmPool(t *testing.T) {
-	in, err := harness.NewInstance("pool", "")
+	// The runtime binary logs each call, then is the default one.
+	calls := filepath.Join(t.TempDir(), "runsc-calls")
+	wrapper := filepath.Join(t.TempDir(), "runsc-logged")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec /usr/lib/runtimed/runsc-runtimed \"$@\"\n", calls)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := harness.NewInstance("pool", fmt.Sprintf("[runtime]\nbinary = %q\n", wrapper))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +117,26 @@ func TestWarmPool(t *testing.T) {
 			t.Fatalf("the used sandbox %s still exists: %v", taken[0], err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// It ended by itself, its agent gone after its report: it was
+	// deleted, never killed.
+	log, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted bool
+	for _, line := range strings.Split(string(log), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[len(f)-1] != taken[0] && f[len(f)-2] != taken[0] {
+			continue
+		}
+		if slices.Contains(f, "kill") {
+			t.Fatalf("the used sandbox was killed: runsc %s", line)
+		}
+		deleted = deleted || slices.Contains(f, "delete")
+	}
+	if !deleted {
+		t.Fatalf("no runsc delete of the used sandbox %s in:\n%s", taken[0], log)
 	}
 	refilled := waitFor("refilled", func(p api.Pool) bool { return p.Ready >= 1 && p.Creating == 0 })
 	if contains(refilled.Sandboxes, taken[0]) {
