@@ -64,7 +64,10 @@ type Cell struct {
 	Concurrency int    `json:"concurrency"`
 	// PauseMS is the pause of each worker between its requests: 0 is
 	// back to back; a paced cell leaves the pool time to refill.
-	PauseMS    int     `json:"pause_ms,omitempty"`
+	PauseMS int `json:"pause_ms,omitempty"`
+	// SustainedS, if set, is how long the cell ran: requests back to back
+	// for that long, not a set number of them.
+	SustainedS float64 `json:"sustained_s,omitempty"`
 	Requests   int     `json:"requests"`
 	Errors     int     `json:"errors"`
 	P50MS      float64 `json:"p50_ms"`
@@ -93,6 +96,10 @@ func BenchmarkWays(b *testing.B) {
 	perCell := 24
 	if v, err := strconv.Atoi(os.Getenv("BENCH_REQUESTS")); err == nil && v > 0 {
 		perCell = v
+	}
+	sustainFor := 30 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SUSTAIN_S")); err == nil && v > 0 {
+		sustainFor = time.Duration(v) * time.Second
 	}
 	ctx := context.Background()
 
@@ -150,6 +157,17 @@ func BenchmarkWays(b *testing.B) {
 					cell.Language, cell.Way, cell.P50MS, cell.P95MS, cell.P99MS, cell.Errors, cell.FirstError)
 				report.Cells = append(report.Cells, cell)
 			}
+			// Python through the warm pool for a while: the sustained
+			// rate, which sandbox creation bounds.
+			if w == way(warm) && h.language == "python" {
+				for _, c := range []int{1, 2} {
+					waitPoolsReady(b, env.Client)
+					cell := sustain(ctx, w, h, c, sustainFor)
+					b.Logf("%-10s %-20s c=%d sustained %.0f s: %d requests, %5.1f/s  p50 %6.0f ms  p95 %6.0f ms  errors %d %s",
+						cell.Language, cell.Way, c, cell.SustainedS, cell.Requests, cell.PerSecond, cell.P50MS, cell.P95MS, cell.Errors, cell.FirstError)
+					report.Cells = append(report.Cells, cell)
+				}
+			}
 			w.release()
 		}
 	}
@@ -184,6 +202,17 @@ const pace = 500 * time.Millisecond
 // measure runs n hello worlds on c workers, each pausing between its
 // requests.
 func measure(ctx context.Context, w way, h hello, c, n int, pause time.Duration) Cell {
+	return measureUntil(ctx, w, h, c, n, pause, 0)
+}
+
+// sustain runs requests back to back at concurrency c for d: the rate
+// the machine keeps up once the pool's sandboxes made at rest are used.
+func sustain(ctx context.Context, w way, h hello, c int, d time.Duration) Cell {
+	return measureUntil(ctx, w, h, c, 0, 0, d)
+}
+
+// measureUntil runs n requests or, with d > 0, requests for d.
+func measureUntil(ctx context.Context, w way, h hello, c, n int, pause, d time.Duration) Cell {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -197,7 +226,10 @@ func measure(ctx context.Context, w way, h hello, c, n int, pause time.Duration)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
+			for {
+				if d > 0 && time.Since(start) >= d || d == 0 && next.Add(1) > int64(n) {
+					break
+				}
 				if pause > 0 {
 					time.Sleep(pause)
 				}
@@ -219,8 +251,14 @@ func measure(ctx context.Context, w way, h hello, c, n int, pause time.Duration)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if d > 0 {
+		n = len(latencies) + errs
+	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	cell := Cell{Language: h.language, Way: w.name(), Concurrency: c, PauseMS: int(pause.Milliseconds()), Requests: n, Errors: errs, FirstError: first}
+	if d > 0 {
+		cell.SustainedS = elapsed.Seconds()
+	}
 	if pause == 0 {
 		cell.PerSecond = float64(len(latencies)) / elapsed.Seconds()
 	}

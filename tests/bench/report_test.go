@@ -39,9 +39,9 @@ func write(r Report, dir string) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"language", "way", "concurrency", "pause_ms", "requests", "errors", "p50_ms", "p95_ms", "p99_ms", "per_second"})
+	_ = w.Write([]string{"language", "way", "concurrency", "pause_ms", "sustained_s", "requests", "errors", "p50_ms", "p95_ms", "p99_ms", "per_second"})
 	for _, c := range r.Cells {
-		_ = w.Write([]string{c.Language, c.Way, strconv.Itoa(c.Concurrency), strconv.Itoa(c.PauseMS), strconv.Itoa(c.Requests), strconv.Itoa(c.Errors),
+		_ = w.Write([]string{c.Language, c.Way, strconv.Itoa(c.Concurrency), strconv.Itoa(c.PauseMS), ff(c.SustainedS), strconv.Itoa(c.Requests), strconv.Itoa(c.Errors),
 			ff(c.P50MS), ff(c.P95MS), ff(c.P99MS), ff(c.PerSecond)})
 	}
 	w.Flush()
@@ -89,7 +89,7 @@ func chart(r Report, path string) error {
 		for i, way := range ways {
 			var pts plotter.XYs
 			for _, c := range r.Cells {
-				if c.Language == lang && c.Way == way && c.P50MS > 0 && c.PauseMS == 0 {
+				if c.Language == lang && c.Way == way && c.P50MS > 0 && c.PauseMS == 0 && c.SustainedS == 0 {
 					pts = append(pts, plotter.XY{X: float64(c.Concurrency), Y: c.P50MS})
 				}
 			}
@@ -139,17 +139,25 @@ func table(r Report) string {
 		if c.PauseMS > 0 {
 			conc, rate = fmt.Sprintf("1, %d ms apart", c.PauseMS), "—"
 		}
+		if c.SustainedS > 0 {
+			conc = fmt.Sprintf("%d, for %.0f s", c.Concurrency, c.SustainedS)
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f | %s | %d |\n", c.Language, c.Way, conc, c.P50MS, c.P95MS, c.P99MS, rate, c.Errors)
 	}
 	fmt.Fprintf(&b, "\nruntimed RSS: %.1f MiB idle, %.1f MiB at most under load\n", mib(r.DaemonRSSIdleBytes), mib(r.DaemonRSSPeakBytes))
 	for image, bytes := range r.IdleSandboxBytes {
 		fmt.Fprintf(&b, "idle pooled sandbox of %s: %.1f MiB (its cgroup)\n", image, mib(bytes))
 	}
+	for _, c := range r.Cells {
+		if c.SustainedS > 0 {
+			fmt.Fprintf(&b, "%s, warm pool, %d at a time for %.0f s: %.1f executions/s, %d errors\n", c.Language, c.Concurrency, c.SustainedS, c.PerSecond, c.Errors)
+		}
+	}
 	// Side by side, at concurrency 1: the ratios the design is about.
 	for _, lang := range []string{"python", "javascript", "c", "java"} {
 		get := func(way string) float64 {
 			for _, c := range r.Cells {
-				if c.Language == lang && c.Way == way && c.Concurrency == 1 && c.PauseMS == 0 {
+				if c.Language == lang && c.Way == way && c.Concurrency == 1 && c.PauseMS == 0 && c.SustainedS == 0 {
 					return c.P50MS
 				}
 			}
