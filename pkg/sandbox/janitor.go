@@ -102,7 +102,7 @@ func (r *Runner) removeByID(ctx context.Context, id string) error {
 		return err
 	default:
 		if task, err := c.Task(ctx, nil); err == nil {
-			if err := deleteTask(ctx, task); err != nil {
+			if err := deleteTask(ctx, task, 0); err != nil {
 				return err
 			}
 		} else if !errdefs.IsNotFound(err) {

@@ -168,11 +168,11 @@ func (r *Runner) runtimeOptions() any {
 	return &runcoptions.Options{BinaryName: r.cfg.RuntimeBinary}
 }
 
-// deleteTask kills task if it still runs, waits for it to exit, and
-// deletes it. The task may exit by itself between the look at its status
+// deleteTask kills task if it still runs after grace (a task expected to
+// end by itself gets that long to), waits for it to exit, and deletes it. The task may exit by itself between the look at its status
 // and the kill, which then fails (runsc cannot signal a sandbox that is
 // gone): the exit is what counts, not the kill.
-func deleteTask(ctx context.Context, task containerd.Task) error {
+func deleteTask(ctx context.Context, task containerd.Task, grace time.Duration) error {
 	st, err := task.Status(ctx)
 	if err != nil {
 		return ignoreNotFound(err)
@@ -182,16 +182,28 @@ func deleteTask(ctx context.Context, task containerd.Task) error {
 		if err != nil {
 			return ignoreNotFound(err)
 		}
-		kerr := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
-		if errdefs.IsNotFound(kerr) {
-			kerr = nil
+		ended := false
+		if grace > 0 {
+			select {
+			case <-exitCh:
+				ended = true
+			case <-time.After(grace):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		select {
-		case <-exitCh:
-		case <-time.After(killGrace):
-			return errors.Join(fmt.Errorf("task %s did not exit within %s of SIGKILL", task.ID(), killGrace), kerr)
-		case <-ctx.Done():
-			return ctx.Err()
+		if !ended {
+			kerr := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+			if errdefs.IsNotFound(kerr) {
+				kerr = nil
+			}
+			select {
+			case <-exitCh:
+			case <-time.After(killGrace):
+				return errors.Join(fmt.Errorf("task %s did not exit within %s of SIGKILL", task.ID(), killGrace), kerr)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	_, err = task.Delete(ctx)

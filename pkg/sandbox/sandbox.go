@@ -52,10 +52,8 @@ type Sandbox struct {
 
 	task   containerd.Task
 	exitCh <-chan containerd.ExitStatus
-	// exitSeen: exitCh has delivered the sandbox's exit. agentDone: the
-	// agent reported its program's end, after which it exits, and with
-	// it the sandbox.
-	exitSeen   bool
+	// agentDone: the agent reported its program's end, after which it
+	// exits, and the sandbox with it.
 	agentDone  bool
 	cancelWait context.CancelFunc
 	toAgent    *io.PipeWriter // the agent's stdin
@@ -189,7 +187,6 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 			return nil, fmt.Errorf("sandbox agent said %q %q, not ready (protocol %d)", f.kind, f.payload, agent.Protocol)
 		}
 	case st := <-s.exitCh:
-		s.exitSeen = true
 		msg, _ := s.agentLog.result()
 		return nil, fmt.Errorf("sandbox exited (status %d) before its agent was ready: %s", st.ExitCode(), msg)
 	case <-ctx.Done():
@@ -325,7 +322,6 @@ loop:
 			handle(f)
 		case status = <-s.exitCh:
 			exited = true
-			s.exitSeen = true
 			break loop
 		case <-timer.C:
 			why = killedTimeout
@@ -527,7 +523,6 @@ func (s *Sandbox) kill(log *logrus.Entry) (containerd.ExitStatus, bool) {
 	}
 	select {
 	case st := <-s.exitCh:
-		s.exitSeen = true
 		return st, true
 	case <-kctx.Done():
 		log.Warn("sandbox did not exit after kill")
@@ -565,7 +560,6 @@ func (s *Sandbox) drainFrames(log *logrus.Entry, handle func(frame)) {
 func (s *Sandbox) alive() bool {
 	select {
 	case st := <-s.exitCh:
-		s.exitSeen = true
 		s.log.WithFields(logrus.Fields{"exit_code": st.ExitCode(), "error": st.Error()}).Debug("sandbox ended while idle")
 		return false
 	default:
@@ -649,19 +643,14 @@ const removeAttempts = 3
 func (s *Sandbox) remove() error {
 	ctx, cancel := context.WithTimeout(s.r.namespaced(context.Background()), cleanupTimeout)
 	defer cancel()
-	if s.task != nil && s.agentDone && !s.exitSeen {
-		// The agent exits after its report, and the sandbox with it: a
-		// sandbox that ends by itself needs no kill (one runsc call
-		// fewer per execution).
-		select {
-		case <-s.exitCh:
-			s.exitSeen = true
-		case <-time.After(exitGrace):
-		case <-ctx.Done():
-		}
-	}
 	if s.task != nil {
-		if err := deleteTask(ctx, s.task); err != nil {
+		// A sandbox whose agent reported is ending by itself: it needs
+		// no kill (one runsc call fewer per execution).
+		var grace time.Duration
+		if s.agentDone {
+			grace = exitGrace
+		}
+		if err := deleteTask(ctx, s.task, grace); err != nil {
 			return fmt.Errorf("delete task: %w", err)
 		}
 		s.task = nil

@@ -7,8 +7,8 @@
 // --rm` with runsc, through the same containerd; (c) runtimed with its warm
 // pools off (every request creates its sandbox); (d) runtimed with its
 // warm pools. At each concurrency it reports latency percentiles,
-// throughput and errors; it also reports the rate of Python executions
-// that (d) sustains for BENCH_SUSTAIN_S seconds, and runtimed's memory; it prints a table and
+// throughput and errors; also the rate of Python executions (d) sustains
+// for BENCH_SUSTAIN_S seconds, and runtimed's memory. It prints a table and
 // writes the figures as JSON and CSV and a PNG chart (BENCH_OUT, default
 // bench-results/ at the top of the repository).
 //

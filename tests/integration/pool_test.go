@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/tests/harness"
 )
 
@@ -32,9 +33,9 @@ const pythonImage = "runtimed.local/python:3.11"
 // its own.
 func TestWarmPool(t *testing.T) {
 	// The runtime binary logs each call, then is the default one.
-	calls := filepath.Join(t.TempDir(), "runsc-calls")
-	wrapper := filepath.Join(t.TempDir(), "runsc-logged")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec /usr/lib/runtimed/runsc-runtimed \"$@\"\n", calls)
+	dir := t.TempDir()
+	calls, wrapper := filepath.Join(dir, "runsc-calls"), filepath.Join(dir, "runsc-logged")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, config.Default().Runtime.Binary)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
