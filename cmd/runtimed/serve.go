@@ -107,6 +107,7 @@ func newClient(cfg config.Config) (*containerd.Client, error) {
 
 func runnerConfig(cfg config.Config) sandbox.Config {
 	return sandbox.Config{
+		Containerd:    cfg.Containerd,
 		Namespace:     cfg.Namespace,
 		Instance:      cfg.Instance,
 		RuntimeType:   cfg.Runtime.Type,
@@ -203,7 +204,7 @@ func serveAction(c *cli.Context) error {
 		log.WithError(err).Error("could not remove every leftover of a previous run")
 	}
 	if left != (sandbox.Leftovers{}) {
-		log.WithFields(logrus.Fields{"containers": left.Containers, "snapshots": left.Snapshots, "boxes": left.Boxes}).
+		log.WithFields(logrus.Fields{"containers": left.Containers, "snapshots": left.Snapshots, "boxes": left.Boxes, "shims": left.Shims}).
 			Warn("removed leftovers of a previous run")
 	}
 

@@ -17,11 +17,14 @@ type Leftovers struct {
 	Containers int
 	Snapshots  int
 	Boxes      int
+	// Shims are shim processes that outlived their sandboxes.
+	Shims int
 }
 
 // Reap removes everything a previous run of this daemon instance left
-// behind: its containers and their tasks, their snapshots, and the
-// per-run directories and mounts. It is called before serving.
+// behind: its containers and their tasks, their snapshots, the shims
+// that outlived their sandboxes, and the per-run directories and mounts.
+// It is called before serving.
 func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 	var left Leftovers
 	var errs []error
@@ -38,6 +41,14 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 			continue
 		}
 		left.Containers++
+	}
+
+	// A shim whose task creation was cut off by the crash (see
+	// stopOrphanShims); the containers above are gone by now.
+	shims, err := r.stopOrphanShims(ctx, "")
+	left.Shims = shims
+	if err != nil {
+		errs = append(errs, err)
 	}
 
 	sn := r.client.SnapshotService(r.cfg.Snapshotter)

@@ -45,6 +45,10 @@ const exitGrace = 2 * time.Second
 
 // Config is what the runner needs to know of the daemon's configuration.
 type Config struct {
+	// Containerd is the address of containerd's socket, as its shims are
+	// told it: runtimed stops the shims of that containerd that outlive
+	// their sandboxes.
+	Containerd  string
 	Namespace   string
 	Instance    string
 	RuntimeType string
@@ -72,6 +76,8 @@ type Runner struct {
 	v1      v1Controllers
 	// pending counts sandboxes being removed in the background.
 	pending sync.WaitGroup
+	// proc is where processes are looked for: /proc unless a test says.
+	proc string
 }
 
 // New returns a runner. The client's default namespace is not relied on.
@@ -113,12 +119,12 @@ func (r *Runner) Acquire(ctx context.Context, p Profile, log *logrus.Entry) (*Sa
 	return s, nil
 }
 
-// Close empties the pools and waits until every released sandbox is
-// removed, or ctx ends.
+// Close empties the pools and waits until the sandboxes they were making
+// are made and removed and every released sandbox is removed, or ctx ends.
 func (r *Runner) Close(ctx context.Context) error {
-	r.pools.close()
 	done := make(chan struct{})
 	go func() {
+		r.pools.close()
 		r.pending.Wait()
 		r.janitor.close()
 		close(done)

@@ -97,10 +97,20 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 	}
 	ctx = r.namespaced(ctx)
 	s := &Sandbox{ID: id, profile: p, r: r, log: log.WithField("sandbox", id)}
-	// Whatever fails past here, what was made is removed.
+	// Whatever fails past here, what was made is removed. A failed task
+	// creation may leave its shim running; once the container is gone,
+	// that shim serves nothing (see stopOrphanShims).
+	taskFailed := false
 	defer func() {
 		if err != nil {
 			s.destroy()
+		}
+		if taskFailed {
+			sctx, cancel := context.WithTimeout(r.namespaced(context.Background()), cleanupTimeout)
+			defer cancel()
+			if _, err := r.stopOrphanShims(sctx, id); err != nil {
+				s.log.WithError(err).Warn("could not stop the shim of a failed task creation")
+			}
 		}
 	}()
 	t0 := time.Now()
@@ -122,10 +132,12 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		return nil, fmt.Errorf("get image %s: %w", p.Image, err)
 	}
 	labels := map[string]string{LabelSandbox: "true", LabelInstance: r.cfg.Instance}
-	// The container's two RPCs (its snapshot, then itself) run to their
-	// end even if ctx ends: cut off half-way, containerd may still make
-	// the snapshot after the cleanup below looked for it, and leave it.
-	// A cancelled ctx stops the creation at the next step.
+	// containerd's calls that make something (the snapshot, the
+	// container, the task) run to their end even if ctx ends; a cancelled
+	// ctx stops the creation between them. Cut off half-way, containerd
+	// may still make the snapshot after the cleanup below looked for it,
+	// and a task create cut off inside containerd 1.6 can leave its shim
+	// running with no task to shut it down by.
 	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancelCreate()
 	container, err := r.client.NewContainer(cctx, id,
@@ -156,11 +168,15 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 	s.stopFrames = make(chan struct{})
 	go readFrames(stdoutR, s.frames, s.stopFrames)
 
-	s.task, err = container.NewTask(ctx, cio.NewCreator(
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.task, err = container.NewTask(cctx, cio.NewCreator(
 		cio.WithStreams(stdinR, stdoutW, s.agentLog),
 		cio.WithFIFODir(r.cfg.RunDir),
 	))
 	if err != nil {
+		taskFailed = true
 		return nil, fmt.Errorf("create task: %w", err)
 	}
 	mark(" task")
@@ -173,7 +189,10 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 	if s.exitCh, err = s.task.Wait(waitCtx); err != nil {
 		return nil, fmt.Errorf("wait task: %w", err)
 	}
-	if err := s.task.Start(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.task.Start(cctx); err != nil {
 		return nil, fmt.Errorf("start task: %w", err)
 	}
 	mark(" start")

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -452,9 +454,9 @@ func (d *Daemon) signal(sig syscall.Signal) {
 }
 
 // Leftovers lists what executions left: containers, tasks, snapshots
-// other than the images' committed layers, and per-run directories. The
-// sandboxes that running daemons hold in their warm pools are not
-// leftovers.
+// other than the images' committed layers, per-run directories, mounts,
+// and processes (shims, the sandboxes' runsc processes). The sandboxes that
+// running daemons hold in their warm pools are not leftovers.
 func Leftovers() []string {
 	pooled := PooledSandboxes()
 	var out []string
@@ -512,6 +514,49 @@ func Leftovers() []string {
 		f := strings.Fields(line)
 		if len(f) > 4 && strings.HasPrefix(f[4], runs+"/") && !pooled[runOwner(f[4])] {
 			out = append(out, "mount "+f[4])
+		}
+	}
+	for _, p := range sandboxProcesses() {
+		if !pooled[p.id] {
+			out = append(out, fmt.Sprintf("process %d of %s: %s", p.pid, p.id, Trim(p.cmdline)))
+		}
+	}
+	return out
+}
+
+// sandboxIDPattern matches the ids runtimed gives its sandboxes.
+var sandboxIDPattern = regexp.MustCompile(`\brt-[0-9a-f]{16}\b`)
+
+type sandboxProcess struct {
+	pid     int
+	id      string
+	cmdline string
+}
+
+// sandboxProcesses are the live processes of the suite's containerd's
+// sandboxes: the shims, whose command line has its address, and runsc's
+// processes, whose command line has its state directory. Each is named by
+// the sandbox id in its command line. Zombies have no command line and are
+// not listed: their parent is gone and init reaps them.
+func sandboxProcesses() []sandboxProcess {
+	under := filepath.Join(Env.Dir, "containerd") + "/"
+	dirs, _ := os.ReadDir("/proc")
+	var out []sandboxProcess
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		cmdline := strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
+		if !strings.Contains(cmdline, under) {
+			continue
+		}
+		if id := sandboxIDPattern.FindString(cmdline); id != "" {
+			out = append(out, sandboxProcess{pid: pid, id: id, cmdline: cmdline})
 		}
 	}
 	return out

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +91,22 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("expected tasks and run directories among the leftovers: %v", left)
 	}
 
+	// A shim whose task creation the crash cut off can outlive its
+	// sandbox, with containerd no longer knowing it (it happens now and
+	// then when the kill lands inside a pool's task create). One is made
+	// here for sure: a process with such a shim's command line, for a
+	// sandbox containerd has no container of.
+	// (Its sleep goes with it; it dies of the SIGTERM it was sent.)
+	const fakeShim = `trap 'kill $! 2>/dev/null; trap - TERM; kill -TERM $$' TERM; sleep 300 & wait`
+	orphan := exec.Command("bash", "-c", `exec -a containerd-shim-runc-v2 bash -c "$2" -namespace runtimed -id rt-00000000000000aa -address "$1"`,
+		"bash", env.Containerd, fakeShim)
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	orphanGone := make(chan error, 1)
+	go func() { orphanGone <- orphan.Wait() }()
+	t.Cleanup(func() { _ = orphan.Process.Signal(syscall.SIGTERM) })
+
 	start := time.Now()
 	d, err := harness.StartRuntimed(env.Config)
 	if err != nil {
@@ -97,6 +115,15 @@ func TestCrashRecovery(t *testing.T) {
 	env.Daemon = d
 	waitNoLeftovers(t, 5*time.Second)
 	t.Logf("removed %d leftovers in %s", len(left), time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-orphanGone:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Fatalf("the orphaned shim ended with %v, want SIGTERM", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the orphaned shim still runs after the restart")
+	}
 
 	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("ok.py", "print('back')")})
 	expectStatus(t, resp, api.StatusOK)

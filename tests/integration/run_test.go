@@ -501,6 +501,25 @@ func TestClientGoneCleansUp(t *testing.T) {
 	}
 }
 
+// A client that goes away while its sandbox is being made, at whatever
+// step: nothing of that sandbox may stay, its shim process included (a
+// creation cut off inside containerd's task create leaves the shim
+// running with no task to delete it by). The request's limits are not the
+// pool's, so each makes its sandbox while the client waits.
+func TestClientGoneDuringCreation(t *testing.T) {
+	waitNoLeftovers(t, 10*time.Second)
+	for after := 20 * time.Millisecond; after <= 400*time.Millisecond; after += 20 * time.Millisecond {
+		ctx, cancel := context.WithTimeout(t.Context(), after)
+		_, err := env.Client.Run(ctx, &api.RunRequest{Language: "python", Files: files("main.py", "print('hello')"),
+			Limits: api.Limits{MemoryBytes: 96 << 20}})
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("gone after %s: err = %v, want the client's deadline or an answer", after, err)
+		}
+	}
+	waitNoLeftovers(t, 15*time.Second)
+}
+
 func TestUnknownEndpoint(t *testing.T) {
 	resp, err := unixHTTP().Get("http://runtimed/v1/nope")
 	if err != nil {

@@ -1,0 +1,124 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+)
+
+// A shim process normally ends when containerd deletes its task. One
+// whose task creation was cut off (runtimed was killed during it, or the
+// call timed out) can outlive it: containerd 1.6 then forgets the task,
+// runs the shim's cleanup, which removes the sandbox, and disconnects, but
+// the shim, which never got its shutdown, keeps running with nothing to
+// serve. Nothing in containerd's API shows it; runtimed finds such shims
+// among the host's processes and stops them.
+
+// sandboxID matches the ids runtimed gives its sandboxes.
+var sandboxID = regexp.MustCompile(`^rt-[0-9a-f]{16}$`)
+
+// shimProcess is a containerd shim serving one of runtimed's sandboxes.
+type shimProcess struct {
+	pid int
+	id  string
+}
+
+// shims lists the shim processes of sandboxes in namespace, started by
+// the containerd at address, from /proc. procDir is /proc but for tests.
+func shims(procDir, namespace, address string) []shimProcess {
+	entries, err := os.ReadDir(procDir)
+	if err != nil {
+		return nil
+	}
+	var out []shimProcess
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
+			continue // gone, or a zombie
+		}
+		args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim-") {
+			continue
+		}
+		flags := map[string]string{}
+		for i := 1; i+1 < len(args); i++ {
+			if name, ok := strings.CutPrefix(args[i], "-"); ok {
+				flags[strings.TrimPrefix(name, "-")] = args[i+1]
+			}
+		}
+		if flags["namespace"] != namespace || !sameSocket(flags["address"], address) || !sandboxID.MatchString(flags["id"]) {
+			continue
+		}
+		out = append(out, shimProcess{pid: pid, id: flags["id"]})
+	}
+	return out
+}
+
+// sameSocket says whether two paths name the same socket.
+func sameSocket(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	a, b = strings.TrimPrefix(a, "unix://"), strings.TrimPrefix(b, "unix://")
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// stopOrphanShims stops (SIGTERM, which the shim answers by exiting) the
+// shims of sandboxes containerd has no container for, and returns how
+// many. Only is an id to limit it to, or "" for all. A shim is only ever
+// started for an existing container, and a container is only deleted
+// after its task, so a shim without one serves nobody, whichever
+// runtimed instance made it.
+func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) {
+	if r.cfg.Containerd == "" {
+		return 0, nil
+	}
+	var errs []error
+	n := 0
+	for _, s := range shims(r.procDir(), r.cfg.Namespace, r.cfg.Containerd) {
+		if only != "" && s.id != only {
+			continue
+		}
+		_, err := r.client.ContainerService().Get(ctx, s.id)
+		if err == nil {
+			continue
+		}
+		if !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("look up sandbox %s: %w", s.id, err))
+			continue
+		}
+		if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("stop the orphaned shim %d of %s: %w", s.pid, s.id, err))
+			continue
+		}
+		r.log.WithFields(logrus.Fields{"sandbox": s.id, "pid": s.pid}).Warn("stopped a shim its sandbox had outlived")
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func (r *Runner) procDir() string {
+	if r.proc != "" {
+		return r.proc
+	}
+	return "/proc"
+}

@@ -1,0 +1,59 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestShimsFindsOnlyOurContainerdsSandboxShims(t *testing.T) {
+	proc := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link.sock")
+	if err := os.Symlink(sock, link); err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string][]string{
+		"101": {"/usr/bin/containerd-shim-runc-v2", "-namespace", "runtimed", "-id", "rt-0123456789abcdef", "-address", sock},
+		// The same socket by another name.
+		"102": {"containerd-shim-runc-v2", "-namespace", "runtimed", "-id", "rt-00000000000000ff", "-address", link},
+		// Another containerd's.
+		"103": {"/usr/bin/containerd-shim-runc-v2", "-namespace", "runtimed", "-id", "rt-1111111111111111", "-address", "/run/other.sock"},
+		// Another namespace.
+		"104": {"/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "rt-2222222222222222", "-address", sock},
+		// Not one of runtimed's ids.
+		"105": {"/usr/bin/containerd-shim-runc-v2", "-namespace", "runtimed", "-id", "web", "-address", sock},
+		// Not a shim, though it names one.
+		"106": {"/usr/bin/runsc", "-namespace", "runtimed", "-id", "rt-3333333333333333", "-address", sock},
+		// A zombie: no command line.
+		"107":  {},
+		"self": {"containerd-shim-runc-v2", "-namespace", "runtimed", "-id", "rt-4444444444444444", "-address", sock},
+	}
+	for pid, args := range procs {
+		dir := filepath.Join(proc, pid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmdline := ""
+		if len(args) > 0 {
+			cmdline = strings.Join(args, "\x00") + "\x00"
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, s := range shims(proc, "runtimed", "unix://"+sock) {
+		got = append(got, s.id)
+	}
+	slices.Sort(got)
+	want := []string{"rt-00000000000000ff", "rt-0123456789abcdef"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("shims = %v, want %v", got, want)
+	}
+}
