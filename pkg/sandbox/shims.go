@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // A shim process normally ends when containerd deletes its task. One
@@ -31,6 +32,7 @@ var sandboxID = regexp.MustCompile(`^rt-[0-9a-f]{16}$`)
 type shimProcess struct {
 	pid int
 	id  string
+	uid uint32 // its owner: containerd's shims run as root
 }
 
 // shims lists the shim processes of sandboxes in namespace, started by
@@ -42,30 +44,47 @@ func shims(procDir, namespace, address string) []shimProcess {
 	}
 	var out []shimProcess
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+		if s, ok := readShim(procDir, e.Name(), namespace, address); ok {
+			out = append(out, s)
 		}
-		raw, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue // gone, or a zombie
-		}
-		args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim-") {
-			continue
-		}
-		flags := map[string]string{}
-		for i := 1; i+1 < len(args); i++ {
-			if name, ok := strings.CutPrefix(args[i], "-"); ok {
-				flags[strings.TrimPrefix(name, "-")] = args[i+1]
-			}
-		}
-		if flags["namespace"] != namespace || !sameSocket(flags["address"], address) || !sandboxID.MatchString(flags["id"]) {
-			continue
-		}
-		out = append(out, shimProcess{pid: pid, id: flags["id"]})
 	}
 	return out
+}
+
+// readShim reads process pid's command line and says whether it is a
+// shim of a sandbox in namespace, started by the containerd at address.
+func readShim(procDir, pid, namespace, address string) (shimProcess, bool) {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return shimProcess{}, false
+	}
+	dir := filepath.Join(procDir, pid)
+	raw, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil || len(raw) == 0 {
+		return shimProcess{}, false // gone, or a zombie
+	}
+	args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
+	if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim-") {
+		return shimProcess{}, false
+	}
+	flags := map[string]string{}
+	for i := 1; i+1 < len(args); i++ {
+		if name, ok := strings.CutPrefix(args[i], "-"); ok {
+			flags[strings.TrimPrefix(name, "-")] = args[i+1]
+		}
+	}
+	if flags["namespace"] != namespace || !sameSocket(flags["address"], address) || !sandboxID.MatchString(flags["id"]) {
+		return shimProcess{}, false
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return shimProcess{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return shimProcess{}, false
+	}
+	return shimProcess{pid: n, id: flags["id"], uid: st.Uid}, true
 }
 
 // sameSocket says whether two paths name the same socket.
@@ -87,7 +106,10 @@ func sameSocket(a, b string) bool {
 // many. Only is an id to limit it to, or "" for all. A shim is only ever
 // started for an existing container, and a container is only deleted
 // after its task, so a shim without one serves nobody, whichever
-// runtimed instance made it.
+// runtimed instance made it. Only root's processes are considered (a
+// user's process can look like a shim), and the signal goes through a
+// pidfd opened before the process is checked again, so that a pid reused
+// in between is never signalled.
 func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) {
 	if r.cfg.Containerd == "" {
 		return 0, nil
@@ -95,7 +117,7 @@ func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) 
 	var errs []error
 	n := 0
 	for _, s := range shims(r.procDir(), r.cfg.Namespace, r.cfg.Containerd) {
-		if only != "" && s.id != only {
+		if (only != "" && s.id != only) || s.uid != 0 {
 			continue
 		}
 		_, err := r.client.ContainerService().Get(ctx, s.id)
@@ -106,14 +128,37 @@ func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) 
 			errs = append(errs, fmt.Errorf("look up sandbox %s: %w", s.id, err))
 			continue
 		}
-		if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		stopped, err := r.terminate(s)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stop the orphaned shim %d of %s: %w", s.pid, s.id, err))
 			continue
 		}
-		r.log.WithFields(logrus.Fields{"sandbox": s.id, "pid": s.pid}).Warn("stopped a shim its sandbox had outlived")
-		n++
+		if stopped {
+			r.log.WithFields(logrus.Fields{"sandbox": s.id, "pid": s.pid}).Warn("stopped a shim its sandbox had outlived")
+			n++
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// terminate sends SIGTERM to shim s if its pid is still that shim's.
+func (r *Runner) terminate(s shimProcess) (bool, error) {
+	fd, err := unix.PidfdOpen(s.pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	again, ok := readShim(r.procDir(), strconv.Itoa(s.pid), r.cfg.Namespace, r.cfg.Containerd)
+	if !ok || again.id != s.id || again.uid != s.uid {
+		return false, nil
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return false, err
+	}
+	return true, nil
 }
 
 func (r *Runner) procDir() string {

@@ -1,11 +1,15 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestShimsFindsOnlyOurContainerdsSandboxShims(t *testing.T) {
@@ -55,5 +59,62 @@ func TestShimsFindsOnlyOurContainerdsSandboxShims(t *testing.T) {
 	want := []string{"rt-00000000000000ff", "rt-0123456789abcdef"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("shims = %v, want %v", got, want)
+	}
+}
+
+// terminate signals a shim only if its pid still shows that shim: a pid
+// that now belongs to another process (another sandbox's shim here) is
+// left alone.
+func TestTerminateChecksThePidAgain(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	const script = `trap 'kill $! 2>/dev/null; trap - TERM; kill -TERM $$' TERM; sleep 60 & wait`
+	cmd := exec.Command("bash", "-c", `exec -a containerd-shim-runc-v2 bash -c "$2" -namespace runtimed -id rt-00000000000000bb -address "$1"`,
+		"bash", sock, script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	r := &Runner{cfg: Config{Namespace: "runtimed", Containerd: sock}}
+
+	// Once the exec has happened, the process is listed as that shim.
+	var found shimProcess
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, s := range shims("/proc", "runtimed", sock) {
+			if s.pid == cmd.Process.Pid {
+				found = s
+			}
+		}
+		if found.pid != 0 {
+			break
+		}
+	}
+	if found.id != "rt-00000000000000bb" || found.uid != uint32(os.Getuid()) {
+		t.Fatalf("found %+v", found)
+	}
+
+	other := found
+	other.id = "rt-00000000000000cc"
+	if stopped, err := r.terminate(other); stopped || err != nil {
+		t.Fatalf("terminate of a pid that is another shim now: %v, %v", stopped, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the process ended: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	if stopped, err := r.terminate(found); !stopped || err != nil {
+		t.Fatalf("terminate: %v, %v", stopped, err)
+	}
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Fatalf("ended with %v, want SIGTERM", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after terminate")
 	}
 }
