@@ -76,7 +76,7 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 	}
 	for _, e := range entries {
 		p := filepath.Join(r.cfg.RunDir, e.Name())
-		if e.IsDir() && strings.HasPrefix(e.Name(), "rt-") {
+		if e.IsDir() && strings.HasPrefix(e.Name(), idPrefix) {
 			if err := removeBoxDir(p); err != nil {
 				errs = append(errs, err)
 				continue

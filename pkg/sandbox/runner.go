@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"sync"
 	"syscall"
 	"time"
@@ -76,8 +77,6 @@ type Runner struct {
 	v1      v1Controllers
 	// pending counts sandboxes being removed in the background.
 	pending sync.WaitGroup
-	// proc is where processes are looked for: /proc unless a test says.
-	proc string
 }
 
 // New returns a runner. The client's default namespace is not relied on.
@@ -137,12 +136,18 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 }
 
+// idPrefix starts every sandbox id: idPrefix and 16 hex digits (newID).
+const idPrefix = "rt-"
+
+// sandboxID matches the ids newID makes.
+var sandboxID = regexp.MustCompile(`^` + idPrefix + `[0-9a-f]{16}$`)
+
 func newID() (string, error) {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	return "rt-" + hex.EncodeToString(b), nil
+	return idPrefix + hex.EncodeToString(b), nil
 }
 
 // killReason is why the runner stopped a program, if it did.
@@ -175,9 +180,7 @@ func (r *Runner) runtimeOptions() any {
 }
 
 // deleteTask kills task if it still runs after grace (a task expected to
-// end by itself gets that long to), waits for it to exit, and deletes it. The task may exit by itself between the look at its status
-// and the kill, which then fails (runsc cannot signal a sandbox that is
-// gone): the exit is what counts, not the kill.
+// end by itself gets that long to), waits for it to exit, and deletes it.
 func deleteTask(ctx context.Context, task containerd.Task, grace time.Duration) error {
 	st, err := task.Status(ctx)
 	if err != nil {
@@ -188,32 +191,37 @@ func deleteTask(ctx context.Context, task containerd.Task, grace time.Duration) 
 		if err != nil {
 			return ignoreNotFound(err)
 		}
-		ended := false
-		if grace > 0 {
-			select {
-			case <-exitCh:
-				ended = true
-			case <-time.After(grace):
-			case <-ctx.Done():
-				return ctx.Err()
+		select {
+		case <-exitCh:
+		case <-time.After(grace):
+			if err := killTask(ctx, task, exitCh); err != nil {
+				return err
 			}
-		}
-		if !ended {
-			kerr := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
-			if errdefs.IsNotFound(kerr) {
-				kerr = nil
-			}
-			select {
-			case <-exitCh:
-			case <-time.After(killGrace):
-				return errors.Join(fmt.Errorf("task %s did not exit within %s of SIGKILL", task.ID(), killGrace), kerr)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	_, err = task.Delete(ctx)
 	return ignoreNotFound(err)
+}
+
+// killTask kills task and waits for exitCh. The task may exit by itself
+// between the look at its status and the kill, which then fails (runsc
+// cannot signal a sandbox that is gone): the exit is what counts, not the
+// kill.
+func killTask(ctx context.Context, task containerd.Task, exitCh <-chan containerd.ExitStatus) error {
+	kerr := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+	if errdefs.IsNotFound(kerr) {
+		kerr = nil
+	}
+	select {
+	case <-exitCh:
+		return nil
+	case <-time.After(killGrace):
+		return errors.Join(fmt.Errorf("task %s did not exit within %s of SIGKILL", task.ID(), killGrace), kerr)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func ignoreNotFound(err error) error {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,9 +23,6 @@ import (
 // the shim, which never got its shutdown, keeps running with nothing to
 // serve. Nothing in containerd's API shows it; runtimed finds such shims
 // among the host's processes and stops them.
-
-// sandboxID matches the ids runtimed gives its sandboxes.
-var sandboxID = regexp.MustCompile(`^rt-[0-9a-f]{16}$`)
 
 // shimProcess is a containerd shim serving one of runtimed's sandboxes.
 type shimProcess struct {
@@ -116,7 +112,7 @@ func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) 
 	}
 	var errs []error
 	n := 0
-	for _, s := range shims(r.procDir(), r.cfg.Namespace, r.cfg.Containerd) {
+	for _, s := range shims("/proc", r.cfg.Namespace, r.cfg.Containerd) {
 		if (only != "" && s.id != only) || s.uid != 0 {
 			continue
 		}
@@ -151,7 +147,7 @@ func (r *Runner) terminate(s shimProcess) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
-	again, ok := readShim(r.procDir(), strconv.Itoa(s.pid), r.cfg.Namespace, r.cfg.Containerd)
+	again, ok := readShim("/proc", strconv.Itoa(s.pid), r.cfg.Namespace, r.cfg.Containerd)
 	if !ok || again.id != s.id || again.uid != s.uid {
 		return false, nil
 	}
@@ -159,11 +155,4 @@ func (r *Runner) terminate(s shimProcess) (bool, error) {
 		return false, err
 	}
 	return true, nil
-}
-
-func (r *Runner) procDir() string {
-	if r.proc != "" {
-		return r.proc
-	}
-	return "/proc"
 }

@@ -1,15 +1,15 @@
 package sandbox
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runtimed/runtimed/internal/fakeshim"
 )
 
 func TestShimsFindsOnlyOurContainerdsSandboxShims(t *testing.T) {
@@ -67,15 +67,11 @@ func TestShimsFindsOnlyOurContainerdsSandboxShims(t *testing.T) {
 // left alone.
 func TestTerminateChecksThePidAgain(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "containerd.sock")
-	const script = `trap 'kill $! 2>/dev/null; trap - TERM; kill -TERM $$' TERM; sleep 60 & wait`
-	cmd := exec.Command("bash", "-c", `exec -a containerd-shim-runc-v2 bash -c "$2" -namespace runtimed -id rt-00000000000000bb -address "$1"`,
-		"bash", sock, script)
-	if err := cmd.Start(); err != nil {
+	cmd, done, err := fakeshim.Start(sock, "runtimed", "rt-00000000000000bb")
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
 	r := &Runner{cfg: Config{Namespace: "runtimed", Containerd: sock}}
 
 	// Once the exec has happened, the process is listed as that shim.
@@ -108,13 +104,7 @@ func TestTerminateChecksThePidAgain(t *testing.T) {
 	if stopped, err := r.terminate(found); !stopped || err != nil {
 		t.Fatalf("terminate: %v, %v", stopped, err)
 	}
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-			t.Fatalf("ended with %v, want SIGTERM", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("still running 5 s after terminate")
+	if err := fakeshim.EndsBySIGTERM(done, 5*time.Second); err != nil {
+		t.Fatalf("the terminated shim: %v", err)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/runtimed/runtimed/internal/fakeshim"
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/tests/harness"
 )
@@ -96,15 +96,10 @@ func TestCrashRecovery(t *testing.T) {
 	// then when the kill lands inside a pool's task create). One is made
 	// here for sure: a process with such a shim's command line, for a
 	// sandbox containerd has no container of.
-	// (Its sleep goes with it; it dies of the SIGTERM it was sent.)
-	const fakeShim = `trap 'kill $! 2>/dev/null; trap - TERM; kill -TERM $$' TERM; sleep 300 & wait`
-	orphan := exec.Command("bash", "-c", `exec -a containerd-shim-runc-v2 bash -c "$2" -namespace runtimed -id rt-00000000000000aa -address "$1"`,
-		"bash", env.Containerd, fakeShim)
-	if err := orphan.Start(); err != nil {
+	orphan, orphanGone, err := fakeshim.Start(env.Containerd, harness.Namespace, "rt-00000000000000aa")
+	if err != nil {
 		t.Fatal(err)
 	}
-	orphanGone := make(chan error, 1)
-	go func() { orphanGone <- orphan.Wait() }()
 	t.Cleanup(func() { _ = orphan.Process.Signal(syscall.SIGTERM) })
 
 	start := time.Now()
@@ -115,14 +110,8 @@ func TestCrashRecovery(t *testing.T) {
 	env.Daemon = d
 	waitNoLeftovers(t, 5*time.Second)
 	t.Logf("removed %d leftovers in %s", len(left), time.Since(start).Round(time.Millisecond))
-	select {
-	case err := <-orphanGone:
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-			t.Fatalf("the orphaned shim ended with %v, want SIGTERM", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the orphaned shim still runs after the restart")
+	if err := fakeshim.EndsBySIGTERM(orphanGone, 5*time.Second); err != nil {
+		t.Fatalf("the orphaned shim, after the restart: %v", err)
 	}
 
 	resp := runOK(t, &api.RunRequest{Language: "python", Files: files("ok.py", "print('back')")})

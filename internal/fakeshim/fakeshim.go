@@ -1,0 +1,45 @@
+// Package fakeshim starts, for tests, a process that looks like a
+// containerd shim to whoever reads its command line: runtimed's cleanup
+// of shims that outlived their sandboxes is tested against it.
+package fakeshim
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// script sleeps until SIGTERM, then ends its sleep and dies of that
+// SIGTERM itself, so that nothing of it stays behind.
+const script = `trap 'kill $! 2>/dev/null; trap - TERM; kill -TERM $$' TERM; sleep 300 & wait`
+
+// Start starts a bash named containerd-shim-runc-v2 with the flags of the
+// shim of sandbox id in namespace, for the containerd at address. done
+// delivers the process's Wait result.
+func Start(address, namespace, id string) (cmd *exec.Cmd, done <-chan error, err error) {
+	cmd = exec.Command("bash", "-c", `exec -a containerd-shim-runc-v2 bash -c "$1" -namespace "$2" -id "$3" -address "$4"`,
+		"bash", script, namespace, id, address)
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- cmd.Wait() }()
+	return cmd, ch, nil
+}
+
+// EndsBySIGTERM waits up to d for the process Start's done reports on to
+// end, and says why, unless it died of SIGTERM.
+func EndsBySIGTERM(done <-chan error, d time.Duration) error {
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM {
+			return nil
+		}
+		return fmt.Errorf("it ended with %v, not by SIGTERM", err)
+	case <-time.After(d):
+		return fmt.Errorf("it still runs after %s", d)
+	}
+}
