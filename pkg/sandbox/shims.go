@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
@@ -137,7 +138,12 @@ func (r *Runner) stopOrphanShims(ctx context.Context, only string) (int, error) 
 	return n, errors.Join(errs...)
 }
 
-// terminate sends SIGTERM to shim s if its pid is still that shim's.
+// shimStopGrace is how long a shim gets to end after SIGTERM before it is
+// killed: a shim whose start containerd cut off catches SIGTERM and stays.
+const shimStopGrace = 2 * time.Second
+
+// terminate stops shim s if its pid is still that shim's: SIGTERM, then
+// SIGKILL if it has not ended within shimStopGrace.
 func (r *Runner) terminate(s shimProcess) (bool, error) {
 	fd, err := unix.PidfdOpen(s.pid, 0)
 	if errors.Is(err, unix.ESRCH) {
@@ -151,8 +157,31 @@ func (r *Runner) terminate(s shimProcess) (bool, error) {
 	if !ok || again.id != s.id || again.uid != s.uid {
 		return false, nil
 	}
-	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return false, err
+	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil {
+		return false, ignoreESRCH(err)
 	}
-	return true, nil
+	// A pidfd becomes readable when its process ends.
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(shimStopGrace); ; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err == nil && n > 0 {
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return false, err
+		}
+	}
+	r.log.WithFields(logrus.Fields{"sandbox": s.id, "pid": s.pid}).Warn("the orphaned shim did not end on SIGTERM; killing it")
+	return true, ignoreESRCH(unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0))
+}
+
+func ignoreESRCH(err error) error {
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
 }

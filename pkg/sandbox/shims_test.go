@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/runtimed/runtimed/internal/fakeshim"
 )
 
@@ -106,5 +108,38 @@ func TestTerminateChecksThePidAgain(t *testing.T) {
 	}
 	if err := fakeshim.EndsBySIGTERM(done, 5*time.Second); err != nil {
 		t.Fatalf("the terminated shim: %v", err)
+	}
+}
+
+// A shim that ignores SIGTERM (one whose start containerd cut off does) is
+// killed once shimStopGrace is over.
+func TestTerminateKillsAShimThatStays(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	cmd, done, err := fakeshim.StartStubborn(sock, "runtimed", "rt-00000000000000dd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	r := &Runner{cfg: Config{Namespace: "runtimed", Containerd: sock}, log: logrus.NewEntry(logrus.New())}
+	var found shimProcess
+	for deadline := time.Now().Add(5 * time.Second); found.pid == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, s := range shims("/proc", "runtimed", sock) {
+			if s.pid == cmd.Process.Pid {
+				found = s
+			}
+		}
+	}
+	if found.pid == 0 {
+		t.Fatal("the stubborn shim is not listed")
+	}
+	start := time.Now()
+	if stopped, err := r.terminate(found); !stopped || err != nil {
+		t.Fatalf("terminate: %v, %v", stopped, err)
+	}
+	if err := fakeshim.EndsBySIGKILL(done, 5*time.Second); err != nil {
+		t.Fatalf("the stubborn shim: %v", err)
+	}
+	if took := time.Since(start); took < shimStopGrace {
+		t.Fatalf("killed after %s, before its grace of %s", took, shimStopGrace)
 	}
 }
