@@ -184,6 +184,9 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	if err := slim(root, runtimePaths); err != nil {
 		return "", err
 	}
+	if err := neutralHostFiles(root); err != nil {
+		return "", err
+	}
 	layout := filepath.Join(work, "layout")
 	if err := writeLayout(ctx, root, layout, recipe); err != nil {
 		return "", fmt.Errorf("write layout for %s: %w", recipe.Name, err)
@@ -208,6 +211,34 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 func LayoutDir(cacheDir string, recipe Recipe) string {
 	hex := strings.TrimPrefix(recipe.Digest, "sha256:")
 	return filepath.Join(cacheDir, recipe.Name, hex[:16])
+}
+
+// hostFiles are what an image says of the host it runs on. debootstrap
+// copies the build host's /etc/hostname and /etc/resolv.conf into the
+// root; a sandbox must see neither (it has no network and its hostname
+// is its own).
+var hostFiles = map[string]string{
+	"/etc/hostname":    "sandbox\n",
+	"/etc/resolv.conf": "# runtimed sandboxes have no network.\n",
+	"/etc/hosts":       "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+}
+
+// neutralHostFiles replaces the build host's files in root with
+// hostFiles (a link there is replaced, not followed).
+func neutralHostFiles(root string) error {
+	for name, content := range hostFiles {
+		p := filepath.Join(root, name)
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o644); err != nil { // past the umask
+			return err
+		}
+	}
+	return nil
 }
 
 // mountPoints makes what a sandbox mounts over in the image: the sandbox's

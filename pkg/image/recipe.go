@@ -18,7 +18,7 @@ import (
 
 // builderVersion changes when the way images are built changes, so that
 // every image is rebuilt even though no recipe did.
-const builderVersion = "4"
+const builderVersion = "5"
 
 // LabelRecipe on an image in containerd holds the digest of the recipe it
 // was built from.

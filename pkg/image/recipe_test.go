@@ -126,3 +126,42 @@ func TestBuildUsesTheCache(t *testing.T) {
 		t.Fatalf("cache holds %d entries, want only the layout", len(entries))
 	}
 }
+
+func TestNeutralHostFiles(t *testing.T) {
+	root := t.TempDir()
+	etc := filepath.Join(root, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// What debootstrap copies from the build host; resolv.conf as a link
+	// to a host path, which must be replaced, not written through.
+	outside := filepath.Join(t.TempDir(), "resolv")
+	if err := os.WriteFile(outside, []byte("nameserver 10.255.255.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(etc, "resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "hostname"), []byte("vm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := neutralHostFiles(root); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"hostname": "sandbox\n", "resolv.conf": "# runtimed sandboxes have no network.\n"} {
+		p := filepath.Join(etc, name)
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o644 {
+			t.Fatalf("%s: %v %v, want a regular file of mode 0644", name, st, err)
+		}
+		if got, _ := os.ReadFile(p); string(got) != want {
+			t.Errorf("%s holds %q, want %q", name, got, want)
+		}
+	}
+	if got, _ := os.ReadFile(outside); string(got) != "nameserver 10.255.255.53\n" {
+		t.Fatalf("the link's target was written: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(etc, "hosts")); err != nil {
+		t.Fatal("no /etc/hosts")
+	}
+}
