@@ -322,8 +322,9 @@ func reload(c *cli.Context, running config.Config, api *server.Server, log *logr
 		"namespace": cfg.Namespace != running.Namespace, "instance": cfg.Instance != running.Instance,
 		"state_dir": cfg.StateDir != running.StateDir, "runtime": cfg.Runtime != running.Runtime,
 		"sandbox": cfg.Sandbox != running.Sandbox, "http": cfg.HTTP != running.HTTP,
-		"requests.max_concurrent": cfg.Requests.MaxConcurrent != running.Requests.MaxConcurrent,
-		"requests.max_queued":     cfg.Requests.MaxQueued != running.Requests.MaxQueued,
+		"requests.max_concurrent":    cfg.Requests.MaxConcurrent != running.Requests.MaxConcurrent,
+		"requests.max_queued":        cfg.Requests.MaxQueued != running.Requests.MaxQueued,
+		"requests.max_queue_wait_ms": cfg.Requests.MaxQueueWaitMS != running.Requests.MaxQueueWaitMS,
 	} {
 		if changed {
 			log.Warnf("reload: %s changed; it takes effect at the next start", key)

@@ -38,6 +38,11 @@ type RunRequest struct {
 	// expected_output: CompareExact, CompareTrim (the default) or
 	// CompareTokens.
 	Compare Compare `json:"compare,omitempty"`
+	// DeadlineMS bounds the whole request, its waits for a sandbox
+	// included; 0 means the configured default. At the deadline the
+	// stage running is stopped (timeout) and the tests not yet run are
+	// skipped.
+	DeadlineMS int64 `json:"deadline_ms,omitempty"`
 }
 
 // Test is one input of a judged run.
@@ -77,6 +82,9 @@ const (
 	// StatusWrongAnswer: a test ran fine but its output differs from the
 	// expected output.
 	StatusWrongAnswer Status = "wrong_answer"
+	// StatusSkipped: the stage did not run; the request's deadline came
+	// first.
+	StatusSkipped Status = "skipped"
 )
 
 // StageResult is what one stage of an execution (the compile, the run, a
@@ -117,6 +125,8 @@ type RunResponse struct {
 	// program compiled; Summary counts the tests by status.
 	Tests   []StageResult  `json:"tests,omitempty"`
 	Summary map[Status]int `json:"summary,omitempty"`
+	// Message says why the request ended early (its deadline), if it did.
+	Message string `json:"message,omitempty"`
 }
 
 // Runtime describes one language runtimed can run.

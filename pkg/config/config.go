@@ -143,10 +143,20 @@ type Requests struct {
 	MaxArgBytes   int64 `toml:"max_arg_bytes"`
 	// MaxTests is the most tests one request may carry.
 	MaxTests int `toml:"max_tests"`
-	// MaxConcurrent executions run at once; MaxQueued wait for a slot;
-	// beyond that a request is answered 503.
-	MaxConcurrent int `toml:"max_concurrent"`
-	MaxQueued     int `toml:"max_queued"`
+	// MaxConcurrent sandboxes are in use at once, each by one stage of a
+	// request (the compile, the run, one test); MaxQueued stages wait for
+	// one, in their order of arrival. A request whose first stage finds
+	// the queue full, or waits longer than MaxQueueWaitMS, is answered
+	// 503; a later stage of a request under way only waits.
+	MaxConcurrent  int   `toml:"max_concurrent"`
+	MaxQueued      int   `toml:"max_queued"`
+	MaxQueueWaitMS int64 `toml:"max_queue_wait_ms"`
+	// DeadlineMS bounds a whole request, its waits included, unless it
+	// asks for another deadline (deadline_ms), at most MaxDeadlineMS. At
+	// the deadline the stage running is stopped (timeout) and the tests
+	// not yet run are skipped.
+	DeadlineMS    int64 `toml:"deadline_ms"`
+	MaxDeadlineMS int64 `toml:"max_deadline_ms"`
 }
 
 // HTTP bounds what a client may do to a listener.
@@ -167,7 +177,8 @@ type TokenLimits struct {
 	// may come at once above it.
 	RatePerMinute float64 `toml:"rate_per_minute"`
 	Burst         int     `toml:"burst"`
-	// MaxConcurrent executions at once.
+	// MaxConcurrent sandboxes in use at once by the token's requests
+	// (requests.max_concurrent bounds them all).
 	MaxConcurrent int `toml:"max_concurrent"`
 }
 
@@ -255,6 +266,9 @@ const (
 	GiB = 1 << 30
 )
 
+// MinDeadlineMS is the shortest deadline a request may have.
+const MinDeadlineMS = 1000
+
 // Default returns the configuration runtimed uses when a file sets
 // nothing: the safe defaults.
 func Default() Config {
@@ -277,7 +291,7 @@ func Default() Config {
 		TokenLimits: TokenLimits{
 			RatePerMinute: 120,
 			Burst:         20,
-			MaxConcurrent: 4,
+			MaxConcurrent: 2,
 		},
 		Runtime: Runtime{
 			Type:        "io.containerd.runc.v2",
@@ -300,15 +314,18 @@ func Default() Config {
 			OpenFiles: 256,
 		},
 		Requests: Requests{
-			MaxBodyBytes:  2 * MiB,
-			MaxCodeBytes:  64 * KiB,
-			MaxStdinBytes: 1 * MiB,
-			MaxFiles:      32,
-			MaxArgs:       64,
-			MaxArgBytes:   4 * KiB,
-			MaxTests:      64,
-			MaxConcurrent: 4,
-			MaxQueued:     64,
+			MaxBodyBytes:   2 * MiB,
+			MaxCodeBytes:   64 * KiB,
+			MaxStdinBytes:  1 * MiB,
+			MaxFiles:       32,
+			MaxArgs:        64,
+			MaxArgBytes:    4 * KiB,
+			MaxTests:       64,
+			MaxConcurrent:  4,
+			MaxQueued:      64,
+			MaxQueueWaitMS: 10_000,
+			DeadlineMS:     60_000,
+			MaxDeadlineMS:  300_000,
 		},
 		Defaults: Limits{
 			MemoryBytes: 128 * MiB,
@@ -530,6 +547,9 @@ func (c *Config) Validate() error {
 	req(r.MaxArgBytes > 0, "requests.max_arg_bytes must be positive")
 	req(r.MaxConcurrent > 0, "requests.max_concurrent must be positive")
 	req(r.MaxQueued >= 0, "requests.max_queued must not be negative")
+	req(r.MaxQueueWaitMS > 0, "requests.max_queue_wait_ms must be positive")
+	req(r.DeadlineMS >= MinDeadlineMS && r.DeadlineMS <= r.MaxDeadlineMS,
+		"requests.deadline_ms must be at least %d and at most requests.max_deadline_ms", MinDeadlineMS)
 
 	req(r.MaxTests > 0, "requests.max_tests must be positive")
 	for key, addr := range map[string]string{"listen_tcp": c.ListenTCP, "metrics_listen": c.MetricsListen} {

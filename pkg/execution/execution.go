@@ -1,7 +1,8 @@
 // Package execution owns what one request runs: the compile stage, if
 // the language has one, then the run, or one run per test against the
-// same build, each in a fresh sandbox, and the verdicts: compile_error,
-// wrong_answer, and the summary of the tests.
+// same build, each in a fresh sandbox, within the request's deadline,
+// and the verdicts: compile_error, wrong_answer, skipped, and the summary
+// of the tests.
 package execution
 
 import (
@@ -30,6 +31,16 @@ type Sandboxes interface {
 	Acquire(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (*sandbox.Sandbox, error)
 }
 
+// Admission bounds the sandboxes in use at once. A stage enters before
+// it takes its sandbox and leaves when it is done with it, so a request
+// with many tests takes its turn with the others between its tests.
+type Admission interface {
+	// Enter waits for a place. The request's first stage may be refused
+	// (the error says why, as an *api.Error); a later one waits until ctx
+	// ends.
+	Enter(ctx context.Context) (leave func(), err error)
+}
+
 // Plan is a validated request.
 type Plan struct {
 	Language      *language.Language
@@ -40,6 +51,12 @@ type Plan struct {
 	CompileLimits api.Limits
 	Tests         []api.Test
 	Compare       api.Compare
+	// Timeout bounds the whole execution, its waits for sandboxes
+	// included: at its end the stage running is stopped and the stages
+	// not started are skipped. 0: no bound but the stages' own.
+	Timeout time.Duration
+	// Admission, if set, is entered by every stage.
+	Admission Admission
 }
 
 // Executor carries out plans.
@@ -67,20 +84,40 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 	lang := p.Language
 	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
 	entry := p.Files[0].Name
+	var deadline time.Time
+	if p.Timeout > 0 {
+		deadline = time.Now().Add(p.Timeout)
+	}
+	first := true
+	// acquire waits for the stage's turn and a sandbox; nil without an
+	// error means the deadline came first.
+	acquire := func(log *logrus.Entry, limits api.Limits) (*stageSandbox, error) {
+		s, err := e.acquire(ctx, log, p.Admission, deadline, first, sandbox.ProfileOf(lang.Image, limits))
+		first = false
+		return s, err
+	}
+	skipped := func(what string) api.StageResult {
+		return api.StageResult{Status: api.StatusSkipped, Message: fmt.Sprintf("not run: the request's deadline of %d ms was reached before the %s could start", p.Timeout.Milliseconds(), what)}
+	}
 
 	// A compiled language's build: the compile stage's box, kept after
 	// its sandbox is gone; each run gets a copy.
 	var build *sandbox.Box
 	mainClass := ""
 	if lang.Compiled() {
-		sb, err := e.sandboxes.Acquire(ctx, sandbox.ProfileOf(lang.Image, p.CompileLimits), log)
+		sb, err := acquire(log, p.CompileLimits)
 		if err != nil {
 			return nil, err
 		}
+		if sb == nil {
+			res := skipped("compile")
+			resp.Compile, resp.Status = &res, api.StatusSkipped
+			return resp, nil
+		}
 		build = sb.KeepBox()
 		defer removeBox(log, build)
-		res, err := e.compile(ctx, log, sb, p)
-		sb.Release()
+		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline)
+		sb.release()
 		if err != nil {
 			return nil, err
 		}
@@ -108,11 +145,14 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 	// the build or on the request's files: no run sees what another
 	// wrote.
 	run := func(log *logrus.Entry, name, stdin string, args []string) (api.StageResult, error) {
-		sb, err := e.sandboxes.Acquire(ctx, sandbox.ProfileOf(lang.Image, p.Limits), log)
+		sb, err := acquire(log, p.Limits)
 		if err != nil {
 			return api.StageResult{}, err
 		}
-		defer sb.Release()
+		if sb == nil {
+			return skipped(name), nil
+		}
+		defer sb.release()
 		if build != nil {
 			err = build.CopyTo(sb.Box())
 		} else {
@@ -121,11 +161,12 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		if err != nil {
 			return api.StageResult{}, err
 		}
-		return e.stage(ctx, log, name, sb, sandbox.Program{
-			Args:   lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
-			Env:    lang.Env,
-			Stdin:  []byte(stdin),
-			Limits: p.Limits,
+		return e.stage(ctx, log, name, sb.Sandbox, sandbox.Program{
+			Args:     lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
+			Env:      lang.Env,
+			Stdin:    []byte(stdin),
+			Limits:   p.Limits,
+			Deadline: deadline,
 		}, lang)
 	}
 
@@ -155,12 +196,60 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			resp.Status = res.Status
 		}
 	}
+	if n := resp.Summary[api.StatusSkipped]; n > 0 {
+		resp.Message = fmt.Sprintf("the request's deadline of %d ms was reached: %d of %d tests were skipped", p.Timeout.Milliseconds(), n, len(p.Tests))
+	}
 	return resp, nil
+}
+
+// stageSandbox is a stage's sandbox and its place in the admission.
+type stageSandbox struct {
+	*sandbox.Sandbox
+	leave func()
+}
+
+// release gives the sandbox back, then the place.
+func (s *stageSandbox) release() {
+	s.Release()
+	s.leave()
+}
+
+// acquire waits for a place in adm (the first stage of a request may be
+// refused) and takes a sandbox of profile prof. It returns nil and no
+// error when the deadline comes first: the stage is skipped.
+func (e *Executor) acquire(ctx context.Context, log *logrus.Entry, adm Admission, deadline time.Time, first bool, prof sandbox.Profile) (*stageSandbox, error) {
+	leave := func() {}
+	if adm != nil {
+		wctx := ctx
+		if !deadline.IsZero() && !first {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		l, err := adm.Enter(wctx)
+		if err != nil {
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, err
+		}
+		leave = l
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		leave()
+		return nil, nil
+	}
+	sb, err := e.sandboxes.Acquire(ctx, prof, log)
+	if err != nil {
+		leave()
+		return nil, err
+	}
+	return &stageSandbox{Sandbox: sb, leave: leave}, nil
 }
 
 // compile puts the request's files in the sandbox's box and compiles
 // them into the build directory.
-func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.Sandbox, p Plan) (api.StageResult, error) {
+func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.Sandbox, p Plan, deadline time.Time) (api.StageResult, error) {
 	lang := p.Language
 	if err := sb.Box().Write(p.Files); err != nil {
 		return api.StageResult{}, err
@@ -173,9 +262,10 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.S
 		names[i] = f.Name
 	}
 	return e.stage(ctx, log, "compile", sb, sandbox.Program{
-		Args:   lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
-		Env:    lang.Env,
-		Limits: p.CompileLimits,
+		Args:     lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
+		Env:      lang.Env,
+		Limits:   p.CompileLimits,
+		Deadline: deadline,
 	}, lang)
 }
 

@@ -248,6 +248,9 @@ type Program struct {
 	Env    []string
 	Stdin  []byte
 	Limits api.Limits
+	// Deadline, if set, stops the program when it comes before its wall
+	// time limit: its request's deadline.
+	Deadline time.Time
 }
 
 // Run runs the program and returns its verdict. An error means the
@@ -296,7 +299,13 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 	stdout := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	stderr := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	var combined bytes.Buffer
-	timer := time.NewTimer(time.Duration(prog.Limits.WallTimeMS) * time.Millisecond)
+	wall, byDeadline := time.Duration(prog.Limits.WallTimeMS)*time.Millisecond, false
+	if !prog.Deadline.IsZero() {
+		if left := time.Until(prog.Deadline); left < wall {
+			wall, byDeadline = max(left, 0), true
+		}
+	}
+	timer := time.NewTimer(wall)
 	defer timer.Stop()
 	cpuLimit := time.Duration(prog.Limits.CPUTimeMS) * time.Millisecond
 	cpuWatch := s.newCPUWatch(meter, cpuLimit)
@@ -421,6 +430,9 @@ loop:
 	memoryEvidence := use.OOMKills > 0 ||
 		(code != 0 && use.MemoryLimitHits > 0 && use.PeakMemoryBytes >= s.profile.MemoryBytes*95/100)
 	switch {
+	case why == killedTimeout && byDeadline:
+		result.Status = api.StatusTimeout
+		result.Message = fmt.Sprintf("stopped after %d ms: the request's deadline was reached", elapsed.Milliseconds())
 	case why == killedTimeout:
 		result.Status = api.StatusTimeout
 		result.Message = fmt.Sprintf("wall time limit of %d ms exceeded", prog.Limits.WallTimeMS)

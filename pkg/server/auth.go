@@ -28,7 +28,7 @@ type client struct {
 }
 
 // tokens authenticates bearer tokens against the configured SHA-256
-// hashes and holds each token's rate limiter and execution slots.
+// hashes and holds each token's rate limiter and sandbox places.
 type tokens struct {
 	clients []*client
 }
@@ -98,12 +98,22 @@ func (c *client) admitRate() (time.Duration, bool) {
 	return 0, true
 }
 
-// acquire takes one of the client's execution slots, without waiting.
-func (c *client) acquire() (func(), bool) {
+// acquire takes one of the client's sandbox places: without waiting for
+// the first stage of a request (false when all are in use), else waiting
+// until ctx ends (false then).
+func (c *client) acquire(ctx context.Context, first bool) (func(), bool) {
 	select {
 	case c.slots <- struct{}{}:
 		return func() { <-c.slots }, true
 	default:
+	}
+	if first {
+		return nil, false
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, true
+	case <-ctx.Done():
 		return nil, false
 	}
 }

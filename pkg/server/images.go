@@ -102,7 +102,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.images.List(r.Context(), st.cfg.Images.Recipes, uses)
 	if err != nil {
-		s.fail(w, r, &api.Error{Code: api.CodeInternal, Message: "list images: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
+		s.internal(w, r, "could not list the images", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Images{Images: list})

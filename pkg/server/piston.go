@@ -115,6 +115,7 @@ func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}
+	timeout, _ := st.timeout(0) // Piston's requests have no deadline of their own
 	return execution.Plan{
 		Language:      lang,
 		Files:         files,
@@ -122,6 +123,7 @@ func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution
 		Args:          req.Args,
 		Limits:        run,
 		CompileLimits: compile,
+		Timeout:       timeout,
 	}, nil
 }
 
@@ -190,6 +192,8 @@ func pistonStage(res *api.StageResult) api.PistonStage {
 	case api.StatusOK:
 	case api.StatusTimeout:
 		status, signal = api.PistonTimeout, "SIGKILL"
+	case api.StatusSkipped: // the request's deadline came before the stage
+		status = api.PistonTimeout
 	case api.StatusOutputLimit:
 		status, signal = api.PistonStderrLimit, "SIGKILL"
 		if res.StdoutTruncated {

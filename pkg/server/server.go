@@ -82,7 +82,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s := &Server{
 		executor: executor,
 		platform: platform,
-		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued, m),
+		admit:    newAdmission(cfg.Requests.MaxConcurrent, cfg.Requests.MaxQueued, time.Duration(cfg.Requests.MaxQueueWaitMS)*time.Millisecond, m),
 		metrics:  m,
 		log:      log,
 		mux:      http.NewServeMux(),
@@ -226,50 +226,32 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // execute runs a validated plan within the token's and the daemon's
-// limits on executions at once, and logs its summary. If it fails, it
+// bounds on sandboxes in use, and logs its summary. If it fails, it
 // answers the error itself and returns nil.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.Plan) *api.RunResponse {
 	log := logFrom(r.Context())
-	if c := clientFrom(r.Context()); c != nil {
-		release, ok := c.acquire()
-		if !ok {
-			s.fail(w, r, &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many executions running as it may; retry later", HTTPStatus: http.StatusTooManyRequests})
-			return nil
-		}
-		defer release()
-	}
-	queued := time.Now()
-	release, aerr := s.admit.acquire(r.Context())
-	if aerr != nil {
-		s.fail(w, r, aerr)
-		return nil
-	}
-	defer release()
-	s.metrics.Phase(metrics.PhaseQueue, time.Since(queued))
-
+	plan.Admission = &gate{admit: s.admit, client: clientFrom(r.Context()), metrics: s.metrics}
 	lang := plan.Language
 	resp, err := s.executor.Execute(r.Context(), log, plan)
 	if err != nil {
-		if errors.Is(context.Cause(r.Context()), ErrShuttingDown) {
+		var aerr *api.Error
+		switch {
+		case errors.As(err, &aerr):
+			s.fail(w, r, aerr)
+		case errors.Is(context.Cause(r.Context()), ErrShuttingDown):
 			log.WithError(err).Warn("execution cut off by the shutdown")
 			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "runtimed is shutting down and stopped this execution; retry it", HTTPStatus: http.StatusServiceUnavailable})
-			return nil
-		}
-		if r.Context().Err() != nil {
+		case r.Context().Err() != nil:
 			log.WithError(err).Info("client went away; execution stopped")
-			return nil
-		}
-		if errdefs.IsUnavailable(err) {
+		case errdefs.IsUnavailable(err):
 			log.WithError(err).Warn("containerd is unavailable")
 			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer; retry later", HTTPStatus: http.StatusServiceUnavailable})
-			return nil
+		case errors.Is(err, sandbox.ErrImageMissing):
+			log.WithError(err).Warn("image missing")
+			s.fail(w, r, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name), HTTPStatus: http.StatusServiceUnavailable})
+		default:
+			s.internal(w, r, "the sandbox failed", err)
 		}
-		if errors.Is(err, sandbox.ErrImageMissing) {
-			s.fail(w, r, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed: %v", lang.Name, err), HTTPStatus: http.StatusServiceUnavailable})
-			return nil
-		}
-		log.WithError(err).Error("execution failed")
-		s.fail(w, r, &api.Error{Code: api.CodeInternal, Message: "the sandbox failed: " + err.Error(), HTTPStatus: http.StatusInternalServerError})
 		return nil
 	}
 	fields := logrus.Fields{"language": lang.Name, "status": resp.Status}
@@ -338,6 +320,10 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if aerr := validateTests(req, s.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr
 	}
+	timeout, aerr := s.timeout(req.DeadlineMS)
+	if aerr != nil {
+		return execution.Plan{}, aerr
+	}
 	limits, aerr := ResolveLimits("limits", req.Limits, lang.Defaults, s.cfg.Maximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
@@ -355,7 +341,23 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 		CompileLimits: compileLimits,
 		Tests:         req.Tests,
 		Compare:       req.Compare,
+		Timeout:       timeout,
 	}, nil
+}
+
+// timeout is a request's deadline: the one it asks for (deadline_ms),
+// within the configured bounds, or the default.
+func (s *state) timeout(ms int64) (time.Duration, *api.Error) {
+	r := s.cfg.Requests
+	switch {
+	case ms == 0:
+		ms = r.DeadlineMS
+	case ms < config.MinDeadlineMS:
+		return 0, badRequest(api.CodeInvalidRequest, "deadline_ms", "deadline_ms must be at least %d", config.MinDeadlineMS)
+	case ms > r.MaxDeadlineMS:
+		return 0, badRequest(api.CodeLimitExceeded, "deadline_ms", "deadline_ms (%d) exceeds the maximum of %d", ms, r.MaxDeadlineMS)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 func decodeError(err error, maxBody int64) *api.Error {
@@ -405,7 +407,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	v, err := s.platform.Version(ctx)
 	if err != nil {
-		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable})
+		logFrom(r.Context()).WithError(err).Warn("containerd does not answer")
+		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer", HTTPStatus: http.StatusServiceUnavailable})
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: Version})
@@ -458,6 +461,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// internal answers a platform failure: 500 with the request id, under
+// which the log has err. err names host paths, sandbox ids, containerd's
+// words: they are for the operator, not the client.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	logFrom(r.Context()).WithError(err).Error(what)
+	s.fail(w, r, &api.Error{Code: api.CodeInternal, HTTPStatus: http.StatusInternalServerError,
+		Message: what + "; runtimed's log has the details under request id " + w.Header().Get("X-Request-Id")})
 }
 
 // fail answers with e, counting it: as a rejection if the request was

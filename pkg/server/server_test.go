@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,14 @@ type fakeExecutor struct {
 }
 
 func (f *fakeExecutor) Execute(ctx context.Context, _ *logrus.Entry, p execution.Plan) (*api.RunResponse, error) {
+	// One stage, as a plan of an interpreted language without tests has.
+	if p.Admission != nil {
+		leave, err := p.Admission.Enter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
+	}
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.plans = append(f.plans, p)
@@ -241,15 +250,32 @@ func TestPlatformFailureIs5xx(t *testing.T) {
 		status int
 		code   api.ErrorCode
 	}{
-		{errors.New("shim died"), 500, api.CodeInternal},
-		{sandbox.ErrImageMissing, 503, api.CodeImageMissing},
+		{errors.New("copy box: open /var/lib/runtimed/runs/runtimed/rt-1f2e3d/x: no space left on device"), 500, api.CodeInternal},
+		{fmt.Errorf("image runtimed.local/python:3.11: %w", sandbox.ErrImageMissing), 503, api.CodeImageMissing},
 	} {
 		srv := newTestServer(t, &fakeExecutor{err: tc.err}, nil)
-		status, body := post(t, srv, `{"language":"python","files":[{"name":"a.py","content":""}]}`)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/run", strings.NewReader(`{"language":"python","files":[{"name":"a.py","content":""}]}`))
+		req.Header.Set("X-Request-Id", "req-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		var eb api.ErrorBody
 		_ = json.Unmarshal(body, &eb)
-		if status != tc.status || eb.Error.Code != tc.code {
-			t.Errorf("%v: status %d code %s, want %d %s", tc.err, status, eb.Error.Code, tc.status, tc.code)
+		if resp.StatusCode != tc.status || eb.Error.Code != tc.code {
+			t.Errorf("%v: status %d code %s, want %d %s", tc.err, resp.StatusCode, eb.Error.Code, tc.status, tc.code)
+		}
+		// What went wrong on the host stays in the log: no paths, no
+		// sandbox ids, no instance; the request id leads there.
+		for _, secret := range []string{"/var/lib", "rt-1f2e3d", "runs/runtimed", "no space"} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("%v: the answer shows %q: %s", tc.err, secret, body)
+			}
+		}
+		if tc.status == 500 && !strings.Contains(eb.Error.Message, "req-42") {
+			t.Errorf("a 500 without the request id: %s", body)
 		}
 	}
 }
