@@ -88,13 +88,10 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 	if p.Timeout > 0 {
 		deadline = time.Now().Add(p.Timeout)
 	}
-	first := true
 	// acquire waits for the stage's turn and a sandbox; nil without an
 	// error means the deadline came first.
 	acquire := func(log *logrus.Entry, limits api.Limits) (*stageSandbox, error) {
-		s, err := e.acquire(ctx, log, p.Admission, deadline, first, sandbox.ProfileOf(lang.Image, limits))
-		first = false
-		return s, err
+		return e.acquire(ctx, log, p.Admission, deadline, sandbox.ProfileOf(lang.Image, limits))
 	}
 	skipped := func(what string) api.StageResult {
 		return api.StageResult{Status: api.StatusSkipped, Message: fmt.Sprintf("not run: the request's deadline of %d ms was reached before the %s could start", p.Timeout.Milliseconds(), what)}
@@ -215,23 +212,24 @@ func (s *stageSandbox) release() {
 }
 
 // acquire waits for a place in adm (the first stage of a request may be
-// refused) and takes a sandbox of profile prof. It returns nil and no
-// error when the deadline comes first: the stage is skipped.
-func (e *Executor) acquire(ctx context.Context, log *logrus.Entry, adm Admission, deadline time.Time, first bool, prof sandbox.Profile) (*stageSandbox, error) {
+// refused: an *api.Error) and takes a sandbox of profile prof. It returns
+// nil and no error when the deadline comes first: the stage is skipped.
+func (e *Executor) acquire(ctx context.Context, log *logrus.Entry, adm Admission, deadline time.Time, prof sandbox.Profile) (*stageSandbox, error) {
 	leave := func() {}
 	if adm != nil {
 		wctx := ctx
-		if !deadline.IsZero() && !first {
+		if !deadline.IsZero() {
 			var cancel context.CancelFunc
 			wctx, cancel = context.WithDeadline(ctx, deadline)
 			defer cancel()
 		}
 		l, err := adm.Enter(wctx)
-		if err != nil {
-			if ctx.Err() == nil && wctx.Err() != nil {
-				return nil, nil
-			}
+		var refused *api.Error
+		switch {
+		case errors.As(err, &refused) || ctx.Err() != nil:
 			return nil, err
+		case err != nil:
+			return nil, nil // the deadline came first
 		}
 		leave = l
 	}

@@ -56,11 +56,11 @@ func New() *Metrics {
 		}, []string{"phase"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "runtimed", Name: "executions_in_flight",
-			Help: "Executions running now.",
+			Help: "Sandboxes in use now, each by one stage of a request.",
 		}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "runtimed", Name: "executions_queued",
-			Help: "Executions waiting for a slot now.",
+			Help: "Stages of requests waiting for a sandbox now.",
 		}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "runtimed", Name: "rejections_total",
@@ -106,7 +106,7 @@ func (m *Metrics) Phase(phase string, d time.Duration) {
 	}
 }
 
-// Load sets the running and waiting counts.
+// Load sets the counts of sandboxes in use and of stages waiting.
 func (m *Metrics) Load(running, queued int) {
 	if m != nil {
 		m.inFlight.Set(float64(running))

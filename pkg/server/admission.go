@@ -74,8 +74,8 @@ func (a *admission) acquire(ctx context.Context, first bool) (func(), error) {
 		return nil, &api.Error{Code: api.CodeBusy, HTTPStatus: http.StatusServiceUnavailable,
 			Message: fmt.Sprintf("no sandbox came free within %d ms; retry later", a.maxWait.Milliseconds())}
 	case <-ctx.Done():
-		if first {
-			return nil, &api.Error{Code: api.CodeBusy, Message: "the request ended while waiting for a sandbox", HTTPStatus: http.StatusServiceUnavailable}
+		if first { // its deadline, or its client went away
+			return nil, &api.Error{Code: api.CodeBusy, Message: "no sandbox came free before the request's deadline; retry later", HTTPStatus: http.StatusServiceUnavailable}
 		}
 		return nil, ctx.Err()
 	}

@@ -412,3 +412,20 @@ func TestNothingLeftForTheNextRun(t *testing.T) {
 	resp := hostile(t, &api.RunRequest{Language: "python", Files: py("look", "import os\nprint(os.path.exists('/box/left'), os.path.exists('/tmp/left'))\n")})
 	stdoutIs(t, resp, "False False\n")
 }
+
+// TestNothingOfTheBuildHost: the image says nothing of the machine it was
+// built on: no host name, no name server.
+func TestNothingOfTheBuildHost(t *testing.T) {
+	build, _ := os.Hostname()
+	code := `import os, socket
+print(open('/etc/hostname').read().strip(), socket.gethostname())
+print('nameserver' in open('/etc/resolv.conf').read())
+print(open('/etc/hosts').read().split())
+`
+	resp := hostile(t, &api.RunRequest{Language: "python", Files: py("host", code)})
+	statusIn(t, resp, api.StatusOK)
+	stdoutIs(t, resp, "sandbox sandbox\nFalse\n['127.0.0.1', 'localhost', 'sandbox', '::1', 'localhost', 'ip6-localhost', 'ip6-loopback']\n")
+	if build != "" && build != "sandbox" && strings.Contains(resp.Run.Stdout, build) {
+		t.Fatalf("the sandbox sees the build host's name %q", build)
+	}
+}
