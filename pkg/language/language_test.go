@@ -156,11 +156,14 @@ func TestFindMainClassReadsWithinTheBox(t *testing.T) {
 	})
 	t.Run("sparse, oversized, links, FIFOs and directories are skipped", func(t *testing.T) {
 		dir := t.TempDir()
-		write(t, filepath.Join(dir, "Other.class"), class)
 		sparse(t, filepath.Join(dir, "Sparse.class"), maxClassBytes)
 		sparse(t, filepath.Join(dir, "Huge.class"), 1<<40)
+		if _, err := FindMainClass(dir, "Other.java", 2*size); !errors.Is(err, ErrNoMainClass) || !strings.Contains(err.Error(), "2 sparse or oversized") {
+			t.Fatalf("only sparse classes: %v", err)
+		}
 		write(t, filepath.Join(dir, "Big.class"), make([]byte, maxClassBytes+1))
 		write(t, filepath.Join(t.TempDir(), "Outside.class"), []byte("not a class"))
+		write(t, filepath.Join(dir, "Other.class"), class)
 		if err := os.Symlink("/etc/passwd", filepath.Join(dir, "Link.class")); err != nil {
 			t.Fatal(err)
 		}

@@ -70,7 +70,7 @@ func FindMainClass(dir, entry string, maxBytes int64) (string, error) {
 	type candidate struct{ name, source string }
 	var found []candidate
 	seen := map[fileID]bool{}
-	entries, classes := 0, 0
+	entries, classes, skipped := 0, 0, 0
 	budget := maxBytes
 	// Every file read is on the box's own file system: a path that leads
 	// elsewhere went through a directory swapped for a link.
@@ -108,6 +108,7 @@ func FindMainClass(dir, entry string, maxBytes int64) (string, error) {
 		}
 		seen[id] = true
 		if st.Size > maxClassBytes || st.Size > st.Blocks*512+sparseSlack {
+			skipped++
 			return nil
 		}
 		if classes++; classes > maxClassFiles {
@@ -132,6 +133,9 @@ func FindMainClass(dir, entry string, maxBytes int64) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	if len(found) == 0 && skipped > 0 {
+		return "", fmt.Errorf("%w (%d sparse or oversized class files were not read)", ErrNoMainClass, skipped)
 	}
 	if len(found) == 0 {
 		return "", ErrNoMainClass

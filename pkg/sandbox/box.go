@@ -181,9 +181,12 @@ func (b *Box) CopyTo(c *Box) error {
 	// What the copy will hold, from the files' metadata alone.
 	var bytes, files int64
 	err := walk(func(_, _ string, st *unix.Stat_t, again bool) error {
-		if !again {
+		if again {
+			return nil
+		}
+		files++
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR { // a file's content, a link's target
 			bytes += st.Size
-			files++
 		}
 		return nil
 	})
