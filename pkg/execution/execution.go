@@ -74,6 +74,10 @@ func New(sandboxes Sandboxes, m *metrics.Metrics) *Executor {
 // means the platform failed.
 func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
 	resp, err := e.execute(ctx, log, p)
+	var unfit *unfitBuild
+	if errors.As(err, &unfit) {
+		resp, err = unfit.response(p.Language), nil
+	}
 	if err == nil {
 		e.metrics.Execution(p.Language.Name, string(resp.Status))
 	}
@@ -124,11 +128,12 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			return resp, nil
 		}
 		if lang.NeedsMainClass() {
-			mainClass, err = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry)
-			if errors.Is(err, language.ErrNoMainClass) {
-				res.Status = api.StatusCompileError
-				res.Stderr += "runtimed: " + err.Error() + "\n"
-				resp.Compile = &res
+			// What the class files say is the compile stage's word: the
+			// search reads within the box, and a name that is not a
+			// Java name never reaches the command line.
+			mainClass, err = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
+			if errors.Is(err, language.ErrNoMainClass) || errors.Is(err, language.ErrBadBuild) {
+				resp.Compile = buildFault(res, err)
 				resp.Status = api.StatusCompileError
 				return resp, nil
 			}
@@ -152,6 +157,9 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		defer sb.release()
 		if build != nil {
 			err = build.CopyTo(sb.Box())
+			if errors.Is(err, sandbox.ErrBuildTooLarge) {
+				return api.StageResult{}, &unfitBuild{compile: *resp.Compile, err: err}
+			}
 		} else {
 			err = sb.Box().Write(p.Files)
 		}
@@ -243,6 +251,35 @@ func (e *Executor) acquire(ctx context.Context, log *logrus.Entry, adm Admission
 		return nil, err
 	}
 	return &stageSandbox{Sandbox: sb, leave: leave}, nil
+}
+
+// unfitBuild is a build that does not fit in a run's box: a verdict on
+// the compile (the compile stage made it), not a platform failure. The
+// run that found it stops the execution with it; Execute answers it.
+type unfitBuild struct {
+	compile api.StageResult
+	err     error
+}
+
+func (u *unfitBuild) Error() string { return u.err.Error() }
+func (u *unfitBuild) Unwrap() error { return u.err }
+
+func (u *unfitBuild) response(lang *language.Language) *api.RunResponse {
+	return &api.RunResponse{
+		Language: lang.Name, Version: lang.Version,
+		Status:  api.StatusCompileError,
+		Compile: buildFault(u.compile, u.err),
+	}
+}
+
+// buildFault is a compile that ended well but left a build runtimed will
+// not run: a compile_error saying why. err names no host path.
+func buildFault(res api.StageResult, err error) *api.StageResult {
+	res.Status = api.StatusCompileError
+	res.Message = err.Error()
+	res.Stderr += "runtimed: " + err.Error() + "\n"
+	res.Output += "runtimed: " + err.Error() + "\n"
+	return &res
 }
 
 // compile puts the request's files in the sandbox's box and compiles

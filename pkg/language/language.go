@@ -121,20 +121,41 @@ type vars struct {
 	memory           int64
 }
 
+// expand fills the placeholders of a command. A request file name never
+// becomes an option or a response file: an argument that a name begins
+// is prefixed with "./" when the name starts with '-' or '@' (the API
+// refuses such names; this holds whatever the caller checked).
 func expand(tmpl []string, v vars) []string {
 	out := make([]string, 0, len(tmpl)+len(v.sources))
 	for _, a := range tmpl {
 		if a == phSources {
-			out = append(out, v.sources...)
+			for _, s := range v.sources {
+				out = append(out, asOperand(s))
+			}
 			continue
 		}
+		named := strings.HasPrefix(a, phEntry) || strings.HasPrefix(a, phEntryStem)
 		a = strings.ReplaceAll(a, phEntryStem, strings.TrimSuffix(v.entry, path.Ext(v.entry)))
 		a = strings.ReplaceAll(a, phEntry, v.entry)
 		a = strings.ReplaceAll(a, phMainClass, v.mainClass)
 		a = strings.ReplaceAll(a, phMemory, strconv.FormatInt(v.memory, 10))
+		if named {
+			a = asOperand(a)
+		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// asOperand keeps a relative file name from reading as an option (-x)
+// or a response file (@x) to the commands that take those: gcc, javac,
+// rustc, tsc and go all read ./-x as the file -x. Other names stay as
+// they are, so that compilers' messages name the files as sent.
+func asOperand(name string) string {
+	if strings.HasPrefix(name, "-") || strings.HasPrefix(name, "@") {
+		return "./" + name
+	}
+	return name
 }
 
 // Registry finds languages by name or alias.

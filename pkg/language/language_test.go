@@ -2,11 +2,15 @@ package language
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/image"
@@ -94,14 +98,188 @@ func TestFindMainClass(t *testing.T) {
 		// No class from the entry file: the first by name.
 		"Readme.java": "Other",
 	} {
-		got, err := FindMainClass(dir, entry)
+		got, err := FindMainClass(dir, entry, 1<<20)
 		if err != nil || got != want {
 			t.Errorf("entry %s: %q, %v; want %q", entry, got, err, want)
 		}
 	}
 	empty := t.TempDir()
-	if _, err := FindMainClass(empty, "Main.java"); !errors.Is(err, ErrNoMainClass) {
+	if _, err := FindMainClass(empty, "Main.java", 1<<20); !errors.Is(err, ErrNoMainClass) {
 		t.Fatalf("no classes: %v", err)
+	}
+	if _, err := FindMainClass(filepath.Join(empty, "gone"), "Main.java", 1<<20); !errors.Is(err, ErrNoMainClass) {
+		t.Fatalf("no build directory: %v", err)
+	}
+}
+
+// What FindMainClass reads is bounded by the box, not by what its files
+// claim: the build came out of a sandbox.
+func TestFindMainClassReadsWithinTheBox(t *testing.T) {
+	class, err := os.ReadFile(filepath.Join("testdata", "classes", "Other.class"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(class))
+	write := func(t *testing.T, p string, data []byte) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse := func(t *testing.T, p string, n int64) {
+		t.Helper()
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("each inode once", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, "Other.class"), class)
+		for i := 0; i < 2047; i++ {
+			if err := os.Link(filepath.Join(dir, "Other.class"), filepath.Join(dir, fmt.Sprintf("L%04d.class", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A budget of one copy: a second read would exceed it.
+		if got, err := FindMainClass(dir, "Other.java", size); err != nil || got != "Other" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+	t.Run("sparse, oversized, links, FIFOs and directories are skipped", func(t *testing.T) {
+		dir := t.TempDir()
+		sparse(t, filepath.Join(dir, "Sparse.class"), maxClassBytes)
+		sparse(t, filepath.Join(dir, "Huge.class"), 1<<40)
+		if _, err := FindMainClass(dir, "Other.java", 2*size); !errors.Is(err, ErrNoMainClass) || !strings.Contains(err.Error(), "2 sparse or oversized") {
+			t.Fatalf("only sparse classes: %v", err)
+		}
+		write(t, filepath.Join(dir, "Big.class"), make([]byte, maxClassBytes+1))
+		write(t, filepath.Join(t.TempDir(), "Outside.class"), []byte("not a class"))
+		write(t, filepath.Join(dir, "Other.class"), class)
+		if err := os.Symlink("/etc/passwd", filepath.Join(dir, "Link.class")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(t.TempDir(), filepath.Join(dir, "sub")); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mkfifo(filepath.Join(dir, "Fifo.class"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, "Dir.class"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		var got string
+		go func() {
+			defer close(done)
+			got, err = FindMainClass(dir, "Other.java", 2*size)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("FindMainClass blocked")
+		}
+		if err != nil || got != "Other" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+	t.Run("a budget", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, n := range []string{"a/Other.class", "b/Other.class"} {
+			write(t, filepath.Join(dir, n), class)
+		}
+		_, err := FindMainClass(dir, "Other.java", 2*size-1)
+		if !errors.Is(err, ErrBadBuild) || !strings.Contains(err.Error(), "more than") {
+			t.Fatalf("two copies over a budget of less: %v", err)
+		}
+		if got, err := FindMainClass(dir, "Other.java", 2*size); err != nil || got != "Other" {
+			t.Fatalf("within the budget: %q, %v", got, err)
+		}
+	})
+	t.Run("a file that is not a class", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, "pkg", "Bad.class"), []byte("#!/bin/sh\n"))
+		_, err := FindMainClass(dir, "Main.java", 1<<20)
+		if !errors.Is(err, ErrBadBuild) || !strings.HasPrefix(err.Error(), "pkg/Bad.class: ") || strings.Contains(err.Error(), dir) {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("too many classes", func(t *testing.T) {
+		dir := t.TempDir()
+		for i := 0; i <= maxClassFiles; i++ {
+			write(t, filepath.Join(dir, fmt.Sprintf("C%d.class", i)), class)
+		}
+		if _, err := FindMainClass(dir, "Main.java", 1<<30); !errors.Is(err, ErrBadBuild) {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("a main class named like an option", func(t *testing.T) {
+		for _, name := range []string{"-ther", "@ther", "a//b", "a.b.", "1ther"} {
+			bad := []byte(strings.Replace(string(class), "\x01\x00\x05Other", "\x01\x00"+string(rune(len(name)))+name, 1))
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "X.class"), bad)
+			_, err := FindMainClass(dir, "Other.java", 1<<20)
+			if !errors.Is(err, ErrBadBuild) || !strings.Contains(err.Error(), "not a Java binary name") {
+				t.Fatalf("%q: %v", name, err)
+			}
+		}
+	})
+}
+
+func TestIsBinaryName(t *testing.T) {
+	for _, n := range []string{"Main", "app.Main", "a.b.c.Main$Inner", "_x", "$", "Ünïcode.日本", "x1.y2"} {
+		if !IsBinaryName(n) {
+			t.Errorf("%q refused", n)
+		}
+	}
+	for _, n := range []string{"", "-version", "@args", "-XX:+PrintFlagsFinal", ".Main", "Main.", "a..b", "1a", "a b", "a/b",
+		"a-b", "a\x00b", "\xff", strings.Repeat("a", maxBinaryName+1)} {
+		if IsBinaryName(n) {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+// A request file name never reaches a command as an option or a response
+// file; other names are passed as they are.
+func TestFileNamesAreNeverOptions(t *testing.T) {
+	cfg := config.Default()
+	cfg.Languages["tool"] = config.Language{
+		Version: "1", Extension: ".t", Image: "x",
+		Compile: []string{"/bin/tool", "{entry}", "{entry_stem}.o", "--in={entry}", "{sources}"},
+		Run:     []string{"/bin/run", "{entry_stem}", "/box/{entry}"},
+	}
+	r := NewRegistry(cfg)
+	tool, _ := r.Lookup("tool")
+	got := tool.CompileCommand("-specs=d/x.t", []string{"-specs=d/x.t", "@args.t", "ok.t", "d/-x.t"}, 0)
+	want := []string{"/bin/tool", "./-specs=d/x.t", "./-specs=d/x.o", "--in=-specs=d/x.t", "./-specs=d/x.t", "./@args.t", "ok.t", "d/-x.t"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("compile %q, want %q", got, want)
+	}
+	if got := tool.RunCommand("@x.t", "", []string{"-a"}, 0); !slices.Equal(got, []string{"/bin/run", "./@x", "/box/@x.t", "-a"}) {
+		t.Fatalf("run %q", got)
+	}
+	if got := tool.CompileCommand("main.t", []string{"main.t", "lib/u.t"}, 0); !slices.Equal(got, []string{"/bin/tool", "main.t", "main.o", "--in=main.t", "main.t", "lib/u.t"}) {
+		t.Fatalf("plain names changed: %q", got)
+	}
+	for _, name := range []string{"c", "cpp", "go", "rust", "typescript", "java"} {
+		l, _ := r.Lookup(name)
+		for _, bad := range []string{"-x", "@x"} {
+			entry := bad + l.Extension
+			for _, a := range l.CompileCommand(entry, l.Sources([]string{entry}), 1<<20) {
+				if strings.Contains(a, bad) && !strings.HasPrefix(a, "./") {
+					t.Errorf("%s: %q in %q", name, a, l.CompileCommand(entry, []string{entry}, 1<<20))
+				}
+			}
+		}
 	}
 }
 

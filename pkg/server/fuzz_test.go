@@ -80,9 +80,9 @@ func checkLimits(t *testing.T, l api.Limits, m config.Limits) {
 }
 
 // FuzzValidateFileName: an accepted name is a clean relative path inside
-// /box, outside the build directory.
+// /box, outside the build directory, that no command takes as an option.
 func FuzzValidateFileName(f *testing.F) {
-	for _, s := range []string{"main.py", "lib/x.py", "../x", "/etc/passwd", "a\x00b", ".runtimed/main", "a//b", "日本.py"} {
+	for _, s := range []string{"main.py", "lib/x.py", "../x", "/etc/passwd", "a\x00b", ".runtimed/main", "a//b", "日本.py", "-specs=d/x.c", "@args", "d/-x.c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -91,7 +91,8 @@ func FuzzValidateFileName(f *testing.F) {
 		}
 		if path.IsAbs(name) || path.Clean(name) != name || name == "." || strings.HasPrefix(name, "../") ||
 			strings.Contains(name, "/../") || name == ".." || strings.HasPrefix(name, ".runtimed") && (name == ".runtimed" || strings.HasPrefix(name, ".runtimed/")) ||
-			!utf8.ValidString(name) || len(name) > 255 || strings.ContainsRune(name, 0) {
+			!utf8.ValidString(name) || len(name) > 255 || strings.ContainsRune(name, 0) ||
+			strings.HasPrefix(name, "-") || strings.HasPrefix(name, "@") {
 			t.Fatalf("accepted %q", name)
 		}
 	})

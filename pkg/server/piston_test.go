@@ -102,6 +102,8 @@ func TestPistonErrors(t *testing.T) {
 		{"bad hex", "application/json", `{"language":"python","version":"*","files":[{"content":"zz","encoding":"hex"}]}`, 400, "not valid hex"},
 		{"bad encoding", "application/json", `{"language":"python","version":"*","files":[{"content":"","encoding":"rot13"}]}`, 400, "encoding must be"},
 		{"bad name", "application/json", `{"language":"python","version":"*","files":[{"name":"../x","content":""}]}`, 400, "../x"},
+		{"name like an option", "application/json", `{"language":"c","version":"*","files":[{"name":"-specs=d/x.c","content":""}]}`, 400, `"-specs=d/x.c" starts with '-'`},
+		{"name like a response file", "application/json", `{"language":"java","version":"*","files":[{"content":"public class A {}"},{"name":"@args","content":"LXByb2M6b25seQ==","encoding":"base64"}]}`, 400, `"@args" starts with '@'`},
 		{"run timeout over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_timeout":` + itoa(max.WallTimeMS+1) + `}`, 400, "run_timeout"},
 		{"run cpu time over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_cpu_time":` + itoa(max.CPUTimeMS+1) + `}`, 400, "run_cpu_time"},
 		{"run memory over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_memory_limit":` + itoa(max.MemoryBytes+1) + `}`, 400, "run_memory_limit"},

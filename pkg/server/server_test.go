@@ -182,6 +182,8 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"huge number", `{"language":"python","files":[{"name":"a.py","content":""}],"limits":{"memory_bytes":1e30}}`, 400, api.CodeInvalidJSON, "limits.memory_bytes"},
 		{"stdin over cap", `{"language":"python","files":[{"name":"a.py","content":""}],"stdin":"` + strings.Repeat("s", 1<<20+1) + `"}`, 413, api.CodeBodyTooLarge, "stdin"},
 		{"reserved name", `{"language":"c","files":[{"name":".runtimed/main","content":""}]}`, 400, api.CodeInvalidFile, "files[0].name"},
+		{"name like an option", `{"language":"c","files":[{"name":"-specs=d/x.c","content":""}]}`, 400, api.CodeInvalidFile, "files[0].name"},
+		{"name like a response file", `{"language":"c","files":[{"name":"a.c","content":""},{"name":"@args","content":""}]}`, 400, api.CodeInvalidFile, "files[1].name"},
 		{"compile limit over max", `{"language":"c","files":[{"name":"a.c","content":""}],"compile_limits":{"memory_bytes":4294967296}}`, 400, api.CodeLimitExceeded, "compile_limits.memory_bytes"},
 		{"bad compare", `{"language":"c","files":[{"name":"a.c","content":""}],"tests":[{}],"compare":"fuzzy"}`, 400, api.CodeInvalidRequest, "compare"},
 		{"stdin beside tests", `{"language":"c","files":[{"name":"a.c","content":""}],"stdin":"x","tests":[{}]}`, 400, api.CodeInvalidRequest, "tests"},

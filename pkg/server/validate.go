@@ -28,7 +28,8 @@ func tooLarge(field, format string, args ...any) *api.Error {
 
 // ValidateFileName checks that name is a relative path inside /box: no
 // empty, "." or ".." parts, no NUL or control characters, valid UTF-8,
-// bounded in length and depth.
+// bounded in length and depth, and not starting with '-' or '@' (an
+// option or a response file to the commands that take it).
 func ValidateFileName(name string) error {
 	switch {
 	case name == "":
@@ -39,6 +40,12 @@ func ValidateFileName(name string) error {
 		return fmt.Errorf("file name is not valid UTF-8")
 	case strings.HasPrefix(name, "/"):
 		return fmt.Errorf("file name %q is absolute; names are relative to /box", name)
+	case strings.HasPrefix(name, "-"):
+		// Compilers take the names as arguments: -specs=x.c is an option.
+		return fmt.Errorf("file name %q starts with '-', which a command would take as an option", name)
+	case strings.HasPrefix(name, "@"):
+		// gcc, javac, rustc and tsc read @x.c as a file of arguments.
+		return fmt.Errorf("file name %q starts with '@', which a command would take as a file of arguments", name)
 	}
 	for _, r := range name {
 		if r == 0 {

@@ -9,9 +9,10 @@ import (
 )
 
 func TestValidateFileName(t *testing.T) {
-	good := []string{"main.py", "lib/util.py", "a/b/c/d.js", "naïve.py", "日本.py", ".hidden", "x..y"}
+	good := []string{"main.py", "lib/util.py", "a/b/c/d.js", "naïve.py", "日本.py", ".hidden", "x..y", "a-b.c", "lib/-x.c", "a@b.c", "d/@x.c"}
 	bad := []string{"", "/etc/passwd", "../x", "a/../../x", "a/./b", "./a", "a//b", "a/", "a\x00b", "a\nb", `a\b`,
-		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe}), ".runtimed", ".runtimed/main"}
+		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe}), ".runtimed", ".runtimed/main",
+		"-specs=d/x.c", "-", "--help.c", "@args", "@x.java", "-o/x.c"}
 	for _, n := range good {
 		if err := ValidateFileName(n); err != nil {
 			t.Errorf("%q refused: %v", n, err)
@@ -20,6 +21,15 @@ func TestValidateFileName(t *testing.T) {
 	for _, n := range bad {
 		if err := ValidateFileName(n); err == nil {
 			t.Errorf("%q accepted", n)
+		}
+	}
+	// The refusal names the file and what is wrong with it.
+	for name, want := range map[string]string{
+		"-specs=d/x.c": `file name "-specs=d/x.c" starts with '-'`,
+		"@args":        `file name "@args" starts with '@'`,
+	} {
+		if err := ValidateFileName(name); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s…", name, err, want)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func stages(h hello, buildDir string) (compile []string, run func() ([]string, e
 		mainClass := ""
 		if l.NeedsMainClass() {
 			var err error
-			if mainClass, err = language.FindMainClass(buildDir, entry); err != nil {
+			if mainClass, err = language.FindMainClass(buildDir, entry, defaults.Sandbox.BoxBytes); err != nil {
 				return nil, err
 			}
 		}
