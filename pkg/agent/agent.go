@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -124,9 +125,14 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 			exit.Code = ws.ExitStatus()
 		}
 	}
-	// What the program left running goes with it: its output ends when
-	// the last holder of its pipes does.
+	// What the program left running goes with it, and so does its output:
+	// it ends when the last holder of its pipes does, or a grace after the
+	// kill. A pipe's write end can outlive every process (sent over a unix
+	// socket and left in flight), and the exit is not held for it.
 	killRest(proc.Pid)
+	deadline := time.Now().Add(outputGrace)
+	_ = stdoutR.SetReadDeadline(deadline)
+	_ = stderrR.SetReadDeadline(deadline)
 	pumps.Wait()
 	stdinW.Close()
 
@@ -190,6 +196,14 @@ func pumpStdin(in io.Reader, stdin *os.File) {
 	}
 }
 
+// Past the program's exit, its output gets outputGrace to end; then what
+// its pipes hold is relayed, at most pipeMaxBytes (the most a pipe holds:
+// /proc/sys/fs/pipe-max-size), and no more is waited for.
+const (
+	outputGrace  = 200 * time.Millisecond
+	pipeMaxBytes = 1 << 20
+)
+
 func pumpOutput(r *os.File, kind byte, w *frameWriter) {
 	defer r.Close()
 	buf := make([]byte, chunk)
@@ -203,9 +217,41 @@ func pumpOutput(r *os.File, kind byte, w *frameWriter) {
 				return
 			}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			relayBuffered(r, kind, w, buf)
+			return
+		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// relayBuffered relays what the pipe holds without waiting for more. A
+// read past its deadline fails before it looks at the pipe, so the read
+// here is the system call itself, on the pipe's non-blocking descriptor.
+func relayBuffered(r *os.File, kind byte, w *frameWriter, buf []byte) {
+	if r.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	for left := pipeMaxBytes; left > 0; {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf[:min(len(buf), left)])
+			return true // never wait
+		})
+		if err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		if w.write(kind, buf[:n]) != nil {
+			return
+		}
+		left -= n
 	}
 }
 

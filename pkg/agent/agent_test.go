@@ -6,7 +6,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,6 +21,7 @@ type session struct {
 	toAgent   *io.PipeWriter
 	fromAgent *io.PipeReader
 	done      chan error
+	pause     time.Duration // how long the reader stops after the first stdout frame
 }
 
 func start(t *testing.T) *session {
@@ -73,6 +78,9 @@ func (s *session) exec(t *testing.T, x Exec, stdin string) outcome {
 		case KindStarted:
 			o.started = true
 		case KindStdout:
+			if o.stdout.Len() == 0 {
+				time.Sleep(s.pause)
+			}
 			o.stdout.Write(payload)
 			o.order = append(o.order, kind)
 		case KindStderr:
@@ -152,6 +160,60 @@ func TestServe(t *testing.T) {
 			t.Fatalf("exit %+v", o.exit)
 		}
 	})
+}
+
+// TestOutputHeldAfterExit: a pipe's write end kept open after the program
+// exited, out of reach of the kill, does not hold the exit past the grace.
+// In a sandbox that is a descriptor in flight on a unix socket; here, a
+// process in a session of its own, which the kill of the program's process
+// group misses.
+func TestOutputHeldAfterExit(t *testing.T) {
+	// holder starts cmd in a session of its own, keeping the program's
+	// stdout and stderr, and waits until it has written its pid.
+	holder := func(cmd string) string {
+		return "setsid sh -c 'echo $$ > holder; " + cmd + "' & while [ ! -s holder ]; do sleep 0.01; done; "
+	}
+	for _, tc := range []struct {
+		name   string
+		script string
+		pause  time.Duration
+		check  func(o outcome) bool
+	}{
+		{"held silent", holder("exec sleep 60") + "echo out; exit 3", 0,
+			func(o outcome) bool { return o.stdout.String() == "out\n" && o.exit.Code == 3 }},
+		{"what the pipe holds at the end of the grace is relayed", holder("exec sleep 60") + "printf a; sleep 0.1; head -c 65536 /dev/zero; echo err >&2", time.Second,
+			func(o outcome) bool {
+				return o.stdout.Len() == 1+65536 && o.stderr.String() == "err\n" && o.exit.Code == 0
+			}},
+		{"held by a process that goes on writing", holder("while :; do echo x; sleep 0.01; done"), 0,
+			func(o outcome) bool { return strings.HasPrefix(o.stdout.String(), "x\n") && o.exit.Code == 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := exec.LookPath("setsid"); err != nil {
+				t.Skip("needs setsid (util-linux)")
+			}
+			dir := t.TempDir()
+			t.Cleanup(func() {
+				if data, err := os.ReadFile(filepath.Join(dir, "holder")); err == nil {
+					if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+						_ = syscall.Kill(-pid, syscall.SIGKILL)
+					}
+				}
+			})
+			s := start(t)
+			s.pause = tc.pause
+			x := sh(tc.script)
+			x.Dir = dir
+			began := time.Now()
+			o := s.exec(t, x, "")
+			if took := time.Since(began) - tc.pause; took > 3*time.Second {
+				t.Fatalf("the exit came %s after the program's: it waited for its output's holder", took)
+			}
+			if !tc.check(o) {
+				t.Fatalf("stdout %d bytes %.20q stderr %q exit %+v", o.stdout.Len(), o.stdout.String(), o.stderr.String(), o.exit)
+			}
+		})
+	}
 }
 
 func TestServeEndsWithoutExec(t *testing.T) {

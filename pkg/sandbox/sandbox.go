@@ -324,9 +324,9 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		case f.err != nil:
 			streamOK = false
 		case f.kind == agent.KindStdout:
-			combined.Write(f.payload[:stdout.keep(f.payload)])
+			combined.Write(stdout.keep(f.payload))
 		case f.kind == agent.KindStderr:
-			combined.Write(f.payload[:stderr.keep(f.payload)])
+			combined.Write(stderr.keep(f.payload))
 		case f.kind == agent.KindExit:
 			var e agent.Exit
 			if err := json.Unmarshal(f.payload, &e); err != nil {
@@ -399,6 +399,8 @@ loop:
 		return result, fmt.Errorf("sandbox could not start the program: %s", exit.Error)
 	}
 
+	combined.Write(stdout.end())
+	combined.Write(stderr.end())
 	result.Stdout, result.StdoutTruncated = stdout.result()
 	result.Stderr, result.StderrTruncated = stderr.result()
 	result.Output = combined.String()
