@@ -73,6 +73,11 @@ var deniedSyscalls = [][]string{
 // An allowlist buys little here: a call gVisor does not implement is
 // ENOSYS anyway.
 //
+// Under gVisor a profile costs nothing measurable per system call (the
+// Sentry caches each call's verdict) but about 2 ms of the sandbox's CPU
+// per new process or thread, whatever the profile: the Sentry builds the
+// new task's cache again, over every syscall number, at each clone.
+//
 // Rules match first to last (runsc's order); none here overlap. The
 // architectures are left out: runsc filters the native ABI only, and
 // gVisor runs no other.
