@@ -1,7 +1,8 @@
 // Package oci owns the OCI runtime spec of a runtimed sandbox: isolation
 // (no network, no host namespaces), hardening (non-root, no capabilities,
-// no new privileges, read-only root, rlimits) and cgroup limits. Its
-// options are containerd oci.SpecOpts, so they compose with containerd's.
+// no new privileges, read-only root, rlimits, a seccomp profile) and
+// cgroup limits. Its options are containerd oci.SpecOpts, so they compose
+// with containerd's.
 package oci
 
 import (

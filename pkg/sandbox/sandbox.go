@@ -153,6 +153,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 			oci.WithResources(oci.Resources{MemoryBytes: p.MemoryBytes, CPU: p.CPU, Pids: p.Pids}),
 			oci.WithBox(s.box.Dir(), r.cfg.TmpBytes),
 			oci.WithAgent(r.cfg.AgentPath),
+			oci.WithSeccomp(),
 		),
 	)
 	if err != nil {
