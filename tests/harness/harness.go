@@ -710,6 +710,13 @@ func Files(nameContent ...string) []api.File {
 // ExpectStatus fails the test unless resp has status want.
 func ExpectStatus(t *testing.T, resp *api.RunResponse, want api.Status) {
 	t.Helper()
+	if resp.Run == nil {
+		var compile api.StageResult
+		if resp.Compile != nil {
+			compile = *resp.Compile
+		}
+		t.Fatalf("status = %q with no run, want %q; compile %q %s, stderr %q", resp.Status, want, compile.Status, compile.Message, Trim(compile.Stderr))
+	}
 	if resp.Status != want || resp.Run.Status != want {
 		t.Fatalf("status = %q (run %q), want %q; exit %d, stdout %q, stderr %q",
 			resp.Status, resp.Run.Status, want, resp.Run.ExitCode, Trim(resp.Run.Stdout), Trim(resp.Run.Stderr))
