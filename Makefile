@@ -1,8 +1,8 @@
 # runtimed — see README.md. Targets that install or start things need root.
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/runtimed/runtimed/pkg/server.Version=$(VERSION)
+VERSION   ?= $(shell packaging/scripts/version.sh)
+LDFLAGS   := -X github.com/runtimed/runtimed/internal/version.Version=$(VERSION)
 CONFIG    ?= packaging/runtimed.toml
 # containerd's address as the config says it (make run, make images).
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))

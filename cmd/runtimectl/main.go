@@ -8,8 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runtimed/runtimed/internal/clidoc"
+	"github.com/runtimed/runtimed/internal/version"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/server"
 )
 
 func main() {
@@ -56,7 +56,7 @@ var versionCommand = &cli.Command{
 	Name:  "version",
 	Usage: "print runtimectl's version and, if it answers, runtimed's",
 	Action: func(c *cli.Context) error {
-		fmt.Printf("runtimectl %s\n", server.Version)
+		fmt.Printf("runtimectl %s\n", version.Version)
 		h, err := client(c).Health(c.Context)
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("runtimed: %v", err), 1)

@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runtimed/runtimed/internal/clidoc"
-	"github.com/runtimed/runtimed/pkg/server"
+	"github.com/runtimed/runtimed/internal/version"
 )
 
 const defaultConfigPath = "/etc/runtimed/runtimed.toml"
@@ -25,7 +25,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:    "runtimed",
 		Usage:   "run untrusted code in gVisor sandboxes through containerd",
-		Version: server.Version,
+		Version: version.Version,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: defaultConfigPath, Usage: "TOML configuration file"},
 			&cli.StringFlag{Name: "socket", Usage: "unix socket to listen on (overrides the config)"},

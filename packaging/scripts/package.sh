@@ -23,13 +23,8 @@ if [ ! -x "$nfpm" ]; then
 fi
 gvisor=$(packaging/scripts/gvisor.sh)
 
-# A release tag (vX.Y.Z) is the version; otherwise one that sorts by the
-# commit's date: 0.0~gitYYYYMMDD.SHA.
-if tag=$(git describe --tags --exact-match 2>/dev/null) && [[ $tag == v[0-9]* ]]; then
-  version=${tag#v}
-else
-  version="0.0~git$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S).$(git rev-parse --short HEAD)"
-fi
+# The binaries' version (make build sets it from the same script).
+version=$(packaging/scripts/version.sh)
 arch=$(dpkg --print-architecture)
 
 stage=$(mktemp -d)

@@ -23,6 +23,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtimed/runtimed/internal/version"
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
@@ -44,9 +45,6 @@ type Platform interface {
 	// Pools describes the warm pools.
 	Pools() []api.Pool
 }
-
-// Version is runtimed's version, set at build time.
-var Version = "dev"
 
 // Server is the HTTP API.
 type Server struct {
@@ -411,7 +409,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer", HTTPStatus: http.StatusServiceUnavailable})
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: Version})
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: version.Version})
 }
 
 // handleReady says whether runtimed can take work: containerd answers,

@@ -126,6 +126,15 @@ func TestInstallUseRemovePurge(t *testing.T) {
 	if !strings.HasPrefix(version, "runtimed version ") || strings.Contains(version, " dev") {
 		t.Errorf("runtimed --version: %q", version)
 	}
+	// One version for the binaries and the package.
+	if deb := sh(t, "dpkg-query", "-W", "-f", "${Version}", "runtimed"); "runtimed version "+deb+"\n" != version {
+		t.Errorf("the package's version %q, the binary's %q", deb, version)
+	}
+	// (runtimectl version fails after its own line: no daemon answers.)
+	ctl, _ := exec.Command("/usr/bin/runtimectl", "--socket", "/nonexistent", "version").CombinedOutput()
+	if !strings.HasPrefix(string(ctl), "runtimectl "+strings.TrimPrefix(version, "runtimed version ")) {
+		t.Errorf("runtimectl version: %q, runtimed's %q", ctl, version)
+	}
 
 	checkDocs(t)
 
