@@ -8,9 +8,21 @@ CONFIG    ?= packaging/runtimed.toml
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
 IMAGE_CACHE ?= /var/cache/runtimed-build/images
 
-.PHONY: all build deps test-deps images images-cache run test test-unit fuzz test-integration test-security test-install package bench lint clean
+.PHONY: all help build deps test-deps images images-cache run test test-unit fuzz test-integration test-security test-install package bench lint clean
 
 all: build
+
+## help: this list
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+# LANGUAGES=python,c limits make images and images-cache to those languages.
+LANGUAGES ?=
+IMAGE_ARGS = $(subst $(comma), ,$(LANGUAGES))
+comma := ,
+# RUN=Regex runs only the matching tests of test-integration and test-security.
+RUN ?=
+RUN_ARGS = $(if $(RUN),-run '$(RUN)')
 
 ## build: runtimed, runtimectl and runtimed-init (static: it runs inside the sandboxes) in bin/
 build:
@@ -24,10 +36,10 @@ deps:
 test-deps:
 	packaging/scripts/deps.sh --test
 
-## images: each language's image, built unless cached, imported unless current
+## images: each language's image (or LANGUAGES=python,c), built unless cached, imported unless current
 images: deps build
 	packaging/scripts/with-containerd.sh $(CONTAINERD) \
-		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE)
+		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE) $(IMAGE_ARGS)
 
 ## run: everything above, then runtimed in the foreground (Ctrl-C stops it)
 run: images
@@ -47,8 +59,8 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 ## fuzz: each fuzz target for a few seconds, from its committed seed corpus.
-## A count, not a duration: Go 1.26's fuzzing coordinator can fail a target
-## with "context deadline exceeded" when a duration ends (golang/go#75804).
+##   A count, not a duration: Go 1.26's fuzzing coordinator can fail a target
+##   with "context deadline exceeded" when a duration ends (golang/go#75804).
 FUZZTIME ?= 30000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRun$$' -fuzztime $(FUZZTIME) ./pkg/server/
@@ -58,21 +70,21 @@ fuzz:
 
 ## images-cache: the images built into the cache (for the suites, which import them into their own containerd)
 images-cache: test-deps build
-	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE)
+	bin/runtimed image build --no-import --recipes packaging/images --cache $(IMAGE_CACHE) $(IMAGE_ARGS)
 
-## test-integration, test-security: need root
+## test-integration, test-security: need root; RUN=Regex runs only the matching tests
 test-integration: images-cache
-	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/integration/...
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v $(RUN_ARGS) ./tests/integration/...
 
 test-security: images-cache
-	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v ./tests/security/...
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -tags integration -timeout 30m -v $(RUN_ARGS) ./tests/security/...
 
 ## package: dist/runtimed_VERSION_ARCH.deb (nfpm, installed pinned), with runsc
 package: build
 	packaging/scripts/package.sh dist
 
 ## test-install: installs the package here, uses it, removes and purges it; then
-## puts back the runsc make deps had installed (the package's removal took it)
+##   puts back the runsc make deps had installed (the package's removal took it)
 test-install: package images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) RUNTIMED_DEB=$(CURDIR)/$$(ls -t dist/runtimed_*.deb | head -1) \
 		$(GO) test -count=1 -tags 'integration install' -timeout 20m -v ./tests/install/; \
