@@ -162,7 +162,7 @@ const (
 )
 
 // ErrImageMissing is returned when a language's image is not in containerd.
-var ErrImageMissing = errors.New("image not present in containerd (run `make images`)")
+var ErrImageMissing = errors.New("image not present in containerd (runtimectl images build LANGUAGE installs it)")
 
 func (r *Runner) namespaced(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.cfg.Namespace)
