@@ -56,7 +56,7 @@ lint:
 	$(GO) vet -tags 'integration install' ./tests/install/
 
 test-unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 ## fuzz: each fuzz target for a few seconds, from its committed seed corpus.
 ##   A count, not a duration: Go 1.26's fuzzing coordinator can fail a target
