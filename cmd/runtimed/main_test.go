@@ -7,7 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/pkg/sandbox"
+	"github.com/runtimed/runtimed/pkg/server"
 )
 
 func runApp(t *testing.T, args ...string) (string, error) {
@@ -63,5 +67,38 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 	_, err := runApp(t, "--config", p, "config")
 	if err == nil || !strings.Contains(err.Error(), "root") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// A request with a language's default limits must find the language's
+// pool: the pools' profiles and the requests' are computed apart (here
+// and in pkg/server), so they are tied by this test.
+func TestPoolProfilesAreTheRequestsDefaults(t *testing.T) {
+	cfg := config.Default()
+	pools := map[sandbox.Profile]bool{}
+	for _, p := range poolConfigs(cfg) {
+		pools[p.Profile] = true
+	}
+	for _, l := range language.NewRegistry(cfg).All() {
+		if cfg.Languages[l.Name].PoolSize == 0 {
+			continue
+		}
+		run, aerr := server.ResolveLimits("limits", api.Limits{}, l.Defaults, cfg.Maximums)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		if p := sandbox.ProfileOf(l.Image, run); !pools[p] {
+			t.Errorf("%s: a request at the default limits wants %+v, which no pool holds", l.Name, p)
+		}
+		if !l.Compiled() {
+			continue
+		}
+		compile, aerr := server.ResolveLimits("compile_limits", api.Limits{}, l.CompileDefaults, cfg.CompileMaximums)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		if p := sandbox.ProfileOf(l.Image, compile); !pools[p] {
+			t.Errorf("%s: a compile at the default limits wants %+v, which no pool holds", l.Name, p)
+		}
 	}
 }
