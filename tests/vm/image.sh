@@ -66,7 +66,9 @@ echo runtimed-vm >"$root/etc/hostname"
 cp -r "$here/guest/." "$root/"
 mkdir -p "$root/mnt/host" "$root/mnt/images"
 chroot "$root" systemctl enable vm-suite.service >&2
-for u in getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer \
+# A machine id: not a first boot, so systemd-firstboot asks nothing.
+chroot "$root" systemd-machine-id-setup >/dev/null 2>&1 || head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$root/etc/machine-id"
+for u in systemd-firstboot.service getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer \
   dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-tmpfiles-clean.timer; do
   chroot "$root" systemctl mask "$u" >/dev/null 2>&1 || true
 done
