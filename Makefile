@@ -8,7 +8,7 @@ CONFIG    ?= packaging/runtimed.toml
 CONTAINERD = $(shell sed -n 's/^containerd *= *"\(.*\)"/\1/p' $(CONFIG))
 IMAGE_CACHE ?= /var/cache/runtimed-build/images
 
-.PHONY: all help build deps test-deps images images-cache run test test-unit fuzz test-integration test-security test-install package bench lint clean
+.PHONY: all help build deps test-deps images images-cache run test test-unit fuzz test-integration test-security test-install test-vm package bench lint clean
 
 all: build
 
@@ -54,6 +54,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./tests/...
 	$(GO) vet -tags 'integration install' ./tests/install/
+	$(GO) vet -tags vm ./tests/vm/
+	$(GO) vet -tags vm ./tests/vm/
 
 test-unit:
 	$(GO) test -race -count=1 ./...
@@ -89,6 +91,16 @@ test-install: package images-cache
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) RUNTIMED_DEB=$(CURDIR)/$$(ls -t dist/runtimed_*.deb | head -1) \
 		$(GO) test -count=1 -tags 'integration install' -timeout 20m -v ./tests/install/; \
 		status=$$?; packaging/scripts/deps.sh >/dev/null; exit $$status
+
+## test-vm: the second host kind, in a QEMU guest (software emulation): Debian 13,
+##   cgroup v2 only, systemd as PID 1, containerd 1.7 then 2.x. Installs the package
+##   there, starts it through its units and checks it (docs/operations.md, Host kinds).
+##   The guest image is built once per recipe into $(VM_CACHE).
+VM_CACHE ?= /var/cache/runtimed-build/vm
+test-vm: package images-cache
+	packaging/scripts/deps.sh --vm
+	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) RUNTIMED_VM_CACHE=$(VM_CACHE) RUNTIMED_DEB=$(CURDIR)/$$(ls -t dist/runtimed_*.deb | head -1) \
+		$(GO) test -count=1 -tags vm -timeout 45m -v ./tests/vm/
 
 ## bench: hello worlds four ways side by side (chroot floor, ctr run --rm, runtimed cold, runtimed warm pool) at concurrency 1-8; table, JSON, CSV and PNG in bench-results/
 BENCH_REQUESTS ?= 24

@@ -17,6 +17,22 @@ say() { printf 'deps: %s\n' "$*"; }
 # systemd-analyze, to check the package's completion and units. nfpm is
 # installed by make package itself.
 missing=()
+# --vm: what the VM suite (make test-vm) needs on the host: QEMU, and
+# busybox and cpio for the guest's initramfs; that alone.
+if [ "${1:-}" = "--vm" ]; then
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+  dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
+  command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+  command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  exit 0
+fi
 if [ "${1:-}" = "--test" ]; then
   command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
