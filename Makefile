@@ -55,7 +55,6 @@ lint:
 	$(GO) vet -tags integration ./tests/...
 	$(GO) vet -tags 'integration install' ./tests/install/
 	$(GO) vet -tags vm ./tests/vm/
-	$(GO) vet -tags vm ./tests/vm/
 
 test-unit:
 	$(GO) test -race -count=1 ./...
