@@ -83,22 +83,22 @@ func TestPoolProfilesAreTheRequestsDefaults(t *testing.T) {
 		if cfg.Languages[l.Name].PoolSize == 0 {
 			continue
 		}
-		run, aerr := server.ResolveLimits("limits", api.Limits{}, l.Defaults, cfg.Maximums)
-		if aerr != nil {
-			t.Fatal(aerr)
+		type stage struct {
+			name     string
+			def, max config.Limits
 		}
-		if p := sandbox.ProfileOf(l.Image, run); !pools[p] {
-			t.Errorf("%s: a request at the default limits wants %+v, which no pool holds", l.Name, p)
+		stages := []stage{{"run", l.Defaults, cfg.Maximums}}
+		if l.Compiled() {
+			stages = append(stages, stage{"compile", l.CompileDefaults, cfg.CompileMaximums})
 		}
-		if !l.Compiled() {
-			continue
-		}
-		compile, aerr := server.ResolveLimits("compile_limits", api.Limits{}, l.CompileDefaults, cfg.CompileMaximums)
-		if aerr != nil {
-			t.Fatal(aerr)
-		}
-		if p := sandbox.ProfileOf(l.Image, compile); !pools[p] {
-			t.Errorf("%s: a compile at the default limits wants %+v, which no pool holds", l.Name, p)
+		for _, st := range stages {
+			limits, aerr := server.ResolveLimits(st.name, api.Limits{}, st.def, st.max)
+			if aerr != nil {
+				t.Fatal(aerr)
+			}
+			if p := sandbox.ProfileOf(l.Image, limits); !pools[p] {
+				t.Errorf("%s: a %s stage at the default limits wants %+v, which no pool holds", l.Name, st.name, p)
+			}
 		}
 	}
 }
