@@ -128,45 +128,53 @@ func TestVM(t *testing.T) {
 
 	results, _ := os.ReadFile(filepath.Join(share, "results.txt"))
 	got := map[string]string{}
+	details := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(string(results)))
 	for sc.Scan() {
 		st, rest, _ := strings.Cut(sc.Text(), " ")
-		name, details, _ := strings.Cut(rest, " ")
+		name, detail, _ := strings.Cut(rest, " ")
 		if st != "OK" && st != "FAIL" && st != "INFO" {
 			continue
 		}
-		t.Logf("%-4s %-28s %s", st, name, details)
+		t.Logf("%-4s %-28s %s", st, name, detail)
 		if st == "INFO" {
 			continue
 		}
 		if st == "FAIL" || got[name] == "" {
-			got[name] = st
+			got[name], details[name] = st, detail
 		}
 	}
+	var failures []string
 	for _, name := range expected() {
 		switch got[name] {
 		case "OK":
 		case "FAIL":
-			t.Errorf("%s failed", name)
+			failures = append(failures, name+" failed: "+details[name])
 		default:
-			t.Errorf("%s did not report", name)
+			failures = append(failures, name+" did not report")
 		}
 	}
 	if ctx.Err() != nil {
-		t.Errorf("the guest did not power off within %s", timeout)
+		failures = append(failures, fmt.Sprintf("the guest did not power off within %s", timeout))
 	}
 	if !strings.Contains(string(results), "\nEND\n") && !strings.HasPrefix(string(results), "END\n") {
-		t.Errorf("the suite did not finish")
+		failures = append(failures, "the suite did not finish")
 	}
-	if t.Failed() {
-		for _, f := range []string{"suite.log", "runtimed.log", "console.log"} {
-			t.Logf("---- the guest's %s (its end) ----\n%s", f, tail(filepath.Join(share, f), 400))
+	if len(failures) == 0 {
+		return
+	}
+	// The guest's logs first, the failures last: a reader of the end of
+	// the output sees what failed.
+	for _, f := range []string{"suite.log", "runtimed.log", "console.log"} {
+		t.Logf("---- the guest's %s (its end) ----\n%s", f, tail(filepath.Join(share, f), 300))
+	}
+	if keep := os.Getenv("RUNTIMED_VM_KEEP"); keep != "" {
+		if err := exec.Command("cp", "-a", share+"/.", keep).Run(); err == nil {
+			t.Logf("the share is kept in %s", keep)
 		}
-		if keep := os.Getenv("RUNTIMED_VM_KEEP"); keep != "" {
-			if err := exec.Command("cp", "-a", share+"/.", keep).Run(); err == nil {
-				t.Logf("the share is kept in %s", keep)
-			}
-		}
+	}
+	for _, f := range failures {
+		t.Error(f)
 	}
 }
 
