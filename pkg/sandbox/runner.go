@@ -162,7 +162,9 @@ const (
 )
 
 // ErrImageMissing is returned when a language's image is not in containerd.
-var ErrImageMissing = errors.New("image not present in containerd (runtimectl images build LANGUAGE installs it)")
+// It is errdefs' failed precondition: the request was valid, the host
+// lacks what it needs.
+var ErrImageMissing = fmt.Errorf("image not present in containerd (runtimectl images build LANGUAGE installs it): %w", errdefs.ErrFailedPrecondition)
 
 func (r *Runner) namespaced(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.cfg.Namespace)

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +42,7 @@ func (a *admission) Load() (running, queued int) {
 
 func (a *admission) report() { a.metrics.Load(a.Load()) }
 
-var errBusy = &api.Error{Code: api.CodeBusy, Message: "too many executions are running and waiting; retry later", HTTPStatus: http.StatusServiceUnavailable}
+var errBusy = newError(api.CodeBusy, "too many executions are running and waiting; retry later")
 
 // acquire takes a place, waiting in the queue; first says the stage is
 // its request's first. The returned func gives the place back.
@@ -71,11 +69,10 @@ func (a *admission) acquire(ctx context.Context, first bool) (func(), error) {
 	case a.slots <- struct{}{}:
 		return a.release, nil
 	case <-timeout:
-		return nil, &api.Error{Code: api.CodeBusy, HTTPStatus: http.StatusServiceUnavailable,
-			Message: fmt.Sprintf("no sandbox came free within %d ms; retry later", a.maxWait.Milliseconds())}
+		return nil, newError(api.CodeBusy, "no sandbox came free within %d ms; retry later", a.maxWait.Milliseconds())
 	case <-ctx.Done():
 		if first { // its deadline, or its client went away
-			return nil, &api.Error{Code: api.CodeBusy, Message: "no sandbox came free before the request's deadline; retry later", HTTPStatus: http.StatusServiceUnavailable}
+			return nil, newError(api.CodeBusy, "no sandbox came free before the request's deadline; retry later")
 		}
 		return nil, ctx.Err()
 	}
@@ -98,7 +95,7 @@ type gate struct {
 
 var _ execution.Admission = (*gate)(nil)
 
-var errTokenBusy = &api.Error{Code: api.CodeTooManyConcurrent, Message: "this token has as many sandboxes in use as it may; retry later", HTTPStatus: http.StatusTooManyRequests}
+var errTokenBusy = newError(api.CodeTooManyConcurrent, "this token has as many sandboxes in use as it may; retry later")
 
 // Enter takes the places for one stage. The request's first stage is
 // refused at once when the token has all its sandboxes in use (429), and

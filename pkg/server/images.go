@@ -30,7 +30,7 @@ type Images interface {
 // every client; changes are for root on the unix socket alone.
 func (s *Server) ManageImages(im Images) { s.images = im }
 
-var errNoImages = &api.Error{Code: api.CodeUnavailable, Message: "image management is not set up in this daemon", HTTPStatus: http.StatusServiceUnavailable}
+var errNoImages = newError(api.CodeUnavailable, "image management is not set up in this daemon")
 
 func (s *Server) routeImages() {
 	s.route("GET", "/v1/images", s.handleImages)
@@ -53,7 +53,7 @@ func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.Im
 			return
 		}
 		if cred, ok := r.Context().Value(peerKey).(*unix.Ucred); !ok || cred.Uid != 0 {
-			s.fail(w, r, &api.Error{Code: api.CodeForbidden, Message: "only root, on the unix socket, may change images", HTTPStatus: http.StatusForbidden})
+			s.fail(w, r, newError(api.CodeForbidden, "only root, on the unix socket, may change images"))
 			return
 		}
 		res, err := h(w, r)
@@ -76,17 +76,17 @@ func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.Im
 // imageError is the answer to a failed image change.
 func imageError(err error) *api.Error {
 	var reg *image.RegistryError
-	switch {
-	case errdefs.IsNotFound(err):
-		return &api.Error{Code: api.CodeNotFound, Message: err.Error(), HTTPStatus: http.StatusNotFound}
-	case errdefs.IsInvalidArgument(err):
-		return &api.Error{Code: api.CodeInvalidRequest, Message: err.Error(), HTTPStatus: http.StatusBadRequest}
+	switch e := categorize(err); {
 	case errors.As(err, &reg):
-		return &api.Error{Code: api.CodeImageFailed, Message: err.Error(), HTTPStatus: http.StatusBadGateway}
-	case errors.Is(err, context.Canceled), errors.Is(err, ErrShuttingDown):
-		return &api.Error{Code: api.CodeUnavailable, Message: "stopped: " + err.Error(), HTTPStatus: http.StatusServiceUnavailable}
+		e = newError(api.CodeImageFailed, "%s", err)
+		e.HTTPStatus = http.StatusBadGateway
+		return e
+	case errors.Is(err, ErrShuttingDown), e != nil && e.Code == api.CodeUnavailable:
+		return newError(api.CodeUnavailable, "stopped: %s", err)
+	case e != nil && (e.Code == api.CodeNotFound || e.Code == api.CodeInvalidRequest):
+		return e
 	default:
-		return &api.Error{Code: api.CodeImageFailed, Message: err.Error(), HTTPStatus: http.StatusInternalServerError}
+		return newError(api.CodeImageFailed, "%s", err)
 	}
 }
 
@@ -143,7 +143,7 @@ func (s *Server) handleImageImport(w http.ResponseWriter, r *http.Request) (*api
 	changes, err := s.images.ImportArchive(r.Context(), body, r.URL.Query().Get("reference"))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &api.Error{Code: api.CodeBodyTooLarge, Message: fmt.Sprintf("the archive is larger than images.max_import_bytes (%d bytes)", max), HTTPStatus: http.StatusRequestEntityTooLarge}
+		return nil, newError(api.CodeBodyTooLarge, "the archive is larger than images.max_import_bytes (%d bytes)", max)
 	}
 	if err != nil {
 		return nil, err

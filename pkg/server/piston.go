@@ -57,8 +57,7 @@ func (s *Server) handlePistonExecute(w http.ResponseWriter, r *http.Request) {
 func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution.Plan, *api.Error) {
 	st := stateFrom(r.Context())
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return execution.Plan{}, &api.Error{Code: api.CodeUnsupportedMediaType, HTTPStatus: http.StatusUnsupportedMediaType,
-			Message: "the body must be JSON, sent with Content-Type: application/json"}
+		return execution.Plan{}, newError(api.CodeUnsupportedMediaType, "the body must be JSON, sent with Content-Type: application/json")
 	}
 	var req api.PistonExecuteRequest
 	// Unknown fields are ignored, as Piston does: clients send their own.

@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/containerd/errdefs"
-
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -29,7 +27,6 @@ import (
 	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/language"
 	"github.com/runtimed/runtimed/pkg/metrics"
-	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
 // Executor carries out a validated request.
@@ -97,7 +94,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.routeImages()
 	s.routePiston()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, &api.Error{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path, HTTPStatus: http.StatusNotFound})
+		s.fail(w, r, newError(api.CodeNotFound, "no such endpoint: %s", r.URL.Path))
 	})
 	return s
 }
@@ -108,7 +105,7 @@ func (s *Server) route(method, path string, h http.HandlerFunc) {
 	s.mux.HandleFunc(method+" "+path, h)
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", method)
-		s.fail(w, r, &api.Error{Code: api.CodeMethodNotAllowed, Message: fmt.Sprintf("%s takes %s, not %s", path, method, r.Method), HTTPStatus: http.StatusMethodNotAllowed})
+		s.fail(w, r, newError(api.CodeMethodNotAllowed, "%s takes %s, not %s", path, method, r.Method))
 	})
 }
 
@@ -148,13 +145,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runtimed"`)
-			s.fail(w, r, &api.Error{Code: api.CodeUnauthorized, Message: "a valid bearer token is required", HTTPStatus: http.StatusUnauthorized})
+			s.fail(w, r, newError(api.CodeUnauthorized, "a valid bearer token is required"))
 			return
 		}
 		log = log.WithField("token", c.name)
 		if wait, ok := c.admitRate(); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
-			s.fail(w, r, &api.Error{Code: api.CodeRateLimited, Message: "this token's request rate is spent; retry after Retry-After seconds", HTTPStatus: http.StatusTooManyRequests})
+			s.fail(w, r, newError(api.CodeRateLimited, "this token's request rate is spent; retry after Retry-After seconds"))
 			return
 		}
 		ctx = context.WithValue(ctx, clientKey, c)
@@ -232,21 +229,25 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.
 	lang := plan.Language
 	resp, err := s.executor.Execute(r.Context(), log, plan)
 	if err != nil {
+		// Below the executor, only two categories are the client's to
+		// know: containerd not answering and a missing image. Any other
+		// (an invalid spec, a vanished task) is runtimed's own failure.
 		var aerr *api.Error
+		e := categorize(err)
 		switch {
 		case errors.As(err, &aerr):
 			s.fail(w, r, aerr)
 		case errors.Is(context.Cause(r.Context()), ErrShuttingDown):
 			log.WithError(err).Warn("execution cut off by the shutdown")
-			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "runtimed is shutting down and stopped this execution; retry it", HTTPStatus: http.StatusServiceUnavailable})
+			s.fail(w, r, newError(api.CodeUnavailable, "runtimed is shutting down and stopped this execution; retry it"))
 		case r.Context().Err() != nil:
 			log.WithError(err).Info("client went away; execution stopped")
-		case errdefs.IsUnavailable(err):
+		case e != nil && e.Code == api.CodeUnavailable:
 			log.WithError(err).Warn("containerd is unavailable")
-			s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer; retry later", HTTPStatus: http.StatusServiceUnavailable})
-		case errors.Is(err, sandbox.ErrImageMissing):
+			s.fail(w, r, newError(api.CodeUnavailable, "containerd does not answer; retry later"))
+		case e != nil && e.Code == api.CodeImageMissing:
 			log.WithError(err).Warn("image missing")
-			s.fail(w, r, &api.Error{Code: api.CodeImageMissing, Message: fmt.Sprintf("the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name), HTTPStatus: http.StatusServiceUnavailable})
+			s.fail(w, r, newError(api.CodeImageMissing, "the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name))
 		default:
 			s.internal(w, r, "the sandbox failed", err)
 		}
@@ -406,7 +407,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	v, err := s.platform.Version(ctx)
 	if err != nil {
 		logFrom(r.Context()).WithError(err).Warn("containerd does not answer")
-		s.fail(w, r, &api.Error{Code: api.CodeUnavailable, Message: "containerd does not answer", HTTPStatus: http.StatusServiceUnavailable})
+		s.fail(w, r, newError(api.CodeUnavailable, "containerd does not answer"))
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Containerd: v, Version: version.Version})
@@ -466,8 +467,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // words: they are for the operator, not the client.
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	logFrom(r.Context()).WithError(err).Error(what)
-	s.fail(w, r, &api.Error{Code: api.CodeInternal, HTTPStatus: http.StatusInternalServerError,
-		Message: what + "; runtimed's log has the details under request id " + w.Header().Get("X-Request-Id")})
+	s.fail(w, r, newError(api.CodeInternal, "%s; runtimed's log has the details under request id %s", what, w.Header().Get("X-Request-Id")))
 }
 
 // fail answers with e, counting it: as a rejection if the request was
