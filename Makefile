@@ -54,6 +54,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./tests/...
 	$(GO) vet -tags 'integration install' ./tests/install/
+	cd tests/bench && $(GO) vet -tags integration ./...
 	$(GO) vet -tags vm ./tests/vm/
 
 test-unit:
@@ -105,7 +106,7 @@ test-vm: package images-cache
 BENCH_REQUESTS ?= 24
 BENCH_SUSTAIN_S ?= 30
 bench: images-cache
-	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_SUSTAIN_S=$(BENCH_SUSTAIN_S) $(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/bench/
+	cd tests/bench && RUNTIMED_IMAGE_CACHE=$(abspath $(IMAGE_CACHE)) BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_SUSTAIN_S=$(BENCH_SUSTAIN_S) $(GO) test -count=1 -tags integration -run '^$$' -bench . -benchtime 1x -timeout 60m -v .
 
 clean:
 	rm -rf bin dist

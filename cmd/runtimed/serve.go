@@ -23,6 +23,7 @@ import (
 	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/execution"
 	"github.com/runtimed/runtimed/pkg/image"
+	"github.com/runtimed/runtimed/pkg/language"
 	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 	"github.com/runtimed/runtimed/pkg/sandbox"
@@ -147,17 +148,21 @@ func agentPath(configured string) string {
 // size, one for its run stage at the default limits and, for a compiled
 // language, one for its compile stage.
 func poolConfigs(cfg config.Config) []sandbox.PoolConfig {
+	if !cfg.Pool.Enabled {
+		return nil
+	}
 	var out []sandbox.PoolConfig
 	for _, l := range cfg.Languages {
-		if l.PoolSize == 0 || !cfg.Pool.Enabled {
+		if l.PoolSize == 0 {
 			continue
 		}
 		profile := func(d config.Limits) sandbox.Profile {
 			return sandbox.Profile{Image: l.Image, MemoryBytes: d.MemoryBytes, CPU: d.CPU, Pids: d.Pids}
 		}
-		out = append(out, sandbox.PoolConfig{Profile: profile(l.Limits.Over(cfg.Defaults)), Size: l.PoolSize})
+		run, compile := language.StageDefaults(cfg, l)
+		out = append(out, sandbox.PoolConfig{Profile: profile(run), Size: l.PoolSize})
 		if len(l.Compile) > 0 {
-			out = append(out, sandbox.PoolConfig{Profile: profile(l.CompileLimits.Over(cfg.CompileDefaults)), Size: l.PoolSize})
+			out = append(out, sandbox.PoolConfig{Profile: profile(compile), Size: l.PoolSize})
 		}
 	}
 	return out

@@ -96,7 +96,6 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 		stderrR.Close()
 		return Exit{Error: fmt.Sprintf("start %s: %v", x.Args[0], err)}
 	}
-	_ = w.write(KindStarted, nil)
 
 	go pumpStdin(in, stdinW)
 	var pumps sync.WaitGroup
@@ -135,12 +134,6 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 	_ = stderrR.SetReadDeadline(deadline)
 	pumps.Wait()
 	stdinW.Close()
-
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err == nil {
-		exit.CPUTimeNS = ru.Utime.Nano() + ru.Stime.Nano()
-		exit.MaxRSSBytes = ru.Maxrss << 10
-	}
 	return exit
 }
 

@@ -34,11 +34,10 @@ const (
 
 // Frame kinds, agent to runtimed.
 const (
-	KindReady   byte = 'R' // JSON Hello: the agent runs and waits for Exec
-	KindStarted byte = 'S' // the program was started
-	KindStdout  byte = 'O' // bytes the program wrote to stdout
-	KindStderr  byte = 'E' // bytes the program wrote to stderr
-	KindExit    byte = 'Z' // JSON Exit: the program and all it started are gone
+	KindReady  byte = 'R' // JSON Hello: the agent runs and waits for Exec
+	KindStdout byte = 'O' // bytes the program wrote to stdout
+	KindStderr byte = 'E' // bytes the program wrote to stderr
+	KindExit   byte = 'Z' // JSON Exit: the program and all it started are gone
 )
 
 // Protocol is the version of this protocol; Hello carries it.
@@ -79,11 +78,6 @@ type Exit struct {
 	Code   int    `json:"code"`             // exit status, or 128+signal
 	Signal int    `json:"signal,omitempty"` // the signal that killed it
 	Error  string `json:"error,omitempty"`
-	// CPUTimeNS is the user and system time of the program and every
-	// process it started, as the sandbox's kernel counted it.
-	CPUTimeNS int64 `json:"cpu_time_ns"`
-	// MaxRSSBytes is the largest resident set of any one of them.
-	MaxRSSBytes int64 `json:"max_rss_bytes"`
 }
 
 // ErrFrameTooLarge is returned for a frame over the reader's bound.

@@ -158,6 +158,15 @@ func asOperand(name string) string {
 	return name
 }
 
+// StageDefaults are the limits of c's run and compile stages when a
+// request sets none: the language's own over cfg's defaults. The warm
+// pools are made at these limits, and a request takes a warm sandbox
+// only when its stage's limits are the pool's, so the registry and the
+// pools both take them from here.
+func StageDefaults(cfg config.Config, c config.Language) (run, compile config.Limits) {
+	return c.Limits.Over(cfg.Defaults), c.CompileLimits.Over(cfg.CompileDefaults)
+}
+
 // Registry finds languages by name or alias.
 type Registry struct {
 	byName map[string]*Language
@@ -168,6 +177,7 @@ type Registry struct {
 func NewRegistry(cfg config.Config) *Registry {
 	r := &Registry{byName: map[string]*Language{}}
 	for name, c := range cfg.Languages {
+		run, compile := StageDefaults(cfg, c)
 		sources := c.Sources
 		if len(sources) == 0 {
 			sources = []string{c.Extension}
@@ -177,8 +187,8 @@ func NewRegistry(cfg config.Config) *Registry {
 			Version:         c.Version,
 			Aliases:         slices.Clone(c.Aliases),
 			Runtime:         c.Runtime,
-			Defaults:        c.Limits.Over(cfg.Defaults),
-			CompileDefaults: c.CompileLimits.Over(cfg.CompileDefaults),
+			Defaults:        run,
+			CompileDefaults: compile,
 			Extension:       c.Extension,
 			Image:           c.Image,
 			Env:             slices.Clone(c.Env),

@@ -316,3 +316,44 @@ func FuzzParseClass(f *testing.F) {
 		}
 	})
 }
+
+// A stage's defaults are the language's own limits over the global
+// ones, field by field, and the registry holds exactly those.
+func TestStageDefaults(t *testing.T) {
+	cfg := config.Default()
+	cfg.Defaults = config.Limits{MemoryBytes: 256 << 20, CPU: 1, WallTimeMS: 5000, CPUTimeMS: 5000, Pids: 64, OutputBytes: 1 << 20}
+	cfg.CompileDefaults = config.Limits{MemoryBytes: 512 << 20, CPU: 2, WallTimeMS: 20000, CPUTimeMS: 20000, Pids: 128, OutputBytes: 1 << 20}
+	for _, tc := range []struct {
+		name               string
+		own, ownCompile    config.Limits
+		wantRun, wantCompl config.Limits
+	}{
+		{
+			name:      "none of its own",
+			wantRun:   cfg.Defaults,
+			wantCompl: cfg.CompileDefaults,
+		},
+		{
+			name:       "some of its own",
+			own:        config.Limits{MemoryBytes: 1 << 30, Pids: 200},
+			ownCompile: config.Limits{CPU: 4},
+			wantRun:    config.Limits{MemoryBytes: 1 << 30, CPU: 1, WallTimeMS: 5000, CPUTimeMS: 5000, Pids: 200, OutputBytes: 1 << 20},
+			wantCompl:  config.Limits{MemoryBytes: 512 << 20, CPU: 4, WallTimeMS: 20000, CPUTimeMS: 20000, Pids: 128, OutputBytes: 1 << 20},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg.Languages["python"]
+			c.Limits, c.CompileLimits = tc.own, tc.ownCompile
+			run, compile := StageDefaults(cfg, c)
+			if run != tc.wantRun || compile != tc.wantCompl {
+				t.Errorf("StageDefaults = %+v, %+v; want %+v, %+v", run, compile, tc.wantRun, tc.wantCompl)
+			}
+			cfg := cfg
+			cfg.Languages = map[string]config.Language{"python": c}
+			l, _ := NewRegistry(cfg).Lookup("python")
+			if l.Defaults != run || l.CompileDefaults != compile {
+				t.Errorf("registry holds %+v, %+v; StageDefaults gives %+v, %+v", l.Defaults, l.CompileDefaults, run, compile)
+			}
+		})
+	}
+}

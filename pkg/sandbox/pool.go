@@ -45,7 +45,6 @@ type pools struct {
 	wake     chan struct{}
 	stop     chan struct{}
 	started  bool
-	now      func() time.Time
 	// ctx ends the creations under way when the pools close; creations
 	// counts them, so that closing waits for them to clean up.
 	ctx       context.Context
@@ -72,7 +71,7 @@ type pool struct {
 
 func newPools(r *Runner) *pools {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), now: time.Now,
+	return &pools{r: r, all: map[Profile]*pool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 		make: func(ctx context.Context, id string, p Profile) (*Sandbox, error) {
 			return r.create(ctx, id, p, r.log.WithField("pool", p.Image))
@@ -151,7 +150,7 @@ func (p *pools) take(prof Profile) *Sandbox {
 		}
 	}
 	if s == nil {
-		pl.lastMiss = p.now()
+		pl.lastMiss = time.Now()
 		pl.target = min(pl.target+1, pl.size)
 	}
 	p.mu.Unlock()
@@ -187,7 +186,7 @@ func (p *pools) fill() {
 
 // trim shrinks the pools that had no miss for a while.
 func (p *pools) trim() {
-	now := p.now()
+	now := time.Now()
 	var drop []*Sandbox
 	p.mu.Lock()
 	for _, pl := range p.all {
@@ -215,7 +214,7 @@ func (p *pools) startOne() bool {
 	if p.closed || p.creating >= maxCreating {
 		return false
 	}
-	now := p.now()
+	now := time.Now()
 	var held int64
 	for _, pl := range p.all {
 		held += int64(len(pl.ready)+len(pl.creating)) * pl.estimate()
@@ -265,7 +264,7 @@ func (p *pools) create(pl *pool, id string) {
 	if err != nil {
 		pl.failures++
 		backoff := min(maxBackoff, time.Second<<min(pl.failures-1, 5))
-		pl.retryAt = p.now().Add(backoff)
+		pl.retryAt = time.Now().Add(backoff)
 	} else {
 		pl.failures = 0
 		if s.IdleMemoryBytes > 0 {
