@@ -2,6 +2,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -15,7 +16,7 @@ import (
 func main() {
 	if err := newApp().Run(os.Args); err != nil {
 		code := 1
-		if ec, ok := err.(cli.ExitCoder); ok {
+		if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
 			code = ec.ExitCode()
 		}
 		if msg := err.Error(); msg != "" {

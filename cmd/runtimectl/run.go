@@ -164,12 +164,17 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 	}
 	if c := resp.Compile; c != nil && resp.Status == api.StatusCompileError {
 		// The compiler's messages are for the user: they go to stderr.
-		io.WriteString(stderr, c.Stdout)
-		io.WriteString(stderr, c.Stderr)
+		if _, err := io.WriteString(stderr, c.Stdout+c.Stderr); err != nil {
+			return exitFailure, err
+		}
 	}
 	if r := resp.Run; r != nil {
-		io.WriteString(stdout, r.Stdout)
-		io.WriteString(stderr, r.Stderr)
+		if _, err := io.WriteString(stdout, r.Stdout); err != nil {
+			return exitFailure, err
+		}
+		if _, err := io.WriteString(stderr, r.Stderr); err != nil {
+			return exitFailure, err
+		}
 	}
 	if reason := reasonFor(resp); reason != "" {
 		fmt.Fprintln(stderr, "runtimectl:", reason)
@@ -187,6 +192,8 @@ func exitCodeFor(resp *api.RunResponse) int {
 		return exitOutputLimit
 	case api.StatusInternalError, api.StatusCompileError:
 		return exitFailure
+	case api.StatusOK, api.StatusRuntimeError, api.StatusWrongAnswer, api.StatusSkipped:
+		// The program's own exit code.
 	}
 	if resp.Run == nil {
 		return exitFailure
@@ -216,6 +223,8 @@ func reasonFor(resp *api.RunResponse) string {
 		if r.Signal != "" {
 			return "killed by " + r.Signal
 		}
+	case api.StatusOK, api.StatusInternalError, api.StatusCompileError, api.StatusWrongAnswer, api.StatusSkipped:
+		// Nothing to add to the program's output and exit code.
 	}
 	return ""
 }

@@ -37,9 +37,14 @@ func TestRunFilesExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	main := filepath.Join(dir, "main.py")
 	lib := filepath.Join(dir, "pkg", "lib.py")
-	os.MkdirAll(filepath.Dir(lib), 0o755)
-	os.WriteFile(main, []byte("print(1)"), 0o644)
-	os.WriteFile(lib, []byte("x = 1"), 0o644)
+	if err := os.MkdirAll(filepath.Dir(lib), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{main: "print(1)", lib: "x = 1"} {
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	for _, tc := range []struct {
 		status api.Status
@@ -82,7 +87,9 @@ func TestRunFilesRefusedRequest(t *testing.T) {
 	}))
 	defer srv.Close()
 	f := filepath.Join(t.TempDir(), "a.py")
-	os.WriteFile(f, nil, 0o644)
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, err := runFiles(context.Background(), api.NewClient(srv.URL, ""), runOptions{Language: "python", Files: []string{f}}, nil, &bytes.Buffer{}, &bytes.Buffer{})
 	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "limits.cpu") {
 		t.Fatalf("exit %d err %v", code, err)

@@ -238,8 +238,10 @@ func serveAction(c *cli.Context) error {
 	var servers []*http.Server
 	errCh := make(chan error, len(lns))
 	for _, l := range lns {
-		var h http.Handler = apiServer
+		var h http.Handler
 		switch l.kind {
+		case listenUnix:
+			h = apiServer
 		case listenTCP:
 			h = apiServer.TCPHandler()
 		case listenMetrics:

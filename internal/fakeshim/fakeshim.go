@@ -57,8 +57,10 @@ func endsBy(sig syscall.Signal, done <-chan error, d time.Duration) error {
 	select {
 	case err := <-done:
 		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == sig {
-			return nil
+		if errors.As(err, &exit) {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signal() == sig {
+				return nil
+			}
 		}
 		return fmt.Errorf("it ended with %v, not by %v", err, sig)
 	case <-time.After(d):

@@ -115,7 +115,7 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 	if err != nil {
 		exit.Error = fmt.Sprintf("wait: %v", err)
 	} else {
-		ws := state.Sys().(syscall.WaitStatus)
+		ws, _ := state.Sys().(syscall.WaitStatus) // always, on Linux
 		switch {
 		case ws.Signaled():
 			exit.Signal = int(ws.Signal())

@@ -93,9 +93,9 @@ func WriteFrame(w io.Writer, kind byte, payload []byte) error {
 	return err
 }
 
-// ReadFrame reads one frame whose payload is at most max bytes. It
+// ReadFrame reads one frame whose payload is at most limit bytes. It
 // returns io.EOF only at a clean end between frames.
-func ReadFrame(r io.Reader, max int) (kind byte, payload []byte, err error) {
+func ReadFrame(r io.Reader, limit int) (kind byte, payload []byte, err error) {
 	var h [headerSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -104,8 +104,8 @@ func ReadFrame(r io.Reader, max int) (kind byte, payload []byte, err error) {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[1:])
-	if uint64(n) > uint64(max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, at most %d", ErrFrameTooLarge, n, max)
+	if uint64(n) > uint64(limit) {
+		return 0, nil, fmt.Errorf("%w: %d bytes, at most %d", ErrFrameTooLarge, n, limit)
 	}
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {

@@ -101,7 +101,7 @@ func slim(root string, patterns []string) error {
 // commands, and its check, so that a broken image is never imported. A
 // proc file system is mounted for the command (the dynamic loader needs
 // it to resolve $ORIGIN).
-func chroot(ctx context.Context, root string, argv []string, out io.Writer) error {
+func chroot(ctx context.Context, root string, argv []string, out io.Writer) (err error) {
 	proc := filepath.Join(root, "proc")
 	if err := os.MkdirAll(proc, 0o555); err != nil {
 		return err
@@ -109,7 +109,11 @@ func chroot(ctx context.Context, root string, argv []string, out io.Writer) erro
 	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount proc in %s: %w", root, err)
 	}
-	defer unix.Unmount(proc, unix.MNT_DETACH)
+	defer func() {
+		if uerr := unix.Unmount(proc, unix.MNT_DETACH); uerr != nil && err == nil {
+			err = fmt.Errorf("unmount proc in %s: %w", root, uerr)
+		}
+	}()
 	cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
 	cmd.Stdout, cmd.Stderr = out, out

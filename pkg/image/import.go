@@ -36,12 +36,12 @@ func Current(ctx context.Context, client *containerd.Client, recipe Recipe, snap
 // it ref (replacing an older image of that name), labels it with the
 // recipe digest, and unpacks it into snapshotter. ctx carries the
 // namespace.
-func Import(ctx context.Context, client *containerd.Client, dir, ref, snapshotter string) error {
+func Import(ctx context.Context, client *containerd.Client, dir, ref, snapshotter string) (err error) {
 	ctx, done, err := client.WithLease(ctx)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}
-	defer done(context.WithoutCancel(ctx))
+	defer endLease(ctx, done, &err)
 
 	mdesc, err := readLayout(dir)
 	if err != nil {
@@ -164,4 +164,13 @@ func Provide(ctx context.Context, client *containerd.Client, recipe Recipe, opts
 	}
 	p.Imported, p.ImportTime = true, time.Since(start)
 	return p, nil
+}
+
+// endLease ends an image change's lease, even when ctx is cancelled; if
+// that fails and the change did not, the change reports it (a lease left
+// holds its content until it expires).
+func endLease(ctx context.Context, done func(context.Context) error, err *error) {
+	if lerr := done(context.WithoutCancel(ctx)); lerr != nil && *err == nil {
+		*err = fmt.Errorf("end the lease: %w", lerr)
+	}
 }

@@ -200,7 +200,7 @@ func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out
 // or what `docker save` writes. Each image takes the name the archive
 // gives it, or ref if set, which needs the archive to hold one image. An
 // archive that fails a check creates no image.
-func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error) {
+func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_ []api.ImageChange, err error) {
 	start := time.Now()
 	if ref != "" {
 		if _, err := reference.ParseAnyReference(ref); err != nil {
@@ -217,7 +217,7 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) ([
 		return nil, err
 	}
 	// Content no image refers to is collected once the lease ends.
-	defer done(context.WithoutCancel(ctx))
+	defer endLease(ctx, done, &err)
 
 	cs := m.client.ContentStore()
 	indexDesc, err := archive.ImportIndex(ctx, cs, r)
@@ -298,7 +298,7 @@ func (m *Manager) store(ctx context.Context, img images.Image) error {
 // python:3.11-slim means Docker Hub's) and unpacks it. The image is named
 // by the full reference, which Reference in the answer gives. Registries
 // are reached over HTTPS, except on loopback addresses, over plain HTTP.
-func (m *Manager) Pull(ctx context.Context, ref string) (api.ImageChange, error) {
+func (m *Manager) Pull(ctx context.Context, ref string) (_ api.ImageChange, err error) {
 	start := time.Now()
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
@@ -313,7 +313,7 @@ func (m *Manager) Pull(ctx context.Context, ref string) (api.ImageChange, error)
 	if err != nil {
 		return api.ImageChange{}, err
 	}
-	defer done(context.WithoutCancel(ctx))
+	defer endLease(ctx, done, &err)
 	full := named.String()
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: m.hosts})
 	pulled, err := m.client.Pull(ctx, full,

@@ -71,7 +71,7 @@ func LoadRecipe(path string) (Recipe, error) {
 	}
 	for _, p := range r.Remove {
 		if !filepath.IsAbs(p) || strings.Contains(p, "..") {
-			return r, fmt.Errorf("recipe %s: remove path %q must be absolute and without ..", path, p)
+			return r, fmt.Errorf("recipe %s: remove path %q must be absolute and without \"..\"", path, p)
 		}
 	}
 	sum := sha256.Sum256(append([]byte("runtimed-image-builder/"+builderVersion+"\n"), data...))

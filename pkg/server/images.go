@@ -135,15 +135,15 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 }
 
 func (s *Server) handleImageImport(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {
-	max := stateFrom(r.Context()).cfg.Images.MaxImportBytes
+	maxBytes := stateFrom(r.Context()).cfg.Images.MaxImportBytes
 	// An archive takes longer to send than the read timeout allows a
 	// request; only root gets here.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	body := http.MaxBytesReader(w, r.Body, max)
+	body := http.MaxBytesReader(w, r.Body, maxBytes)
 	changes, err := s.images.ImportArchive(r.Context(), body, r.URL.Query().Get("reference"))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, newError(api.CodeBodyTooLarge, "the archive is larger than images.max_import_bytes (%d bytes)", max)
+		return nil, newError(api.CodeBodyTooLarge, "the archive is larger than images.max_import_bytes (%d bytes)", maxBytes)
 	}
 	if err != nil {
 		return nil, err

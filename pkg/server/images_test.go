@@ -39,7 +39,9 @@ func (f *fakeImages) List(_ context.Context, dir string, uses map[string][]strin
 
 func (f *fakeImages) Build(_ context.Context, cfg config.Images, recipe string, out io.Writer) (api.ImageChange, error) {
 	f.calls = append(f.calls, "build "+recipe+" "+cfg.Recipes)
-	io.WriteString(out, f.buildLog)
+	if _, err := io.WriteString(out, f.buildLog); err != nil {
+		return api.ImageChange{}, err
+	}
 	return api.ImageChange{Reference: "runtimed/" + recipe, Action: api.ImageBuilt}, f.err
 }
 
@@ -226,7 +228,9 @@ func TestImagesWithoutManager(t *testing.T) {
 func TestTailBuffer(t *testing.T) {
 	tb := &tailBuffer{max: 8}
 	for _, s := range []string{"abc", "defgh", "ijklmnopq", "r"} {
-		tb.Write([]byte(s))
+		if n, err := tb.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
 	}
 	if got := tb.String(); got != "klmnopqr" {
 		t.Fatalf("tail %q, want the last 8 bytes written", got)

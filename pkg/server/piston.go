@@ -151,7 +151,7 @@ func decodeContent(content, encoding string) (string, error) {
 // pistonLimits resolves one stage's limits from Piston's fields: absent
 // or -1 is the configured default; more than the configured maximum is
 // refused, naming the field.
-func pistonLimits(stage string, timeout, cpuTime, memory *int64, def, max config.Limits) (api.Limits, *api.Error) {
+func pistonLimits(stage string, timeout, cpuTime, memory *int64, def, maximums config.Limits) (api.Limits, *api.Error) {
 	var req api.Limits
 	for _, f := range []struct {
 		name string
@@ -175,7 +175,7 @@ func pistonLimits(stage string, timeout, cpuTime, memory *int64, def, max config
 		"cpu_time_ms":  stage + "_cpu_time",
 		"memory_bytes": stage + "_memory_limit",
 	}
-	return resolveLimits(req, def, max, func(field string) string { return names[field] })
+	return resolveLimits(req, def, maximums, func(field string) string { return names[field] })
 }
 
 // pistonStage reports a stage in Piston's shape. Limits runtimed enforced

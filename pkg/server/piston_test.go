@@ -82,7 +82,7 @@ func resolved(l config.Limits, wall, cpuTime, memory int64) api.Limits {
 func TestPistonErrors(t *testing.T) {
 	executor := &fakeExecutor{}
 	srv := newTestServer(t, executor, nil)
-	max := config.Default().Maximums
+	maximums := config.Default().Maximums
 	tests := []struct {
 		name        string
 		contentType string
@@ -104,9 +104,9 @@ func TestPistonErrors(t *testing.T) {
 		{"bad name", "application/json", `{"language":"python","version":"*","files":[{"name":"../x","content":""}]}`, 400, "../x"},
 		{"name like an option", "application/json", `{"language":"c","version":"*","files":[{"name":"-specs=d/x.c","content":""}]}`, 400, `"-specs=d/x.c" starts with '-'`},
 		{"name like a response file", "application/json", `{"language":"java","version":"*","files":[{"content":"public class A {}"},{"name":"@args","content":"LXByb2M6b25seQ==","encoding":"base64"}]}`, 400, `"@args" starts with '@'`},
-		{"run timeout over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_timeout":` + itoa(max.WallTimeMS+1) + `}`, 400, "run_timeout"},
-		{"run cpu time over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_cpu_time":` + itoa(max.CPUTimeMS+1) + `}`, 400, "run_cpu_time"},
-		{"run memory over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_memory_limit":` + itoa(max.MemoryBytes+1) + `}`, 400, "run_memory_limit"},
+		{"run timeout over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_timeout":` + itoa(maximums.WallTimeMS+1) + `}`, 400, "run_timeout"},
+		{"run cpu time over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_cpu_time":` + itoa(maximums.CPUTimeMS+1) + `}`, 400, "run_cpu_time"},
+		{"run memory over", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_memory_limit":` + itoa(maximums.MemoryBytes+1) + `}`, 400, "run_memory_limit"},
 		{"compile memory over", "application/json", `{"language":"c","version":"*","files":[{"content":""}],"compile_memory_limit":` + itoa(config.Default().CompileMaximums.MemoryBytes+1) + `}`, 400, "compile_memory_limit"},
 		{"zero timeout", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_timeout":0}`, 400, "run_timeout must be a positive number"},
 		{"timeout not a number", "application/json", `{"language":"python","version":"*","files":[{"content":""}],"run_timeout":"1s"}`, 400, "run_timeout"},

@@ -140,7 +140,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 		log = log.WithFields(logrus.Fields{"peer_uid": cred.Uid, "peer_pid": cred.Pid})
 	}
 	ctx := r.Context()
-	if needToken && !(st.cfg.PistonWithoutToken && isPiston(r)) {
+	if needToken && (!st.cfg.PistonWithoutToken || !isPiston(r)) {
 		c := st.tokens.authenticate(r)
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
@@ -169,7 +169,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 const stateKey ctxKey = 3
 
 func stateFrom(ctx context.Context) *state {
-	return ctx.Value(stateKey).(*state)
+	st, ok := ctx.Value(stateKey).(*state)
+	if !ok {
+		panic("server: a request's context has no state (not served by Server.ServeHTTP)")
+	}
+	return st
 }
 
 // Reload replaces the limits, tokens and languages with those of cfg,
@@ -196,7 +200,11 @@ func (s *Server) Wait(timeout time.Duration) bool {
 func (s *Server) Load() (running, queued int) { return s.admit.Load() }
 
 func logFrom(ctx context.Context) *logrus.Entry {
-	return ctx.Value(logKey).(*logrus.Entry)
+	log, ok := ctx.Value(logKey).(*logrus.Entry)
+	if !ok {
+		panic("server: a request's context has no log entry (not served by Server.ServeHTTP)")
+	}
+	return log
 }
 
 type statusRecorder struct {
@@ -279,19 +287,19 @@ func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (execution.Pl
 	return st.plan(&req)
 }
 
-// decodeBody reads the body, at most max bytes, as one JSON value into v;
+// decodeBody reads the body, at most maxBytes bytes, as one JSON value into v;
 // strict refuses fields v has no place for.
-func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any, strict bool) *api.Error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+func decodeBody(w http.ResponseWriter, r *http.Request, maxBytes int64, v any, strict bool) *api.Error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, max)
+		return decodeError(err, maxBytes)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return decodeError(err, max)
+			return decodeError(err, maxBytes)
 		}
 		return badRequest(api.CodeInvalidJSON, "", "the body holds more than one JSON value")
 	}

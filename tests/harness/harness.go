@@ -132,7 +132,7 @@ func buildBinaries() error {
 	cmd := exec.Command("go", "build", "-o", Env.Bin+"/", "./cmd/runtimed", "./cmd/runtimectl")
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, out)
+		return fmt.Errorf("%w\n%s", err, out)
 	}
 	// runtimed-init runs inside the sandboxes: static, as make builds it.
 	cmd = exec.Command("go", "build", "-o", Env.Bin+"/", "./cmd/runtimed-init")
@@ -440,12 +440,14 @@ func (d *Daemon) Kill() { d.signal(syscall.SIGKILL) }
 
 func (d *Daemon) signal(sig syscall.Signal) {
 	_ = d.cmd.Process.Signal(sig)
+	var err error
 	select {
-	case <-d.exited:
+	case err = <-d.exited:
 	case <-time.After(90 * time.Second):
 		_ = d.cmd.Process.Kill()
-		<-d.exited
+		err = <-d.exited
 	}
+	fmt.Fprintf(d.logf, "harness: runtimed ended after %v: %v\n", sig, err)
 	d.logf.Close()
 	if os.Getenv("RUNTIMED_TEST_LOG") != "" {
 		data, _ := os.ReadFile(d.Log)

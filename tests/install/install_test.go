@@ -192,8 +192,12 @@ func TestInstallUseRemovePurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(f, edited)
-	f.Close()
+	if _, err := io.WriteString(f, edited); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	sh(t, "dpkg", "-r", "runtimed")
 	if st := packageStatus(t); st != "deinstall ok config-files" {
 		t.Errorf("after dpkg -r: %q", st)

@@ -52,8 +52,8 @@ func startRegistry(t *testing.T) string {
 		t.Fatalf("docker-registry (make test-deps installs it): %v", err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // killed: its error says so
 		log.Close()
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -142,7 +142,9 @@ run = ["lua5.4", "{entry}"]
 		is := env.Ctr.ImageService()
 		imgs, _ := is.List(nsCtx)
 		for _, img := range imgs {
-			is.Delete(nsCtx, img.Name)
+			if err := is.Delete(nsCtx, img.Name); err != nil {
+				t.Errorf("delete %s: %v", img.Name, err)
+			}
 		}
 	})
 	run := func(lang, code string) (*api.RunResponse, error) {
@@ -302,14 +304,18 @@ run = ["lua5.4", "{entry}"]
 		t.Fatalf("lua after its removal: %+v", im)
 	}
 	var left []string
-	env.Ctr.ContentStore().Walk(nsCtx, func(info content.Info) error {
+	if err := env.Ctr.ContentStore().Walk(nsCtx, func(info content.Info) error {
 		left = append(left, "content "+info.Digest.String())
 		return nil
-	})
-	env.Ctr.SnapshotService("overlayfs").Walk(nsCtx, func(_ context.Context, info snapshots.Info) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Ctr.SnapshotService("overlayfs").Walk(nsCtx, func(_ context.Context, info snapshots.Info) error {
 		left = append(left, "snapshot "+info.Name)
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if len(left) > 0 {
 		t.Fatalf("left in namespace %s after every image was removed: %v", ns, left)
 	}

@@ -243,7 +243,11 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 	}
 	byName := map[string]map[string]any{}
 	for _, r := range runtimes {
-		byName[r["language"].(string)] = r
+		name, ok := r["language"].(string)
+		if !ok {
+			t.Fatalf("a runtime without a language: %v", r)
+		}
+		byName[name] = r
 		if _, ok := r["aliases"].([]any); !ok {
 			t.Errorf("%v: aliases is not an array", r)
 		}

@@ -373,7 +373,11 @@ func TestSocketMode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("group runtimed: %v", err)
 	}
-	if gid := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid); gid != g.Gid {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Fatalf("no stat of %s", fi.Name())
+	}
+	if gid := fmt.Sprint(st.Gid); gid != g.Gid {
 		t.Fatalf("socket group %s, want runtimed (%s)", gid, g.Gid)
 	}
 }
