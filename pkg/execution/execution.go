@@ -167,12 +167,13 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			return api.StageResult{}, err
 		}
 		return e.stage(ctx, log, name, sb.Sandbox, sandbox.Program{
-			Args:     lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
-			Env:      lang.Env,
-			Stdin:    []byte(stdin),
-			Limits:   p.Limits,
-			Deadline: deadline,
-		}, lang)
+			Args:        lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
+			Env:         lang.Env,
+			Stdin:       []byte(stdin),
+			Limits:      p.Limits,
+			Deadline:    deadline,
+			OutOfMemory: lang.OutOfMemory,
+		})
 	}
 
 	if len(p.Tests) == 0 {
@@ -297,16 +298,17 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.S
 		names[i] = f.Name
 	}
 	return e.stage(ctx, log, "compile", sb, sandbox.Program{
-		Args:     lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
-		Env:      lang.Env,
-		Limits:   p.CompileLimits,
-		Deadline: deadline,
-	}, lang)
+		Args:        lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
+		Env:         lang.Env,
+		Limits:      p.CompileLimits,
+		Deadline:    deadline,
+		OutOfMemory: lang.OutOfMemory,
+	})
 }
 
-// stage runs one program and applies the language's own out-of-memory
-// markers to the verdict.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb *sandbox.Sandbox, prog sandbox.Program, lang *language.Language) (api.StageResult, error) {
+// stage runs one program; its verdict is the sandbox's, the language's
+// out-of-memory markers (in prog) included.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb *sandbox.Sandbox, prog sandbox.Program) (api.StageResult, error) {
 	start := time.Now()
 	res, err := sb.Run(ctx, prog)
 	if err != nil {
@@ -316,10 +318,6 @@ func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb
 		e.metrics.Phase(metrics.PhaseCompile, time.Since(start))
 	} else {
 		e.metrics.Phase(metrics.PhaseRun, time.Duration(res.WallTimeMS)*time.Millisecond)
-	}
-	if res.Status == api.StatusRuntimeError && (lang.OutOfMemory(res.Stderr) || lang.OutOfMemory(res.Stdout)) {
-		res.Status = api.StatusMemoryLimit
-		res.Message = sandbox.MemoryLimitMessage(prog.Limits.MemoryBytes)
 	}
 	log.WithFields(logrus.Fields{
 		"stage": name, "status": res.Status, "exit_code": res.ExitCode,
