@@ -225,7 +225,7 @@ func serveAction(c *cli.Context) error {
 		}
 	}()
 
-	apiServer := server.New(cfg, execution.New(runner, m), runner, m, log)
+	apiServer := server.New(cfg, execution.New(execution.AcquireFunc(runner.Acquire), m), runner, m, log)
 	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, runner.ImageChanged))
 	lns, err := listen(cfg, log)
 	if err != nil {

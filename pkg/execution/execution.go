@@ -28,7 +28,33 @@ const BuildDir = ".runtimed"
 
 // Sandboxes gives started sandboxes, one per stage.
 type Sandboxes interface {
-	Acquire(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (*sandbox.Sandbox, error)
+	Acquire(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (Sandbox, error)
+}
+
+// Sandbox is what a stage needs of a started sandbox: its box, to put
+// the request's files or the build in; the box kept past the sandbox,
+// for the build; the program run; and the sandbox given back.
+type Sandbox interface {
+	Box() *sandbox.Box
+	KeepBox() *sandbox.Box
+	Run(ctx context.Context, prog sandbox.Program) (api.StageResult, error)
+	Release()
+}
+
+var _ Sandbox = (*sandbox.Sandbox)(nil)
+
+// AcquireFunc adapts a source of concrete sandboxes, such as
+// (*sandbox.Runner).Acquire, to Sandboxes.
+type AcquireFunc func(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (*sandbox.Sandbox, error)
+
+// Acquire takes a sandbox from f.
+func (f AcquireFunc) Acquire(ctx context.Context, p sandbox.Profile, log *logrus.Entry) (Sandbox, error) {
+	sb, err := f(ctx, p, log)
+	if err != nil {
+		// Not sb: a nil *sandbox.Sandbox in the interface is no nil.
+		return nil, err
+	}
+	return sb, nil
 }
 
 // Admission bounds the sandboxes in use at once. A stage enters before
@@ -167,12 +193,13 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			return api.StageResult{}, err
 		}
 		return e.stage(ctx, log, name, sb.Sandbox, sandbox.Program{
-			Args:     lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
-			Env:      lang.Env,
-			Stdin:    []byte(stdin),
-			Limits:   p.Limits,
-			Deadline: deadline,
-		}, lang)
+			Args:        lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
+			Env:         lang.Env,
+			Stdin:       []byte(stdin),
+			Limits:      p.Limits,
+			Deadline:    deadline,
+			OutOfMemory: lang.OutOfMemory,
+		})
 	}
 
 	if len(p.Tests) == 0 {
@@ -209,7 +236,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 
 // stageSandbox is a stage's sandbox and its place in the admission.
 type stageSandbox struct {
-	*sandbox.Sandbox
+	Sandbox
 	leave func()
 }
 
@@ -284,7 +311,7 @@ func buildFault(res api.StageResult, err error) *api.StageResult {
 
 // compile puts the request's files in the sandbox's box and compiles
 // them into the build directory.
-func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.Sandbox, p Plan, deadline time.Time) (api.StageResult, error) {
+func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time) (api.StageResult, error) {
 	lang := p.Language
 	if err := sb.Box().Write(p.Files); err != nil {
 		return api.StageResult{}, err
@@ -297,16 +324,17 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb *sandbox.S
 		names[i] = f.Name
 	}
 	return e.stage(ctx, log, "compile", sb, sandbox.Program{
-		Args:     lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
-		Env:      lang.Env,
-		Limits:   p.CompileLimits,
-		Deadline: deadline,
-	}, lang)
+		Args:        lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
+		Env:         lang.Env,
+		Limits:      p.CompileLimits,
+		Deadline:    deadline,
+		OutOfMemory: lang.OutOfMemory,
+	})
 }
 
-// stage runs one program and applies the language's own out-of-memory
-// markers to the verdict.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb *sandbox.Sandbox, prog sandbox.Program, lang *language.Language) (api.StageResult, error) {
+// stage runs one program; its verdict is the sandbox's, the language's
+// out-of-memory markers (in prog) included.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb Sandbox, prog sandbox.Program) (api.StageResult, error) {
 	start := time.Now()
 	res, err := sb.Run(ctx, prog)
 	if err != nil {
@@ -316,10 +344,6 @@ func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb
 		e.metrics.Phase(metrics.PhaseCompile, time.Since(start))
 	} else {
 		e.metrics.Phase(metrics.PhaseRun, time.Duration(res.WallTimeMS)*time.Millisecond)
-	}
-	if res.Status == api.StatusRuntimeError && (lang.OutOfMemory(res.Stderr) || lang.OutOfMemory(res.Stdout)) {
-		res.Status = api.StatusMemoryLimit
-		res.Message = sandbox.MemoryLimitMessage(prog.Limits.MemoryBytes)
 	}
 	log.WithFields(logrus.Fields{
 		"stage": name, "status": res.Status, "exit_code": res.ExitCode,

@@ -45,6 +45,14 @@ func (r *Runner) newBox(id string) (*Box, error) {
 	return &Box{dir: dir, uid: uid, gid: gid, bytes: r.cfg.BoxBytes, inodes: r.cfg.BoxInodes}, nil
 }
 
+// BoxAt is a box in dir, a directory the caller made, of size bytes and
+// inodes files (0: no bound), whose files the current user owns. It has
+// no tmpfs of its own, so nothing but its copies holds it to its size:
+// it is for the tests of what uses boxes, with no sandbox around them.
+func BoxAt(dir string, bytes, inodes int64) *Box {
+	return &Box{dir: dir, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), bytes: bytes, inodes: inodes}
+}
+
 // Dir is the box's directory on the host.
 func (b *Box) Dir() string { return b.dir }
 

@@ -18,7 +18,7 @@ import (
 // user, of size bytes and inodes files.
 func testBox(t *testing.T, bytes, inodes int64) *Box {
 	t.Helper()
-	return &Box{dir: t.TempDir(), uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), bytes: bytes, inodes: inodes}
+	return BoxAt(t.TempDir(), bytes, inodes)
 }
 
 func mustWrite(t *testing.T, p string, data string, mode os.FileMode) {

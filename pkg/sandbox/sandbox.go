@@ -252,6 +252,11 @@ type Program struct {
 	// Deadline, if set, stops the program when it comes before its wall
 	// time limit: its request's deadline.
 	Deadline time.Time
+	// OutOfMemory, if set, reports whether output holds the runtime's
+	// own out-of-memory message (its language's markers): a runtime
+	// that fails its allocations in its own way, short of the cgroup's
+	// limit, still ran out of memory.
+	OutOfMemory func(output string) bool
 }
 
 // Run runs the program and returns its verdict. An error means the
@@ -268,6 +273,27 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 	if p := ProfileOf(s.profile.Image, prog.Limits); p != s.profile {
 		return result, fmt.Errorf("sandbox: program limits %+v differ from the sandbox's %+v", p, s.profile)
 	}
+	o, err := s.run(ctx, prog)
+	if err != nil {
+		return result, err
+	}
+	result = o.result()
+	if result.Status, result.Message, err = verdict(o, prog.Limits, prog.OutOfMemory); err != nil {
+		return result, err
+	}
+	s.log.WithFields(logrus.Fields{
+		"status": result.Status, "exit_code": result.ExitCode, "wall_ms": result.WallTimeMS,
+		"cpu_ms": result.CPUTimeMS, "memory_bytes": result.MemoryBytes,
+		"oom_kills": o.use.OOMKills, "memory_limit_hits": o.use.MemoryLimitHits,
+	}).Debug("sandbox finished")
+	return result, nil
+}
+
+// run sends the program to the sandbox's agent and waits for it to end,
+// for a limit to stop it or for the sandbox to die, and returns what
+// happened. An error means the platform failed, or ctx ended.
+func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
+	var o outcome
 	log := s.log
 	cg := s.r.cgroupPath(s.ID)
 	meter, merr := s.r.startMeter(cg)
@@ -283,14 +309,14 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		GID:  s.r.cfg.Hardening.GID,
 	})
 	if err != nil {
-		return result, err
+		return o, err
 	}
 	if len(exec)+64 > agent.MaxInFrame {
-		return result, fmt.Errorf("sandbox: command line and environment of %d bytes are over %d", len(exec), agent.MaxInFrame)
+		return o, fmt.Errorf("sandbox: command line and environment of %d bytes are over %d", len(exec), agent.MaxInFrame)
 	}
 	start := time.Now()
 	if err := agent.WriteFrame(s.toAgent, agent.KindExec, exec); err != nil {
-		return result, fmt.Errorf("send the program to the sandbox: %w", err)
+		return o, fmt.Errorf("send the program to the sandbox: %w", err)
 	}
 	go s.sendStdin(prog.Stdin)
 
@@ -300,16 +326,15 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 	stdout := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	stderr := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	var combined bytes.Buffer
-	wall, byDeadline := time.Duration(prog.Limits.WallTimeMS)*time.Millisecond, false
+	wall := time.Duration(prog.Limits.WallTimeMS) * time.Millisecond
 	if !prog.Deadline.IsZero() {
 		if left := time.Until(prog.Deadline); left < wall {
-			wall, byDeadline = max(left, 0), true
+			wall, o.byDeadline = max(left, 0), true
 		}
 	}
 	timer := time.NewTimer(wall)
 	defer timer.Stop()
-	cpuLimit := time.Duration(prog.Limits.CPUTimeMS) * time.Millisecond
-	cpuWatch := s.newCPUWatch(meter, cpuLimit)
+	cpuWatch := s.newCPUWatch(meter, time.Duration(prog.Limits.CPUTimeMS)*time.Millisecond)
 	defer cpuWatch.stop()
 
 	var (
@@ -385,101 +410,53 @@ loop:
 		}
 	}
 	if why == killedCancelled {
-		return result, ctx.Err()
+		return o, ctx.Err()
 	}
 	if exit == nil && exited && status.Error() != nil {
 		// Not an exit: the wait on containerd broke (it restarted).
 		s.kill(log)
-		return result, fmt.Errorf("lost the sandbox: %w", status.Error())
+		return o, fmt.Errorf("lost the sandbox: %w", status.Error())
 	}
 	use, uerr := meter.read()
 	if uerr != nil && merr == nil {
 		log.WithError(uerr).Warn("read sandbox cgroup")
 	}
 	if exit != nil && exit.Error != "" {
-		return result, fmt.Errorf("sandbox could not start the program: %s", exit.Error)
+		return o, fmt.Errorf("sandbox could not start the program: %s", exit.Error)
 	}
 
 	combined.Write(stdout.end())
 	combined.Write(stderr.end())
-	result.Stdout, result.StdoutTruncated = stdout.result()
-	result.Stderr, result.StderrTruncated = stderr.result()
-	result.Output = combined.String()
-	result.WallTimeMS = elapsed.Milliseconds()
-	result.CPUTimeMS = use.CPUTimeNS / int64(time.Millisecond)
-	result.MemoryBytes = use.PeakMemoryBytes
+	o.stdout, o.stdoutTruncated = stdout.result()
+	o.stderr, o.stderrTruncated = stderr.result()
+	o.output = combined.String()
+	o.elapsed = elapsed
+	o.use = use
+	o.why = why
 	switch {
 	case exit != nil:
-		result.ExitCode = exit.Code
+		o.reported = true
+		o.exitCode = exit.Code
 		if exit.Signal > 0 {
-			result.Signal = unix.SignalName(syscall.Signal(exit.Signal))
+			o.signal = unix.SignalName(syscall.Signal(exit.Signal))
 		}
 	case exited:
 		// The sandbox ended without the agent's report: killed by
 		// runtimed, or its kernel died (out of memory).
-		result.ExitCode = int(status.ExitCode())
-		if result.ExitCode == 0 || why != notKilled {
-			result.ExitCode = 128 + int(syscall.SIGKILL)
+		o.sandboxStatus = status.ExitCode()
+		o.agentSaid, _ = s.agentLog.result()
+		o.exitCode = int(status.ExitCode())
+		if o.exitCode == 0 || why != notKilled {
+			o.exitCode = 128 + int(syscall.SIGKILL)
 		}
-		if result.ExitCode > 128 && result.ExitCode < 128+65 {
-			result.Signal = unix.SignalName(syscall.Signal(result.ExitCode - 128))
+		if o.exitCode > 128 && o.exitCode < 128+65 {
+			o.signal = unix.SignalName(syscall.Signal(o.exitCode - 128))
 		}
 	default:
 		msg, _ := s.agentLog.result()
-		return result, fmt.Errorf("sandbox did not exit after it was killed; agent said %q", msg)
+		return o, fmt.Errorf("sandbox did not exit after it was killed; agent said %q", msg)
 	}
-	code := result.ExitCode
-
-	memoryEvidence := use.OOMKills > 0 ||
-		(code != 0 && use.MemoryLimitHits > 0 && use.PeakMemoryBytes >= s.profile.MemoryBytes*95/100)
-	switch {
-	case why == killedTimeout && byDeadline:
-		result.Status = api.StatusTimeout
-		result.Message = fmt.Sprintf("stopped after %d ms: the request's deadline was reached", elapsed.Milliseconds())
-	case why == killedTimeout:
-		result.Status = api.StatusTimeout
-		result.Message = fmt.Sprintf("wall time limit of %d ms exceeded", prog.Limits.WallTimeMS)
-	case why == killedCPUTime || (cpuLimit > 0 && time.Duration(use.CPUTimeNS) > cpuLimit):
-		// A program that used more than its CPU time is timed out even
-		// if it ended before the watch saw it.
-		result.Status = api.StatusTimeout
-		result.Message = fmt.Sprintf("CPU time limit of %d ms exceeded", prog.Limits.CPUTimeMS)
-	case why == killedOutput || result.StdoutTruncated || result.StderrTruncated:
-		result.Status = api.StatusOutputLimit
-		stream := "stdout"
-		if !result.StdoutTruncated {
-			stream = "stderr"
-		}
-		result.Message = fmt.Sprintf("%s exceeded the output limit of %d bytes", stream, prog.Limits.OutputBytes)
-	case memoryEvidence:
-		// The kernel's OOM killer acted in the sandbox's cgroup; or the
-		// cgroup reached its limit and the program (or gVisor's own
-		// allocation on its behalf) failed of it.
-		result.Status = api.StatusMemoryLimit
-		result.Message = MemoryLimitMessage(prog.Limits.MemoryBytes)
-	case exit == nil:
-		msg, _ := s.agentLog.result()
-		return result, fmt.Errorf("sandbox died (exit status %d) without an out-of-memory kill: %q", status.ExitCode(), msg)
-	case code != 0:
-		result.Status = api.StatusRuntimeError
-		result.Message = fmt.Sprintf("exited with status %d", code)
-		if result.Signal != "" {
-			result.Message = "killed by " + result.Signal
-		}
-	default:
-		result.Status = api.StatusOK
-	}
-	log.WithFields(logrus.Fields{
-		"status": result.Status, "exit_code": code, "wall_ms": result.WallTimeMS,
-		"cpu_ms": result.CPUTimeMS, "memory_bytes": result.MemoryBytes,
-		"oom_kills": use.OOMKills, "memory_limit_hits": use.MemoryLimitHits,
-	}).Debug("sandbox finished")
-	return result, nil
-}
-
-// MemoryLimitMessage is the message of a memory_limit verdict.
-func MemoryLimitMessage(limit int64) string {
-	return fmt.Sprintf("memory limit of %d bytes exceeded", limit)
+	return o, nil
 }
 
 // cpuWatch fires when the program may have spent its CPU time. The
