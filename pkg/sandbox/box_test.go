@@ -49,7 +49,11 @@ func statOf(t *testing.T, p string) *syscall.Stat_t {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Sys().(*syscall.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Fatalf("no stat of %s", fi.Name())
+	}
+	return st
 }
 
 func TestCopyToCopiesTheBuild(t *testing.T) {
@@ -167,7 +171,11 @@ func TestCopyToRefusesWhatDoesNotFit(t *testing.T) {
 		if err := unix.Mount("tmpfs", c.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
 			t.Fatalf("mount a tmpfs as root: %v", err)
 		}
-		defer unix.Unmount(c.dir, unix.MNT_DETACH)
+		defer func() {
+			if err := unix.Unmount(c.dir, unix.MNT_DETACH); err != nil {
+				t.Error(err)
+			}
+		}()
 		mustWrite(t, filepath.Join(b.dir, "big"), strings.Repeat("x", 256<<10), 0o644)
 		err := b.CopyTo(c)
 		if !errors.Is(err, ErrBuildTooLarge) || strings.Contains(err.Error(), b.dir) || strings.Contains(err.Error(), c.dir) {

@@ -26,8 +26,8 @@ type cappedBuffer struct {
 	onOverflow func()
 }
 
-func newCappedBuffer(max int64, onOverflow func()) *cappedBuffer {
-	return &cappedBuffer{max: int(max), onOverflow: onOverflow}
+func newCappedBuffer(limit int64, onOverflow func()) *cappedBuffer {
+	return &cappedBuffer{max: int(limit), onOverflow: onOverflow}
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {

@@ -49,11 +49,11 @@ type write struct {
 	data   string
 }
 
-// relay feeds frames to a stdout and a stderr capped at max and builds the
+// relay feeds frames to a stdout and a stderr capped at limit and builds the
 // interleaved output as Sandbox.Run does.
-func relay(max int64, frames []write) (stdout, stderr, combined string, outCut, errCut bool) {
-	out := newCappedBuffer(max, nil)
-	errs := newCappedBuffer(max, nil)
+func relay(limit int64, frames []write) (stdout, stderr, combined string, outCut, errCut bool) {
+	out := newCappedBuffer(limit, nil)
+	errs := newCappedBuffer(limit, nil)
 	var all []byte
 	for _, f := range frames {
 		b := out
@@ -146,16 +146,16 @@ func TestCombinedOutputKeepsCharactersWhole(t *testing.T) {
 // cap and short of it by less than one character.
 func TestCappedBufferAnyCutAnySplit(t *testing.T) {
 	text := "aé€😀b" + strings.Repeat("é€😀", 3)
-	for max := 0; max <= len(text)+1; max++ {
+	for limit := 0; limit <= len(text)+1; limit++ {
 		for size := 1; size <= 5; size++ {
 			var frames []write
 			for i := 0; i < len(text); i += size {
 				frames = append(frames, write{data: text[i:min(i+size, len(text))]})
 			}
-			kept, _, _, truncated, _ := relay(int64(max), frames)
-			if !strings.HasPrefix(text, kept) || !utf8.ValidString(kept) || len(kept) > max ||
-				(truncated && len(kept) <= max-utf8.UTFMax) || truncated != (len(text) > max) {
-				t.Fatalf("cap %d, frames of %d: kept %q (%d bytes) truncated %v", max, size, kept, len(kept), truncated)
+			kept, _, _, truncated, _ := relay(int64(limit), frames)
+			if !strings.HasPrefix(text, kept) || !utf8.ValidString(kept) || len(kept) > limit ||
+				(truncated && len(kept) <= limit-utf8.UTFMax) || truncated != (len(text) > limit) {
+				t.Fatalf("cap %d, frames of %d: kept %q (%d bytes) truncated %v", limit, size, kept, len(kept), truncated)
 			}
 		}
 	}

@@ -155,6 +155,10 @@ func TestNetworkIsUnreachable(t *testing.T) {
 			accepted <- struct{}{}
 		}
 	}()
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		t.Fatalf("listener address %v", ln.Addr())
+	}
 	code := fmt.Sprintf(`import socket
 def tcp(host, port):
     s = socket.socket(); s.settimeout(2)
@@ -179,7 +183,7 @@ def raw():
     except OSError:
         return 'failed'
 print(tcp('127.0.0.1', %d), unix(%q), unix(%q), unix('/run/containerd/containerd.sock'), dns(), raw())
-`, ln.Addr().(*net.TCPAddr).Port, env.Containerd, env.Socket)
+`, addr.Port, env.Containerd, env.Socket)
 	resp := hostile(t, &api.RunRequest{Language: "python", Files: py("net", code)})
 	statusIn(t, resp, api.StatusOK)
 	stdoutIs(t, resp, "failed failed failed failed failed failed\n")
