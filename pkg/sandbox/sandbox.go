@@ -452,6 +452,15 @@ loop:
 		if o.exitCode > 128 && o.exitCode < 128+65 {
 			o.signal = unix.SignalName(syscall.Signal(o.exitCode - 128))
 		}
+	case why != notKilled:
+		// runtimed killed it for a limit, and the kill is slow to show
+		// (a loaded host): the limit is the verdict all the same. The
+		// sandbox is not used again; its removal goes on killing it,
+		// and the janitor after that.
+		o.agentSaid, _ = s.agentLog.result()
+		o.sandboxStatus = 128 + uint32(syscall.SIGKILL)
+		o.exitCode, o.signal = 128+int(syscall.SIGKILL), unix.SignalName(syscall.SIGKILL)
+		log.Warn("the sandbox's exit after the kill was not seen; the limit's verdict stands")
 	default:
 		msg, _ := s.agentLog.result()
 		return o, fmt.Errorf("sandbox did not exit after it was killed; agent said %q", msg)

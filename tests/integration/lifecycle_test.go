@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,4 +148,33 @@ func TestImageBuildSkipsCurrentImages(t *testing.T) {
 	if strings.Contains(string(out), "built") || strings.Contains(string(out), "imported") {
 		t.Fatalf("an unchanged image was rebuilt or reimported:\n%s", out)
 	}
+}
+
+// TestSlowKillKeepsTheVerdict: on a loaded host a killed sandbox can take
+// longer to show its exit than runtimed waits for it. A program stopped at
+// its time limit gets its verdict all the same — not a 500 — and its
+// sandbox is removed after. The runtime here is runsc behind a wrapper
+// whose kill takes 7 s (runtimed waits 5 s).
+func TestSlowKillKeepsTheVerdict(t *testing.T) {
+	wrapper := filepath.Join(t.TempDir(), "runsc-slow-kill")
+	script := `#!/bin/sh
+case " $* " in *" kill "*) sleep 7 ;; esac
+exec /usr/lib/runtimed/runsc-runtimed "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := harness.StartInstance(t, "slowkill", fmt.Sprintf("[runtime]\nbinary = %q\n[pool]\nenabled = false\n", wrapper))
+	c := api.NewClient(in.Socket, "")
+	start := time.Now()
+	resp, err := c.Run(context.Background(), &api.RunRequest{Language: "python", Files: files("spin.py", "while True:\n    pass\n"),
+		Limits: api.Limits{WallTimeMS: 1000}})
+	if err != nil {
+		t.Fatalf("a timeout whose kill is slow: %v", err)
+	}
+	if resp.Status != api.StatusTimeout || resp.Run == nil || !strings.Contains(resp.Run.Message, "wall time") {
+		t.Fatalf("status %s, run %+v; want timeout", resp.Status, resp.Run)
+	}
+	t.Logf("timeout answered in %s", time.Since(start).Round(time.Millisecond))
+	waitNoLeftovers(t, 60*time.Second)
 }

@@ -228,18 +228,24 @@ EOF
 }
 
 # leftovers NAME: containerd's namespace holds nothing but the pools'
-# sandboxes (containers, tasks), and so do the box mounts.
+# sandboxes (containers, tasks), and so do the box mounts. A sandbox a
+# pool is creating shows as a container before the pool lists it: what
+# is extra must stay extra for a minute to count.
 leftovers() {
-  sleep 5 # the janitor's background deletes
-  local pooled containers tasks mounts extra=
-  pooled=$(api /v1/pools | jq -r '.pools[].sandboxes[]?' | sort)
-  containers=$(ctr -n runtimed containers ls -q | sort)
-  tasks=$(ctr -n runtimed tasks ls -q 2>/dev/null | sort)
-  mounts=$(findmnt -rn -o TARGET | grep '^/var/lib/runtimed/runs/' | xargs -rn1 basename | sort)
-  for id in $containers $tasks $mounts; do
-    grep -qx "$id" <<<"$pooled" || extra="$extra $id"
+  local pooled containers tasks mounts extra tries
+  for ((tries = 0; tries < 12; tries++)); do
+    sleep 5 # the janitor's background deletes; a pool's creation
+    extra=
+    containers=$(ctr -n runtimed containers ls -q | sort)
+    tasks=$(ctr -n runtimed tasks ls -q 2>/dev/null | sort)
+    mounts=$(findmnt -rn -o TARGET | grep '^/var/lib/runtimed/runs/' | xargs -rn1 basename | sort)
+    pooled=$(api /v1/pools | jq -r '.pools[].sandboxes[]?' | sort)
+    for id in $containers $tasks $mounts; do
+      grep -qx "$id" <<<"$pooled" || extra="$extra $id"
+    done
+    [ -n "$extra" ] || break
   done
-  check "$1" "$(wc -w <<<"$containers") containers, $(wc -w <<<"$tasks") tasks, $(wc -w <<<"$mounts") box mounts, $(wc -w <<<"$pooled") pooled; not pooled:${extra:- none}" \
+  check "$1" "$(wc -w <<<"$containers") containers, $(wc -w <<<"$tasks") tasks, $(wc -w <<<"$mounts") box mounts, $(wc -w <<<"$pooled") pooled, after $((tries * 5 + 5)) s; not pooled:${extra:- none}" \
     test -z "$extra" -a -n "$pooled"
 }
 
