@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/metrics"
 )
@@ -261,8 +263,10 @@ func (p *pools) create(pl *pool, id string) {
 	delete(pl.creating, id)
 	p.creating--
 	keep := err == nil && current && !pl.retired && !p.closed
+	failures := pl.failures
 	if err != nil {
 		pl.failures++
+		failures = pl.failures
 		backoff := min(maxBackoff, time.Second<<min(pl.failures-1, 5))
 		pl.retryAt = time.Now().Add(backoff)
 	} else {
@@ -277,9 +281,20 @@ func (p *pools) create(pl *pool, id string) {
 	p.mu.Unlock()
 	if err != nil {
 		if p.ctx.Err() == nil {
-			p.r.log.WithError(err).WithField("image", pl.profile.Image).Warn("could not fill a warm pool; retrying later")
+			// A pool that cannot fill (its image is missing) retries
+			// for as long as it exists: the first failure of a streak
+			// is a warning, and every 20th; the rest are debug.
+			log := p.r.log.WithError(err).WithFields(logrus.Fields{"image": pl.profile.Image, "failures": failures})
+			if failures == 1 || failures%20 == 0 {
+				log.Warn("could not fill a warm pool; retrying later")
+			} else {
+				log.Debug("could not fill a warm pool; retrying later")
+			}
 		}
 		return
+	}
+	if failures > 0 {
+		p.r.log.WithFields(logrus.Fields{"image": pl.profile.Image, "failures": failures}).Info("a warm pool fills again")
 	}
 	p.r.metrics.Phase(metrics.PhasePoolCreate, time.Since(start))
 	if !keep {

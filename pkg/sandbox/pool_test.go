@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 )
 
 // The pool tests run in a synctest bubble: the pools' filler, their
@@ -263,6 +265,57 @@ func TestPoolsDropTheSandboxesOfAChangedImage(t *testing.T) {
 		defer f.mu.Unlock()
 		if !f.released[ready] {
 			t.Errorf("ready sandbox %s of the old image was kept", ready)
+		}
+	})
+}
+
+// A pool whose image is missing retries for as long as it exists, with a
+// backoff; its log has a warning at the first failure and every 20th,
+// not one a retry, and says when it fills again.
+func TestPoolFailuresAreLoggedSparingly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePools(t)
+		log, hook := test.NewNullLogger()
+		log.SetLevel(logrus.DebugLevel)
+		f.r.log = logrus.NewEntry(log)
+		var mu sync.Mutex
+		failing := true
+		f.r.pools.make = func(_ context.Context, id string, p Profile) (*Sandbox, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				return nil, errors.New("image missing")
+			}
+			return &Sandbox{ID: id, profile: p, IdleMemoryBytes: 10 << 20}, nil
+		}
+		p := Profile{Image: "a", MemoryBytes: 1, CPU: 1, Pids: 1}
+		f.r.Configure([]PoolConfig{{Profile: p, Size: 1}}, 1<<30)
+		// 45 tries: 1+2+4+8+16 s, then every 30 s.
+		time.Sleep(31*time.Second + 40*maxBackoff)
+		synctest.Wait()
+		count := func(level logrus.Level, msg string) (n int) {
+			for _, e := range hook.AllEntries() {
+				if e.Level == level && e.Message == msg {
+					n++
+				}
+			}
+			return n
+		}
+		const msg = "could not fill a warm pool; retrying later"
+		warn, debug := count(logrus.WarnLevel, msg), count(logrus.DebugLevel, msg)
+		if warn+debug < 40 {
+			t.Fatalf("%d tries in %s, want a retry every %s at most", warn+debug, 31*time.Second+40*maxBackoff, maxBackoff)
+		}
+		if want := 1 + (warn+debug)/20; warn != want {
+			t.Errorf("%d warnings for %d failures, want %d", warn, warn+debug, want)
+		}
+		mu.Lock()
+		failing = false
+		mu.Unlock()
+		time.Sleep(maxBackoff)
+		f.expectPool(t, p, "after the image came", 1, 1)
+		if n := count(logrus.InfoLevel, "a warm pool fills again"); n != 1 {
+			t.Errorf("%d 'fills again' lines, want 1", n)
 		}
 	})
 }
