@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -55,6 +56,11 @@ func TestResolveLimits(t *testing.T) {
 		{"negative memory", api.Limits{MemoryBytes: -1}, api.Limits{}, "limits.memory_bytes"},
 		{"negative cpu", api.Limits{CPU: -0.5}, api.Limits{}, "limits.cpu"},
 		{"memory too small", api.Limits{MemoryBytes: 1024}, api.Limits{}, "limits.memory_bytes"},
+		{"at the minimum", api.MinLimits(), api.MinLimits(), ""},
+		{"memory below the minimum", api.Limits{MemoryBytes: api.MinLimits().MemoryBytes - 1}, api.Limits{}, "limits.memory_bytes"},
+		{"cpu below the minimum", api.Limits{CPU: api.MinLimits().CPU / 2}, api.Limits{}, "limits.cpu"},
+		{"wall time below the minimum", api.Limits{WallTimeMS: api.MinLimits().WallTimeMS - 1}, api.Limits{}, "limits.wall_time_ms"},
+		{"NaN cpu", api.Limits{CPU: math.NaN()}, api.Limits{}, "limits.cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
