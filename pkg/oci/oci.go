@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runtimed/runtimed/pkg/agent"
 )
 
 // BoxDir is where the request's files are, and the working directory.
@@ -75,6 +78,13 @@ func WithIsolation() coci.SpecOpts {
 // sandbox user (it counts threads, as Linux does). The host cgroup's pids
 // limit bounds gVisor's own host threads and stub processes (one per
 // sandboxed process under systrap), so it is HostPids(r.Pids).
+//
+// The spec's RLIMIT_NPROC is runtimed-init's, AgentNproc(r.Pids): gVisor
+// checks the creator's limit against every task runtimed-init makes, its
+// own Go threads and the program's first process, so the program's
+// limit would leave a small one no room to start. The program's own,
+// ProgramNproc(r.Pids), goes to runtimed-init in its environment
+// (agent.ProgramNprocEnv), which sets it on the program alone.
 func WithResources(r Resources) coci.SpecOpts {
 	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
 		if r.MemoryBytes <= 0 || r.CPU <= 0 || r.Pids <= 0 {
@@ -89,7 +99,8 @@ func WithResources(r Resources) coci.SpecOpts {
 		)(ctx, c, ctr, s); err != nil {
 			return err
 		}
-		setRlimit(s, "RLIMIT_NPROC", ProgramNproc(r.Pids))
+		setRlimit(s, "RLIMIT_NPROC", AgentNproc(r.Pids))
+		setEnv(s, agent.ProgramNprocEnv, strconv.FormatUint(ProgramNproc(r.Pids), 10))
 		burst := CPUBurstUS(r.CPU)
 		s.Linux.Resources.CPU.Burst = &burst
 		return nil
@@ -105,6 +116,28 @@ func CPUBurstUS(cpu float64) uint64 { return uint64(math.Ceil(cpu * float64(CPUP
 // becomes the sandbox user after, and gVisor goes on counting it as
 // root's: the limit holds the tasks the program makes besides it.
 func ProgramNproc(pids int64) uint64 { return uint64(max(pids-1, 0)) }
+
+// AgentNproc is runtimed-init's RLIMIT_NPROC in a sandbox whose program
+// may have pids tasks: room for the agent's threads (a handful; Go
+// starts more only for blocking system calls) and the program's first
+// process, counted as root's since root made it, well above the
+// program's own limit, which runtimed-init may only lower to.
+func AgentNproc(pids int64) uint64 { return ProgramNproc(pids) + agentTasks }
+
+// agentTasks bounds the tasks of runtimed-init.
+const agentTasks = 64
+
+// setEnv sets (or replaces) one variable of the process's environment.
+func setEnv(s *coci.Spec, name, value string) {
+	kv := name + "=" + value
+	for i, e := range s.Process.Env {
+		if strings.HasPrefix(e, name+"=") {
+			s.Process.Env[i] = kv
+			return
+		}
+	}
+	s.Process.Env = append(s.Process.Env, kv)
+}
 
 // HostPids is the host pids cgroup limit of a sandbox whose program may
 // have pids tasks: room for systrap's stub process and threads per task,
@@ -212,7 +245,15 @@ func WithAgent(hostPath string) coci.SpecOpts {
 			return err
 		}
 		s.Process.User.AdditionalGids = nil
-		s.Process.Env = []string{"PATH=/usr/bin:/bin"}
+		// The agent's environment is a PATH and what the other options
+		// told it (WithResources: the program's RLIMIT_NPROC).
+		env := []string{"PATH=/usr/bin:/bin"}
+		for _, e := range s.Process.Env {
+			if strings.HasPrefix(e, agent.ProgramNprocEnv+"=") {
+				env = append(env, e)
+			}
+		}
+		s.Process.Env = env
 		caps := func() []string { return append([]string(nil), AgentCapabilities...) }
 		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps(), Effective: caps(), Permitted: caps()}
 		return nil

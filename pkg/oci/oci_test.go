@@ -3,12 +3,15 @@ package oci
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runtimed/runtimed/pkg/agent"
 )
 
 // sandboxSpec builds a spec the way the runner does, on containerd's
@@ -88,8 +91,15 @@ func TestResources(t *testing.T) {
 					nproc = &s.Process.Rlimits[i]
 				}
 			}
-			if nproc == nil || nproc.Hard != uint64(tt.r.Pids-1) || nproc.Soft != uint64(tt.r.Pids-1) {
-				t.Fatalf("RLIMIT_NPROC %+v, want %d (the first process is not counted)", nproc, tt.r.Pids-1)
+			// The spec's RLIMIT_NPROC is runtimed-init's, with room above the
+			// program's; the program's own goes to runtimed-init in its
+			// environment, without its first process.
+			if nproc == nil || nproc.Hard != AgentNproc(tt.r.Pids) || nproc.Soft != nproc.Hard || nproc.Hard < uint64(tt.r.Pids)+16 {
+				t.Fatalf("RLIMIT_NPROC %+v, want %d, above the program's %d", nproc, AgentNproc(tt.r.Pids), tt.r.Pids-1)
+			}
+			want := agent.ProgramNprocEnv + "=" + strconv.FormatInt(tt.r.Pids-1, 10)
+			if !slices.Contains(s.Process.Env, want) {
+				t.Fatalf("env %v lacks %s", s.Process.Env, want)
 			}
 		})
 	}
@@ -184,6 +194,15 @@ func TestAgent(t *testing.T) {
 		if !slices.Equal(set, AgentCapabilities) {
 			t.Errorf("%s capabilities %v, want %v", name, set, AgentCapabilities)
 		}
+	}
+	// The agent's environment is a PATH and the program's RLIMIT_NPROC,
+	// whichever of WithResources and WithAgent came first.
+	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=63"}; !slices.Equal(p.Env, want) {
+		t.Errorf("agent env %v, want %v", p.Env, want)
+	}
+	after := sandboxSpec(t, WithAgent("/usr/lib/runtimed/runtimed-init"), WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 8}))
+	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=7"}; !slices.Equal(after.Process.Env, want) {
+		t.Errorf("agent env with WithResources after WithAgent %v, want %v", after.Process.Env, want)
 	}
 	if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
 		t.Errorf("inheritable %v ambient %v, want none", c.Inheritable, c.Ambient)
