@@ -79,12 +79,17 @@ func WithIsolation() coci.SpecOpts {
 // limit bounds gVisor's own host threads and stub processes (one per
 // sandboxed process under systrap), so it is HostPids(r.Pids).
 //
-// The spec's RLIMIT_NPROC is runtimed-init's, AgentNproc(r.Pids): gVisor
-// checks the creator's limit against every task runtimed-init makes, its
-// own Go threads and the program's first process, so the program's
-// limit would leave a small one no room to start. The program's own,
-// ProgramNproc(r.Pids), goes to runtimed-init in its environment
-// (agent.ProgramNprocEnv), which sets it on the program alone.
+// The spec's RLIMIT_NPROC is runtimed-init's, and gVisor checks it at
+// every task runtimed-init makes: its own Go threads and the program's
+// first process, counted as root's. Where the program's limit,
+// ProgramNproc(r.Pids), leaves room for those (agentTasks), it is the
+// spec's and the program inherits it. A smaller one would leave the agent
+// no thread to start the program with, so the spec's is then
+// AgentNproc(r.Pids) and the program's goes to runtimed-init in its
+// environment (agent.ProgramNprocEnv): it starts the program through an
+// exec of itself that takes that limit. That exec costs the program's
+// start about 25 ms at 0.5 CPU, so the larger limits, the defaults among
+// them, do without it.
 func WithResources(r Resources) coci.SpecOpts {
 	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
 		if r.MemoryBytes <= 0 || r.CPU <= 0 || r.Pids <= 0 {
@@ -99,8 +104,12 @@ func WithResources(r Resources) coci.SpecOpts {
 		)(ctx, c, ctr, s); err != nil {
 			return err
 		}
-		setRlimit(s, "RLIMIT_NPROC", AgentNproc(r.Pids))
-		setEnv(s, agent.ProgramNprocEnv, strconv.FormatUint(ProgramNproc(r.Pids), 10))
+		if nproc := ProgramNproc(r.Pids); nproc >= agentTasks {
+			setRlimit(s, "RLIMIT_NPROC", nproc)
+		} else {
+			setRlimit(s, "RLIMIT_NPROC", AgentNproc(r.Pids))
+			setEnv(s, agent.ProgramNprocEnv, strconv.FormatUint(nproc, 10))
+		}
 		burst := CPUBurstUS(r.CPU)
 		s.Linux.Resources.CPU.Burst = &burst
 		return nil
@@ -117,15 +126,16 @@ func CPUBurstUS(cpu float64) uint64 { return uint64(math.Ceil(cpu * float64(CPUP
 // root's: the limit holds the tasks the program makes besides it.
 func ProgramNproc(pids int64) uint64 { return uint64(max(pids-1, 0)) }
 
-// AgentNproc is runtimed-init's RLIMIT_NPROC in a sandbox whose program
-// may have pids tasks: room for the agent's threads (a handful; Go
-// starts more only for blocking system calls) and the program's first
-// process, counted as root's since root made it, well above the
-// program's own limit, which runtimed-init may only lower to.
+// AgentNproc is runtimed-init's RLIMIT_NPROC in a sandbox whose
+// program's own limit is too small for runtimed-init: room for its tasks
+// above the program's limit, which runtimed-init can only lower to.
 func AgentNproc(pids int64) uint64 { return ProgramNproc(pids) + agentTasks }
 
-// agentTasks bounds the tasks of runtimed-init.
-const agentTasks = 64
+// agentTasks is the room runtimed-init needs under its RLIMIT_NPROC: its
+// Go threads (about 5; more only while its goroutines are in blocking
+// system calls, and it has 4) and the program's first process, with a
+// wide margin.
+const agentTasks = 32
 
 // setEnv sets (or replaces) one variable of the process's environment.
 func setEnv(s *coci.Spec, name, value string) {

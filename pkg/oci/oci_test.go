@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -65,6 +66,8 @@ func TestResources(t *testing.T) {
 		{"half a core", Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}, 50_000},
 		{"two cores", Resources{MemoryBytes: 64 << 20, CPU: 2, Pids: 8}, 200_000},
 		{"a sliver", Resources{MemoryBytes: 64 << 20, CPU: 0.011, Pids: 1}, 1_100},
+		{"room for the agent", Resources{MemoryBytes: 64 << 20, CPU: 1, Pids: 33}, 100_000},
+		{"no room for the agent", Resources{MemoryBytes: 64 << 20, CPU: 1, Pids: 32}, 100_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,15 +94,24 @@ func TestResources(t *testing.T) {
 					nproc = &s.Process.Rlimits[i]
 				}
 			}
-			// The spec's RLIMIT_NPROC is runtimed-init's, with room above the
-			// program's; the program's own goes to runtimed-init in its
-			// environment, without its first process.
-			if nproc == nil || nproc.Hard != AgentNproc(tt.r.Pids) || nproc.Soft != nproc.Hard || nproc.Hard < uint64(tt.r.Pids)+16 {
-				t.Fatalf("RLIMIT_NPROC %+v, want %d, above the program's %d", nproc, AgentNproc(tt.r.Pids), tt.r.Pids-1)
+			// The program's limit, without its first process, is the spec's
+			// where it leaves runtimed-init room; else the spec's is larger
+			// and the program's goes to runtimed-init in its environment.
+			wantNproc, wantEnv := uint64(tt.r.Pids-1), ""
+			if tt.r.Pids-1 < agentTasks {
+				wantNproc, wantEnv = AgentNproc(tt.r.Pids), agent.ProgramNprocEnv+"="+strconv.FormatInt(tt.r.Pids-1, 10)
 			}
-			want := agent.ProgramNprocEnv + "=" + strconv.FormatInt(tt.r.Pids-1, 10)
-			if !slices.Contains(s.Process.Env, want) {
-				t.Fatalf("env %v lacks %s", s.Process.Env, want)
+			if nproc == nil || nproc.Hard != wantNproc || nproc.Soft != nproc.Hard || nproc.Hard < agentTasks {
+				t.Fatalf("RLIMIT_NPROC %+v, want %d", nproc, wantNproc)
+			}
+			var env []string
+			for _, e := range s.Process.Env {
+				if strings.HasPrefix(e, agent.ProgramNprocEnv+"=") {
+					env = append(env, e)
+				}
+			}
+			if wantEnv == "" && len(env) != 0 || wantEnv != "" && !slices.Equal(env, []string{wantEnv}) {
+				t.Fatalf("program limit in the agent's environment %v, want %q", env, wantEnv)
 			}
 		})
 	}
@@ -195,10 +207,15 @@ func TestAgent(t *testing.T) {
 			t.Errorf("%s capabilities %v, want %v", name, set, AgentCapabilities)
 		}
 	}
-	// The agent's environment is a PATH and the program's RLIMIT_NPROC,
-	// whichever of WithResources and WithAgent came first.
-	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=63"}; !slices.Equal(p.Env, want) {
+	// The agent's environment is a PATH, and the program's RLIMIT_NPROC
+	// where it is not the agent's, whichever of WithResources and
+	// WithAgent came first.
+	if want := []string{"PATH=/usr/bin:/bin"}; !slices.Equal(p.Env, want) {
 		t.Errorf("agent env %v, want %v", p.Env, want)
+	}
+	before := sandboxSpec(t, WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 4}), WithAgent("/usr/lib/runtimed/runtimed-init"))
+	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=3"}; !slices.Equal(before.Process.Env, want) {
+		t.Errorf("agent env with WithResources before WithAgent %v, want %v", before.Process.Env, want)
 	}
 	after := sandboxSpec(t, WithAgent("/usr/lib/runtimed/runtimed-init"), WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 8}))
 	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=7"}; !slices.Equal(after.Process.Env, want) {
