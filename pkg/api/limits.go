@@ -24,21 +24,25 @@ type Limits struct {
 // starts, runtimed-init serves it, and a hello in Python or C runs to a
 // verdict (tests/integration TestMinimumLimits). Below them runsc, the
 // agent or the language's runtime fails before the program is judged,
-// which would be a 500 rather than a verdict, so a request asking for
-// less is a 400 and a configuration holding less does not load.
+// which would be a 500 rather than a verdict, or a sandbox takes too long
+// to start to be of use; so a request asking for less is a 400, and a
+// configuration holding less does not load.
 //
-//   - memory_bytes: runsc cannot create a sandbox in 16 MiB, and in
-//     18 MiB Python starts but is killed for memory before it prints.
-//   - cpu: a sandbox starts at a hundredth of a CPU, slowly.
-//   - wall_time_ms, cpu_time_ms: a budget smaller than a hello needs is
-//     a timeout verdict, which is what was asked for.
+//   - memory_bytes: runsc cannot create a sandbox in 16 MiB; in 18 MiB
+//     Python is killed for memory before it prints. A hello peaks at
+//     about 22 MiB (the sandbox's own 16 or so included).
+//   - cpu: the sandbox's start-up runs under the quota too: at 0.01 CPU
+//     a hello takes 20 to 30 s (Python times out), at 0.02 about 14 s,
+//     at 0.05 about 4 s.
+//   - wall_time_ms, cpu_time_ms: less than a hello needs is a timeout
+//     verdict, which is what was asked for.
 //   - pids: the program's own tasks, its first process included;
-//     runtimed-init's are not counted against them.
-//   - output_bytes: one byte is enough to be cut at.
+//     runtimed-init's do not count against them.
+//   - output_bytes: a byte is enough to be cut at.
 func MinLimits() Limits {
 	return Limits{
 		MemoryBytes: 32 << 20,
-		CPU:         0.01,
+		CPU:         0.05,
 		WallTimeMS:  100,
 		CPUTimeMS:   10,
 		Pids:        1,
