@@ -10,10 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The program's RLIMIT_NPROC is its own. The sandbox's spec gives
-// runtimed-init a generous RLIMIT_NPROC, since gVisor counts the agent's
-// threads against the limit of every task it creates, and names the
-// program's limit in ProgramNprocEnv. The agent then starts the program
+// The program's RLIMIT_NPROC is its own. gVisor checks the creator's
+// limit at every task the agent makes, its own threads included, so where
+// the program's limit is too small for those, the sandbox's spec gives
+// runtimed-init a larger one and names the program's in ProgramNprocEnv
+// (see pkg/oci WithResources). The agent then starts the program
 // through runtimed-init itself, in its ExecProgramArg mode: already the
 // sandbox user, it lowers RLIMIT_NPROC, soft and hard, to that limit
 // (lowering needs no capability, raising it back would) and execs the

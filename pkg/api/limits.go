@@ -98,17 +98,21 @@ func (f LimitField) Copy(dst *Limits, src Limits) {
 	*f.fraction(dst) = *f.fraction(&src)
 }
 
-// Format writes the field's value in l as a message shows it: a whole
-// number of MiB of a byte count is shown in MiB as well.
+// Format writes the field's value in l as a number.
 func (f LimitField) Format(l Limits) string {
 	if f.fraction != nil {
 		return strconv.FormatFloat(*f.fraction(&l), 'g', -1, 64)
 	}
-	v := *f.integer(&l)
-	s := strconv.FormatInt(v, 10)
+	return strconv.FormatInt(*f.integer(&l), 10)
+}
+
+// Describe is Format with a byte count that is a whole number of MiB
+// given in MiB as well, for the messages that state a minimum.
+func (f LimitField) Describe(l Limits) string {
+	s := f.Format(l)
 	const mib = 1 << 20
-	if strings.HasSuffix(f.Name, "_bytes") && v >= mib && v%mib == 0 {
-		s += " (" + strconv.FormatInt(v/mib, 10) + " MiB)"
+	if v := f.Value(l); strings.HasSuffix(f.Name, "_bytes") && v >= mib && int64(v)%mib == 0 {
+		s += " (" + strconv.FormatInt(int64(v)/mib, 10) + " MiB)"
 	}
 	return s
 }

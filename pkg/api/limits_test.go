@@ -61,16 +61,19 @@ func TestMinLimitsPositive(t *testing.T) {
 
 func TestLimitFieldFormat(t *testing.T) {
 	l := Limits{MemoryBytes: 32 << 20, CPU: 0.01, OutputBytes: 1, Pids: 3}
-	for _, c := range []struct{ name, want string }{
-		{"memory_bytes", "33554432 (32 MiB)"},
-		{"cpu", "0.01"},
-		{"output_bytes", "1"},
-		{"pids", "3"},
+	for _, c := range []struct{ name, format, describe string }{
+		{"memory_bytes", "33554432", "33554432 (32 MiB)"},
+		{"cpu", "0.01", "0.01"},
+		{"output_bytes", "1", "1"},
+		{"pids", "3", "3"},
 	} {
 		for _, f := range LimitFields() {
 			if f.Name == c.name {
-				if got := f.Format(l); got != c.want {
-					t.Errorf("%s: %q, want %q", c.name, got, c.want)
+				if got := f.Format(l); got != c.format {
+					t.Errorf("%s: Format %q, want %q", c.name, got, c.format)
+				}
+				if got := f.Describe(l); got != c.describe {
+					t.Errorf("%s: Describe %q, want %q", c.name, got, c.describe)
 				}
 			}
 		}

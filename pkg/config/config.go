@@ -646,7 +646,7 @@ func validateLimits(section string, l Limits) []error {
 	minimum := api.MinLimits()
 	for _, f := range api.LimitFields() {
 		if !(f.Value(l) >= f.Value(minimum)) { // NaN too
-			errs = append(errs, fmt.Errorf("%s.%s must be at least %s", section, f.Name, f.Format(minimum)))
+			errs = append(errs, fmt.Errorf("%s.%s must be at least %s", section, f.Name, f.Describe(minimum)))
 		}
 	}
 	return errs

@@ -216,7 +216,7 @@ func TestLimitsMinimums(t *testing.T) {
 		f.Copy(&below, zero)
 		cfg.Defaults = below
 		err := cfg.Validate()
-		if want := "defaults." + f.Name + " must be at least " + f.Format(minimum); err == nil || !strings.Contains(err.Error(), want) {
+		if want := "defaults." + f.Name + " must be at least " + f.Describe(minimum); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s below its minimum: error %v, want %q", f.Name, err, want)
 		}
 	}

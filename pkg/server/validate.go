@@ -175,7 +175,7 @@ func resolveLimits(req api.Limits, def, max config.Limits, fieldName func(string
 		case v < 0 || v != v:
 			return out, badRequest(api.CodeInvalidRequest, field, "%s must be a positive number", field)
 		case f.Less(req, minimum):
-			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %s", field, f.Format(minimum))
+			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %s", field, f.Describe(minimum))
 		case f.Less(max, req):
 			return out, badRequest(api.CodeLimitExceeded, field, "%s (%s) exceeds the maximum of %s", field, f.Format(req), f.Format(max))
 		}

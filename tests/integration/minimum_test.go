@@ -50,6 +50,27 @@ func TestMinimumLimits(t *testing.T) {
 		"output_bytes": {OutputBytes: under(minimum.OutputBytes)},
 	}
 	mustRun := map[string]bool{"memory_bytes": true, "cpu": true, "pids": true}
+	// All the minimums together: runtimed-init's start of the program
+	// under the smallest pids limit fits in the smallest memory and CPU.
+	for _, c := range minimumHellos {
+		t.Run("all/"+c.language, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			resp, err := env.Client.Run(ctx, &api.RunRequest{Language: c.language, Files: c.files, Limits: minimum})
+			if err != nil {
+				t.Fatalf("every limit at its minimum: %v", err)
+			}
+			if resp.Run == nil || resp.Run.Status == api.StatusInternalError {
+				t.Fatalf("status %s, run %+v: %s", resp.Status, resp.Run, resp.Message)
+			}
+			t.Logf("all minimums: %s (run wall %d ms, memory %d), stdout %q", resp.Run.Status, resp.Run.WallTimeMS, resp.Run.MemoryBytes, resp.Run.Stdout)
+			for _, s := range agentFailures {
+				if strings.Contains(resp.Run.Stderr, s) {
+					t.Fatalf("the agent failed (%q in stderr): %q", s, trim(resp.Run.Stderr))
+				}
+			}
+		})
+	}
 	for _, f := range api.LimitFields() {
 		var at api.Limits
 		f.Copy(&at, minimum)
