@@ -81,7 +81,7 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 	if uint32(os.Getuid()) != x.UID || uint32(os.Getgid()) != x.GID {
 		sys.Credential = &syscall.Credential{Uid: x.UID, Gid: x.GID, Groups: []uint32{}}
 	}
-	proc, err := os.StartProcess(path, x.Args, &os.ProcAttr{
+	proc, err := startProgram(path, x.Args, &os.ProcAttr{
 		Dir:   x.Dir,
 		Env:   x.Env,
 		Files: []*os.File{stdinR, stdoutW, stderrW},

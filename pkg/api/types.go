@@ -9,18 +9,6 @@ type File struct {
 	Content string `json:"content"`
 }
 
-// Limits bounds one stage of an execution. A zero field means "the
-// configured default"; a field above the configured maximum is refused.
-type Limits struct {
-	MemoryBytes int64   `json:"memory_bytes,omitempty"`
-	CPU         float64 `json:"cpu,omitempty"`
-	WallTimeMS  int64   `json:"wall_time_ms,omitempty"`
-	// CPUTimeMS bounds the CPU time the program's processes use in all.
-	CPUTimeMS   int64 `json:"cpu_time_ms,omitempty"`
-	Pids        int64 `json:"pids,omitempty"`
-	OutputBytes int64 `json:"output_bytes,omitempty"`
-}
-
 // RunRequest is the body of POST /v1/run.
 type RunRequest struct {
 	Language string   `json:"language"`

@@ -20,20 +20,15 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/runtimed/runtimed/pkg/api"
 )
 
-// Limits are the per-stage resource limits. The same type holds the
-// defaults a request gets and the maxima it may ask for.
-type Limits struct {
-	MemoryBytes int64   `toml:"memory_bytes"`
-	CPU         float64 `toml:"cpu"`
-	WallTimeMS  int64   `toml:"wall_time_ms"`
-	// CPUTimeMS bounds the CPU time the sandbox spends on the program
-	// (all its processes and gVisor's work for them).
-	CPUTimeMS   int64 `toml:"cpu_time_ms"`
-	Pids        int64 `toml:"pids"`
-	OutputBytes int64 `toml:"output_bytes"`
-}
+// Limits are the per-stage resource limits: the defaults a request gets
+// and the maxima it may ask for. They are the API's own type, so the
+// request's limits, the configuration's and their one table of minimums
+// (api.MinLimits) cannot drift apart.
+type Limits = api.Limits
 
 // Language is how one language is built and run: which image, which
 // commands. In commands, {entry} stands for the entry file, {entry_stem}
@@ -627,29 +622,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Over returns l with its zero fields taken from def.
-func (l Limits) Over(def Limits) Limits {
-	if l.MemoryBytes != 0 {
-		def.MemoryBytes = l.MemoryBytes
-	}
-	if l.CPU != 0 {
-		def.CPU = l.CPU
-	}
-	if l.WallTimeMS != 0 {
-		def.WallTimeMS = l.WallTimeMS
-	}
-	if l.CPUTimeMS != 0 {
-		def.CPUTimeMS = l.CPUTimeMS
-	}
-	if l.Pids != 0 {
-		def.Pids = l.Pids
-	}
-	if l.OutputBytes != 0 {
-		def.OutputBytes = l.OutputBytes
-	}
-	return def
-}
-
 // validateLimitPair checks a defaults section and its maximums.
 func validateLimitPair(defName, maxName string, def, max Limits) []error {
 	errs := append(validateLimits(defName, def), validateLimits(maxName, max)...)
@@ -659,43 +631,23 @@ func validateLimitPair(defName, maxName string, def, max Limits) []error {
 // validateUnder checks that no default exceeds its maximum.
 func validateUnder(defName, maxName string, def, max Limits) []error {
 	var errs []error
-	for _, f := range []struct {
-		name     string
-		def, max float64
-	}{
-		{"memory_bytes", float64(def.MemoryBytes), float64(max.MemoryBytes)},
-		{"cpu", def.CPU, max.CPU},
-		{"wall_time_ms", float64(def.WallTimeMS), float64(max.WallTimeMS)},
-		{"cpu_time_ms", float64(def.CPUTimeMS), float64(max.CPUTimeMS)},
-		{"pids", float64(def.Pids), float64(max.Pids)},
-		{"output_bytes", float64(def.OutputBytes), float64(max.OutputBytes)},
-	} {
-		if f.def > f.max {
-			errs = append(errs, fmt.Errorf("%s.%s (%v) exceeds %s.%s (%v)", defName, f.name, f.def, maxName, f.name, f.max))
+	for _, f := range api.LimitFields() {
+		if f.Less(max, def) {
+			errs = append(errs, fmt.Errorf("%s.%s (%s) exceeds %s.%s (%s)", defName, f.Name, f.Format(def), maxName, f.Name, f.Format(max)))
 		}
 	}
 	return errs
 }
 
+// validateLimits checks that every limit is at least its minimum, the
+// smallest with which a sandbox runs a program.
 func validateLimits(section string, l Limits) []error {
 	var errs []error
-	if l.MemoryBytes < 16*MiB {
-		errs = append(errs, fmt.Errorf("%s.memory_bytes must be at least 16 MiB", section))
-	}
-	if l.CPU < 0.01 {
-		errs = append(errs, fmt.Errorf("%s.cpu must be at least 0.01", section))
-	}
-	if l.WallTimeMS < 100 {
-		errs = append(errs, fmt.Errorf("%s.wall_time_ms must be at least 100", section))
-	}
-	if l.CPUTimeMS < 10 {
-		errs = append(errs, fmt.Errorf("%s.cpu_time_ms must be at least 10", section))
-	}
-	if l.Pids < 1 {
-		errs = append(errs, fmt.Errorf("%s.pids must be at least 1", section))
-	}
-	if l.OutputBytes < 1 {
-		errs = append(errs, fmt.Errorf("%s.output_bytes must be at least 1", section))
+	minimum := api.MinLimits()
+	for _, f := range api.LimitFields() {
+		if !(f.Value(l) >= f.Value(minimum)) { // NaN too
+			errs = append(errs, fmt.Errorf("%s.%s must be at least %s", section, f.Name, f.Describe(minimum)))
+		}
 	}
 	return errs
 }

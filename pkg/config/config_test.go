@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/runtimed/runtimed/pkg/api"
 )
 
 // The packaged config documents every key with its default: decoded
@@ -194,5 +196,33 @@ func TestLanguageLimits(t *testing.T) {
 	}
 	if got := (Limits{MemoryBytes: 1, Pids: 2}).Over(Default().Defaults); got.MemoryBytes != 1 || got.Pids != 2 || got.CPU != Default().Defaults.CPU {
 		t.Errorf("Over: %+v", got)
+	}
+}
+
+// The configuration's defaults and maximums are held to the minimums a
+// request is (api.MinLimits): at them a configuration loads, below any of
+// them it does not, with an error naming the field.
+func TestLimitsMinimums(t *testing.T) {
+	minimum := api.MinLimits()
+	cfg := Default()
+	cfg.Defaults, cfg.CompileDefaults = minimum, minimum
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the minimums: %v", err)
+	}
+	for _, f := range api.LimitFields() {
+		cfg := Default()
+		below := minimum
+		var zero api.Limits
+		f.Copy(&below, zero)
+		cfg.Defaults = below
+		err := cfg.Validate()
+		if want := "defaults." + f.Name + " must be at least " + f.Describe(minimum); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s below its minimum: error %v, want %q", f.Name, err, want)
+		}
+	}
+	cfg = Default()
+	cfg.Maximums.MemoryBytes = minimum.MemoryBytes - 1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "maximums.memory_bytes must be at least") {
+		t.Errorf("a byte under the memory minimum: %v", err)
 	}
 }

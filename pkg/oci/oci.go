@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runtimed/runtimed/pkg/agent"
 )
 
 // BoxDir is where the request's files are, and the working directory.
@@ -75,6 +78,18 @@ func WithIsolation() coci.SpecOpts {
 // sandbox user (it counts threads, as Linux does). The host cgroup's pids
 // limit bounds gVisor's own host threads and stub processes (one per
 // sandboxed process under systrap), so it is HostPids(r.Pids).
+//
+// The spec's RLIMIT_NPROC is runtimed-init's, and gVisor checks it at
+// every task runtimed-init makes: its own Go threads and the program's
+// first process, counted as root's. Where the program's limit,
+// ProgramNproc(r.Pids), leaves room for those (agentTasks), it is the
+// spec's and the program inherits it. A smaller one would leave the agent
+// no thread to start the program with, so the spec's is then
+// AgentNproc(r.Pids) and the program's goes to runtimed-init in its
+// environment (agent.ProgramNprocEnv): it starts the program through an
+// exec of itself that takes that limit. That exec costs the program's
+// start about 25 ms at 0.5 CPU, so the larger limits, the defaults among
+// them, do without it.
 func WithResources(r Resources) coci.SpecOpts {
 	return func(ctx context.Context, c coci.Client, ctr *containers.Container, s *coci.Spec) error {
 		if r.MemoryBytes <= 0 || r.CPU <= 0 || r.Pids <= 0 {
@@ -89,7 +104,12 @@ func WithResources(r Resources) coci.SpecOpts {
 		)(ctx, c, ctr, s); err != nil {
 			return err
 		}
-		setRlimit(s, "RLIMIT_NPROC", ProgramNproc(r.Pids))
+		if nproc := ProgramNproc(r.Pids); nproc >= agentTasks {
+			setRlimit(s, "RLIMIT_NPROC", nproc)
+		} else {
+			setRlimit(s, "RLIMIT_NPROC", AgentNproc(r.Pids))
+			setEnv(s, agent.ProgramNprocEnv, strconv.FormatUint(nproc, 10))
+		}
 		burst := CPUBurstUS(r.CPU)
 		s.Linux.Resources.CPU.Burst = &burst
 		return nil
@@ -105,6 +125,29 @@ func CPUBurstUS(cpu float64) uint64 { return uint64(math.Ceil(cpu * float64(CPUP
 // becomes the sandbox user after, and gVisor goes on counting it as
 // root's: the limit holds the tasks the program makes besides it.
 func ProgramNproc(pids int64) uint64 { return uint64(max(pids-1, 0)) }
+
+// AgentNproc is runtimed-init's RLIMIT_NPROC in a sandbox whose
+// program's own limit is too small for runtimed-init: room for its tasks
+// above the program's limit, which runtimed-init can only lower to.
+func AgentNproc(pids int64) uint64 { return ProgramNproc(pids) + agentTasks }
+
+// agentTasks is the room runtimed-init needs under its RLIMIT_NPROC: its
+// Go threads (about 5; more only while its goroutines are in blocking
+// system calls, and it has 4) and the program's first process, with a
+// wide margin.
+const agentTasks = 32
+
+// setEnv sets (or replaces) one variable of the process's environment.
+func setEnv(s *coci.Spec, name, value string) {
+	kv := name + "=" + value
+	for i, e := range s.Process.Env {
+		if strings.HasPrefix(e, name+"=") {
+			s.Process.Env[i] = kv
+			return
+		}
+	}
+	s.Process.Env = append(s.Process.Env, kv)
+}
 
 // HostPids is the host pids cgroup limit of a sandbox whose program may
 // have pids tasks: room for systrap's stub process and threads per task,
@@ -212,7 +255,15 @@ func WithAgent(hostPath string) coci.SpecOpts {
 			return err
 		}
 		s.Process.User.AdditionalGids = nil
-		s.Process.Env = []string{"PATH=/usr/bin:/bin"}
+		// The agent's environment is a PATH and what the other options
+		// told it (WithResources: the program's RLIMIT_NPROC).
+		env := []string{"PATH=/usr/bin:/bin"}
+		for _, e := range s.Process.Env {
+			if strings.HasPrefix(e, agent.ProgramNprocEnv+"=") {
+				env = append(env, e)
+			}
+		}
+		s.Process.Env = env
 		caps := func() []string { return append([]string(nil), AgentCapabilities...) }
 		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps(), Effective: caps(), Permitted: caps()}
 		return nil

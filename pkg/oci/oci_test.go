@@ -3,12 +3,16 @@ package oci
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runtimed/runtimed/pkg/agent"
 )
 
 // sandboxSpec builds a spec the way the runner does, on containerd's
@@ -62,6 +66,8 @@ func TestResources(t *testing.T) {
 		{"half a core", Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}, 50_000},
 		{"two cores", Resources{MemoryBytes: 64 << 20, CPU: 2, Pids: 8}, 200_000},
 		{"a sliver", Resources{MemoryBytes: 64 << 20, CPU: 0.011, Pids: 1}, 1_100},
+		{"room for the agent", Resources{MemoryBytes: 64 << 20, CPU: 1, Pids: 33}, 100_000},
+		{"no room for the agent", Resources{MemoryBytes: 64 << 20, CPU: 1, Pids: 32}, 100_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,8 +94,24 @@ func TestResources(t *testing.T) {
 					nproc = &s.Process.Rlimits[i]
 				}
 			}
-			if nproc == nil || nproc.Hard != uint64(tt.r.Pids-1) || nproc.Soft != uint64(tt.r.Pids-1) {
-				t.Fatalf("RLIMIT_NPROC %+v, want %d (the first process is not counted)", nproc, tt.r.Pids-1)
+			// The program's limit, without its first process, is the spec's
+			// where it leaves runtimed-init room; else the spec's is larger
+			// and the program's goes to runtimed-init in its environment.
+			wantNproc, wantEnv := uint64(tt.r.Pids-1), ""
+			if tt.r.Pids-1 < agentTasks {
+				wantNproc, wantEnv = AgentNproc(tt.r.Pids), agent.ProgramNprocEnv+"="+strconv.FormatInt(tt.r.Pids-1, 10)
+			}
+			if nproc == nil || nproc.Hard != wantNproc || nproc.Soft != nproc.Hard || nproc.Hard < agentTasks {
+				t.Fatalf("RLIMIT_NPROC %+v, want %d", nproc, wantNproc)
+			}
+			var env []string
+			for _, e := range s.Process.Env {
+				if strings.HasPrefix(e, agent.ProgramNprocEnv+"=") {
+					env = append(env, e)
+				}
+			}
+			if wantEnv == "" && len(env) != 0 || wantEnv != "" && !slices.Equal(env, []string{wantEnv}) {
+				t.Fatalf("program limit in the agent's environment %v, want %q", env, wantEnv)
 			}
 		})
 	}
@@ -184,6 +206,20 @@ func TestAgent(t *testing.T) {
 		if !slices.Equal(set, AgentCapabilities) {
 			t.Errorf("%s capabilities %v, want %v", name, set, AgentCapabilities)
 		}
+	}
+	// The agent's environment is a PATH, and the program's RLIMIT_NPROC
+	// where it is not the agent's, whichever of WithResources and
+	// WithAgent came first.
+	if want := []string{"PATH=/usr/bin:/bin"}; !slices.Equal(p.Env, want) {
+		t.Errorf("agent env %v, want %v", p.Env, want)
+	}
+	before := sandboxSpec(t, WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 4}), WithAgent("/usr/lib/runtimed/runtimed-init"))
+	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=3"}; !slices.Equal(before.Process.Env, want) {
+		t.Errorf("agent env with WithResources before WithAgent %v, want %v", before.Process.Env, want)
+	}
+	after := sandboxSpec(t, WithAgent("/usr/lib/runtimed/runtimed-init"), WithResources(Resources{MemoryBytes: 128 << 20, CPU: 0.5, Pids: 8}))
+	if want := []string{"PATH=/usr/bin:/bin", agent.ProgramNprocEnv + "=7"}; !slices.Equal(after.Process.Env, want) {
+		t.Errorf("agent env with WithResources after WithAgent %v, want %v", after.Process.Env, want)
 	}
 	if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
 		t.Errorf("inheritable %v ambient %v, want none", c.Inheritable, c.Ambient)

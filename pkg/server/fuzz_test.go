@@ -72,10 +72,11 @@ func fuzzDecode(f *testing.F, path string) {
 
 func checkLimits(t *testing.T, l api.Limits, m config.Limits) {
 	t.Helper()
-	if l.MemoryBytes <= 0 || l.MemoryBytes > m.MemoryBytes || l.CPU <= 0 || l.CPU > m.CPU ||
-		l.WallTimeMS <= 0 || l.WallTimeMS > m.WallTimeMS || l.CPUTimeMS <= 0 || l.CPUTimeMS > m.CPUTimeMS ||
-		l.Pids <= 0 || l.Pids > m.Pids || l.OutputBytes <= 0 || l.OutputBytes > m.OutputBytes {
-		t.Fatalf("limits %+v outside (0, %+v]", l, m)
+	minimum := api.MinLimits()
+	for _, f := range api.LimitFields() {
+		if f.Less(l, minimum) || f.Less(m, l) {
+			t.Fatalf("%s %s outside [%s, %s]", f.Name, f.Format(l), f.Format(minimum), f.Format(m))
+		}
 	}
 }
 

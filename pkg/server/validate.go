@@ -156,16 +156,6 @@ func validateTests(r *api.RunRequest, req config.Requests) *api.Error {
 	return nil
 }
 
-// Smallest limits a sandbox can work with.
-var minimums = config.Limits{
-	MemoryBytes: 16 * config.MiB,
-	CPU:         0.01,
-	WallTimeMS:  10,
-	CPUTimeMS:   10,
-	Pids:        1,
-	OutputBytes: 1,
-}
-
 // ResolveLimits fills the request's unset limits with the defaults and
 // refuses values that are negative, below what a sandbox needs, or above
 // the configured maximum. The error names the field, within section.
@@ -175,51 +165,21 @@ func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.
 
 // resolveLimits is ResolveLimits with the request's name for each field.
 func resolveLimits(req api.Limits, def, max config.Limits, fieldName func(string) string) (api.Limits, *api.Error) {
-	out := api.Limits{
-		MemoryBytes: def.MemoryBytes,
-		CPU:         def.CPU,
-		WallTimeMS:  def.WallTimeMS,
-		CPUTimeMS:   def.CPUTimeMS,
-		Pids:        def.Pids,
-		OutputBytes: def.OutputBytes,
-	}
-	ints := []struct {
-		name     string
-		v        int64
-		min, max int64
-		dst      *int64
-	}{
-		{"memory_bytes", req.MemoryBytes, minimums.MemoryBytes, max.MemoryBytes, &out.MemoryBytes},
-		{"wall_time_ms", req.WallTimeMS, minimums.WallTimeMS, max.WallTimeMS, &out.WallTimeMS},
-		{"cpu_time_ms", req.CPUTimeMS, minimums.CPUTimeMS, max.CPUTimeMS, &out.CPUTimeMS},
-		{"pids", req.Pids, minimums.Pids, max.Pids, &out.Pids},
-		{"output_bytes", req.OutputBytes, minimums.OutputBytes, max.OutputBytes, &out.OutputBytes},
-	}
-	for _, f := range ints {
-		field := fieldName(f.name)
-		switch {
-		case f.v == 0:
+	out := def
+	minimum := api.MinLimits()
+	for _, f := range api.LimitFields() {
+		field := fieldName(f.Name)
+		switch v := f.Value(req); {
+		case v == 0:
 			continue
-		case f.v < 0:
-			return out, badRequest(api.CodeInvalidRequest, field, "%s must not be negative", field)
-		case f.v < f.min:
-			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %d", field, f.min)
-		case f.v > f.max:
-			return out, badRequest(api.CodeLimitExceeded, field, "%s (%d) exceeds the maximum of %d", field, f.v, f.max)
+		case v < 0 || v != v:
+			return out, badRequest(api.CodeInvalidRequest, field, "%s must be a positive number", field)
+		case f.Less(req, minimum):
+			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %s", field, f.Describe(minimum))
+		case f.Less(max, req):
+			return out, badRequest(api.CodeLimitExceeded, field, "%s (%s) exceeds the maximum of %s", field, f.Format(req), f.Format(max))
 		}
-		*f.dst = f.v
-	}
-	field := fieldName("cpu")
-	switch c := req.CPU; {
-	case c == 0:
-	case c < 0 || c != c:
-		return out, badRequest(api.CodeInvalidRequest, field, "%s must be a positive number", field)
-	case c < minimums.CPU:
-		return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %g", field, minimums.CPU)
-	case c > max.CPU:
-		return out, badRequest(api.CodeLimitExceeded, field, "%s (%g) exceeds the maximum of %g", field, c, max.CPU)
-	default:
-		out.CPU = c
+		f.Copy(&out, req)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -55,6 +56,11 @@ func TestResolveLimits(t *testing.T) {
 		{"negative memory", api.Limits{MemoryBytes: -1}, api.Limits{}, "limits.memory_bytes"},
 		{"negative cpu", api.Limits{CPU: -0.5}, api.Limits{}, "limits.cpu"},
 		{"memory too small", api.Limits{MemoryBytes: 1024}, api.Limits{}, "limits.memory_bytes"},
+		{"at the minimum", api.MinLimits(), api.MinLimits(), ""},
+		{"memory below the minimum", api.Limits{MemoryBytes: api.MinLimits().MemoryBytes - 1}, api.Limits{}, "limits.memory_bytes"},
+		{"cpu below the minimum", api.Limits{CPU: api.MinLimits().CPU / 2}, api.Limits{}, "limits.cpu"},
+		{"wall time below the minimum", api.Limits{WallTimeMS: api.MinLimits().WallTimeMS - 1}, api.Limits{}, "limits.wall_time_ms"},
+		{"NaN cpu", api.Limits{CPU: math.NaN()}, api.Limits{}, "limits.cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,5 +78,26 @@ func TestResolveLimits(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The messages give the values as numbers, the minimum of a byte count
+// in MiB as well.
+func TestResolveLimitsMessages(t *testing.T) {
+	def, max := config.Default().Defaults, config.Default().Maximums
+	for _, c := range []struct {
+		req  api.Limits
+		want string
+	}{
+		{api.Limits{MemoryBytes: 100 << 30}, "limits.memory_bytes (107374182400) exceeds the maximum of 536870912"},
+		{api.Limits{MemoryBytes: 1 << 20}, "limits.memory_bytes must be at least 33554432 (32 MiB)"},
+		{api.Limits{CPU: 0.01}, "limits.cpu must be at least 0.05"},
+		{api.Limits{CPU: 2.5}, "limits.cpu (2.5) exceeds the maximum of 2"},
+		{api.Limits{Pids: -1}, "limits.pids must be a positive number"},
+	} {
+		_, err := ResolveLimits("limits", c.req, def, max)
+		if err == nil || err.Message != c.want {
+			t.Errorf("%+v: %v, want %q", c.req, err, c.want)
+		}
 	}
 }
