@@ -26,8 +26,8 @@ func TestProgramNproc(t *testing.T) {
 	x.Env = append(x.Env, "A=env")
 	x.Dir = t.TempDir()
 	o := start(t).exec(t, x, "in\n")
-	if want := "3 3\n" + x.Dir + "\nin\n"; !o.started || o.stdout.String() != want || o.stderr.String() != "env\n" || o.exit.Code != 0 || o.exit.Error != "" {
-		t.Fatalf("started %v, stdout %q (want %q), stderr %q, exit %+v", o.started, o.stdout.String(), want, o.stderr.String(), o.exit)
+	if want := "3 3\n" + x.Dir + "\nin\n"; o.stdout.String() != want || o.stderr.String() != "env\n" || o.exit.Code != 0 || o.exit.Error != "" {
+		t.Fatalf("stdout %q (want %q), stderr %q, exit %+v", o.stdout.String(), want, o.stderr.String(), o.exit)
 	}
 }
 
@@ -37,12 +37,12 @@ func TestProgramNprocExecFails(t *testing.T) {
 	t.Setenv(ProgramNprocEnv, "3")
 	x := Exec{Args: []string{"/nonexistent/interpreter"}, Env: []string{"PATH=/usr/bin:/bin"}}
 	o := start(t).exec(t, x, "")
-	if o.started || !strings.Contains(o.exit.Error, "/nonexistent/interpreter: no such file or directory") {
-		t.Fatalf("started %v, exit %+v, stderr %q", o.started, o.exit, o.stderr.String())
+	if !strings.Contains(o.exit.Error, "/nonexistent/interpreter: no such file or directory") {
+		t.Fatalf("exit %+v, stderr %q", o.exit, o.stderr.String())
 	}
 	t.Setenv(ProgramNprocEnv, "many")
 	o = start(t).exec(t, sh("true"), "")
-	if o.started || !strings.Contains(o.exit.Error, ProgramNprocEnv) {
-		t.Fatalf("a bad limit: started %v, exit %+v", o.started, o.exit)
+	if !strings.Contains(o.exit.Error, ProgramNprocEnv) {
+		t.Fatalf("a bad limit: exit %+v", o.exit)
 	}
 }

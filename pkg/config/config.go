@@ -623,17 +623,17 @@ func (c *Config) Validate() error {
 }
 
 // validateLimitPair checks a defaults section and its maximums.
-func validateLimitPair(defName, maxName string, def, max Limits) []error {
-	errs := append(validateLimits(defName, def), validateLimits(maxName, max)...)
-	return append(errs, validateUnder(defName, maxName, def, max)...)
+func validateLimitPair(defName, maxName string, def, maximum Limits) []error {
+	errs := append(validateLimits(defName, def), validateLimits(maxName, maximum)...)
+	return append(errs, validateUnder(defName, maxName, def, maximum)...)
 }
 
 // validateUnder checks that no default exceeds its maximum.
-func validateUnder(defName, maxName string, def, max Limits) []error {
+func validateUnder(defName, maxName string, def, maximum Limits) []error {
 	var errs []error
 	for _, f := range api.LimitFields() {
-		if f.Less(max, def) {
-			errs = append(errs, fmt.Errorf("%s.%s (%s) exceeds %s.%s (%s)", defName, f.Name, f.Format(def), maxName, f.Name, f.Format(max)))
+		if f.Less(maximum, def) {
+			errs = append(errs, fmt.Errorf("%s.%s (%s) exceeds %s.%s (%s)", defName, f.Name, f.Format(def), maxName, f.Name, f.Format(maximum)))
 		}
 	}
 	return errs

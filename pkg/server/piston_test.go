@@ -65,7 +65,7 @@ func TestPistonPlan(t *testing.T) {
 }
 
 func resolved(l config.Limits, wall, cpuTime, memory int64) api.Limits {
-	out := api.Limits{MemoryBytes: l.MemoryBytes, CPU: l.CPU, WallTimeMS: l.WallTimeMS, CPUTimeMS: l.CPUTimeMS, Pids: l.Pids, OutputBytes: l.OutputBytes}
+	out := l
 	if wall > 0 {
 		out.WallTimeMS = wall
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,12 +17,15 @@ const (
 	maxNameParts = 8
 )
 
+// badRequest is a refusal of a request's field (a 4xx of the code's).
 func badRequest(code api.ErrorCode, field, format string, args ...any) *api.Error {
-	return &api.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...), HTTPStatus: http.StatusBadRequest}
+	e := newError(code, format, args...)
+	e.Field = field
+	return e
 }
 
 func tooLarge(field, format string, args ...any) *api.Error {
-	return &api.Error{Code: api.CodeBodyTooLarge, Field: field, Message: fmt.Sprintf(format, args...), HTTPStatus: http.StatusRequestEntityTooLarge}
+	return badRequest(api.CodeBodyTooLarge, field, format, args...)
 }
 
 // ValidateFileName checks that name is a relative path inside /box: no
@@ -159,12 +161,12 @@ func validateTests(r *api.RunRequest, req config.Requests) *api.Error {
 // ResolveLimits fills the request's unset limits with the defaults and
 // refuses values that are negative, below what a sandbox needs, or above
 // the configured maximum. The error names the field, within section.
-func ResolveLimits(section string, req api.Limits, def, max config.Limits) (api.Limits, *api.Error) {
-	return resolveLimits(req, def, max, func(field string) string { return section + "." + field })
+func ResolveLimits(section string, req api.Limits, def, maximum config.Limits) (api.Limits, *api.Error) {
+	return resolveLimits(req, def, maximum, func(field string) string { return section + "." + field })
 }
 
 // resolveLimits is ResolveLimits with the request's name for each field.
-func resolveLimits(req api.Limits, def, max config.Limits, fieldName func(string) string) (api.Limits, *api.Error) {
+func resolveLimits(req api.Limits, def, maximum config.Limits, fieldName func(string) string) (api.Limits, *api.Error) {
 	out := def
 	minimum := api.MinLimits()
 	for _, f := range api.LimitFields() {
@@ -176,8 +178,8 @@ func resolveLimits(req api.Limits, def, max config.Limits, fieldName func(string
 			return out, badRequest(api.CodeInvalidRequest, field, "%s must be a positive number", field)
 		case f.Less(req, minimum):
 			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %s", field, f.Describe(minimum))
-		case f.Less(max, req):
-			return out, badRequest(api.CodeLimitExceeded, field, "%s (%s) exceeds the maximum of %s", field, f.Format(req), f.Format(max))
+		case f.Less(maximum, req):
+			return out, badRequest(api.CodeLimitExceeded, field, "%s (%s) exceeds the maximum of %s", field, f.Format(req), f.Format(maximum))
 		}
 		f.Copy(&out, req)
 	}

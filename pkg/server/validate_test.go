@@ -36,7 +36,7 @@ func TestValidateFileName(t *testing.T) {
 }
 
 func TestResolveLimits(t *testing.T) {
-	def, max := config.Default().Defaults, config.Default().Maximums
+	def, maximum := config.Default().Defaults, config.Default().Maximums
 	tests := []struct {
 		name  string
 		req   api.Limits
@@ -44,15 +44,15 @@ func TestResolveLimits(t *testing.T) {
 		field string
 	}{
 		{"defaults", api.Limits{}, api.Limits{MemoryBytes: 128 << 20, CPU: 0.5, WallTimeMS: 5000, CPUTimeMS: 5000, Pids: 64, OutputBytes: 64 << 10}, ""},
-		{"at the maximum", api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, CPUTimeMS: max.CPUTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes},
-			api.Limits{MemoryBytes: max.MemoryBytes, CPU: max.CPU, WallTimeMS: max.WallTimeMS, CPUTimeMS: max.CPUTimeMS, Pids: max.Pids, OutputBytes: max.OutputBytes}, ""},
-		{"memory over", api.Limits{MemoryBytes: max.MemoryBytes + 1}, api.Limits{}, "limits.memory_bytes"},
-		{"cpu over", api.Limits{CPU: max.CPU + 0.001}, api.Limits{}, "limits.cpu"},
-		{"wall over", api.Limits{WallTimeMS: max.WallTimeMS + 1}, api.Limits{}, "limits.wall_time_ms"},
-		{"cpu time over", api.Limits{CPUTimeMS: max.CPUTimeMS + 1}, api.Limits{}, "limits.cpu_time_ms"},
+		{"at the maximum", maximum,
+			maximum, ""},
+		{"memory over", api.Limits{MemoryBytes: maximum.MemoryBytes + 1}, api.Limits{}, "limits.memory_bytes"},
+		{"cpu over", api.Limits{CPU: maximum.CPU + 0.001}, api.Limits{}, "limits.cpu"},
+		{"wall over", api.Limits{WallTimeMS: maximum.WallTimeMS + 1}, api.Limits{}, "limits.wall_time_ms"},
+		{"cpu time over", api.Limits{CPUTimeMS: maximum.CPUTimeMS + 1}, api.Limits{}, "limits.cpu_time_ms"},
 		{"cpu time too small", api.Limits{CPUTimeMS: 5}, api.Limits{}, "limits.cpu_time_ms"},
-		{"pids over", api.Limits{Pids: max.Pids + 1}, api.Limits{}, "limits.pids"},
-		{"output over", api.Limits{OutputBytes: max.OutputBytes + 1}, api.Limits{}, "limits.output_bytes"},
+		{"pids over", api.Limits{Pids: maximum.Pids + 1}, api.Limits{}, "limits.pids"},
+		{"output over", api.Limits{OutputBytes: maximum.OutputBytes + 1}, api.Limits{}, "limits.output_bytes"},
 		{"negative memory", api.Limits{MemoryBytes: -1}, api.Limits{}, "limits.memory_bytes"},
 		{"negative cpu", api.Limits{CPU: -0.5}, api.Limits{}, "limits.cpu"},
 		{"memory too small", api.Limits{MemoryBytes: 1024}, api.Limits{}, "limits.memory_bytes"},
@@ -64,7 +64,7 @@ func TestResolveLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResolveLimits("limits", tt.req, def, max)
+			got, err := ResolveLimits("limits", tt.req, def, maximum)
 			if tt.field != "" {
 				if err == nil || err.Field != tt.field {
 					t.Fatalf("error %v, want one naming %s", err, tt.field)
@@ -84,7 +84,7 @@ func TestResolveLimits(t *testing.T) {
 // The messages give the values as numbers, the minimum of a byte count
 // in MiB as well.
 func TestResolveLimitsMessages(t *testing.T) {
-	def, max := config.Default().Defaults, config.Default().Maximums
+	def, maximum := config.Default().Defaults, config.Default().Maximums
 	for _, c := range []struct {
 		req  api.Limits
 		want string
@@ -95,7 +95,7 @@ func TestResolveLimitsMessages(t *testing.T) {
 		{api.Limits{CPU: 2.5}, "limits.cpu (2.5) exceeds the maximum of 2"},
 		{api.Limits{Pids: -1}, "limits.pids must be a positive number"},
 	} {
-		_, err := ResolveLimits("limits", c.req, def, max)
+		_, err := ResolveLimits("limits", c.req, def, maximum)
 		if err == nil || err.Message != c.want {
 			t.Errorf("%+v: %v, want %q", c.req, err, c.want)
 		}
