@@ -66,10 +66,10 @@ test-unit:
 ##   with "context deadline exceeded" when a duration ends (golang/go#75804).
 FUZZTIME ?= 30000x
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRun$$' -fuzztime $(FUZZTIME) ./pkg/server/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePiston$$' -fuzztime $(FUZZTIME) ./pkg/server/
-	$(GO) test -run '^$$' -fuzz '^FuzzValidateFileName$$' -fuzztime $(FUZZTIME) ./pkg/server/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseClass$$' -fuzztime $(FUZZTIME) ./pkg/language/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRun$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePiston$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateFileName$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseClass$$' -fuzztime $(FUZZTIME) ./internal/language/
 
 ## images-cache: the images built into the cache (for the suites, which import them into their own containerd)
 images-cache: test-deps build

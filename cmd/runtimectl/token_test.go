@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/internal/config"
 )
 
 func TestNewTokenLinesAreAValidConfig(t *testing.T) {

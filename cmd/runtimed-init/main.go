@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/runtimed/runtimed/pkg/agent"
+	"github.com/runtimed/runtimed/internal/agent"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/urfave/cli/v2"
 
-	"github.com/runtimed/runtimed/pkg/image"
+	"github.com/runtimed/runtimed/internal/image"
 )
 
 var imageCommand = &cli.Command{

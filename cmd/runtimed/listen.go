@@ -8,8 +8,8 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/sirupsen/logrus"
 
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/server"
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/server"
 )
 
 type listenKind int

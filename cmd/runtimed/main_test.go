@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/sandbox"
+	"github.com/runtimed/runtimed/internal/server"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/language"
-	"github.com/runtimed/runtimed/pkg/sandbox"
-	"github.com/runtimed/runtimed/pkg/server"
 )
 
 func runApp(t *testing.T, args ...string) (string, error) {
@@ -72,7 +72,7 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 
 // A request with a language's default limits must find the language's
 // pool: the pools' profiles and the requests' are computed apart (here
-// and in pkg/server), so they are tied by this test.
+// and in internal/server), so they are tied by this test.
 func TestPoolProfilesAreTheRequestsDefaults(t *testing.T) {
 	cfg := config.Default()
 	pools := map[sandbox.Profile]bool{}

@@ -20,14 +20,14 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/execution"
-	"github.com/runtimed/runtimed/pkg/image"
-	"github.com/runtimed/runtimed/pkg/language"
-	"github.com/runtimed/runtimed/pkg/metrics"
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/image"
+	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/metrics"
+	"github.com/runtimed/runtimed/internal/sandbox"
+	"github.com/runtimed/runtimed/internal/server"
 	"github.com/runtimed/runtimed/pkg/oci"
-	"github.com/runtimed/runtimed/pkg/sandbox"
-	"github.com/runtimed/runtimed/pkg/server"
 )
 
 // loadConfig builds the configuration: defaults, then the file, then

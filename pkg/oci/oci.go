@@ -16,7 +16,7 @@ import (
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/runtimed/runtimed/pkg/agent"
+	"github.com/runtimed/runtimed/internal/agent"
 )
 
 // BoxDir is where the request's files are, and the working directory.

@@ -12,7 +12,7 @@ import (
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/runtimed/runtimed/pkg/agent"
+	"github.com/runtimed/runtimed/internal/agent"
 )
 
 // sandboxSpec builds a spec the way the runner does, on containerd's

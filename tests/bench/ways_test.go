@@ -19,8 +19,8 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 	"golang.org/x/sys/unix"
 
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/language"
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/pkg/oci"
 	"github.com/runtimed/runtimed/tests/harness"
 )

@@ -19,8 +19,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/tests/harness"
 )
 

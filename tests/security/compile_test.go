@@ -187,7 +187,7 @@ func daemonCPU(t *testing.T, pid int) time.Duration {
 // otherClass is a real class file with public static void main: Other.
 func otherClass(t *testing.T) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "pkg", "language", "testdata", "classes", "Other.class"))
+	data, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "internal", "language", "testdata", "classes", "Other.class"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,12 +21,12 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/internal/version"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/execution"
-	"github.com/runtimed/runtimed/pkg/language"
-	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 // Executor carries out a validated request.

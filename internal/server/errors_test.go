@@ -13,14 +13,14 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
 // Every error code pkg/api declares has its status here: a code added
 // there without one would be answered as a 500.
 func TestEveryCodeHasAStatus(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "../api/errors.go", nil, 0)
+	f, err := parser.ParseFile(token.NewFileSet(), "../../pkg/api/errors.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 func newGate(a *admission, c *client) *gate {

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/internal/config"
 )
 
 // ListenUnix listens on the unix socket at path with mode 0660, owned by

@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/execution"
-	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 // admission bounds how many sandboxes are in use at once and how many

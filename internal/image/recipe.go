@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/internal/config"
 )
 
 // builderVersion changes when the way images are built changes, so that

@@ -16,10 +16,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/metrics"
+	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/language"
-	"github.com/runtimed/runtimed/pkg/metrics"
-	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
 // BuildDir is the directory inside /box that a compile stage writes its

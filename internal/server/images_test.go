@@ -15,10 +15,10 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/image"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/image"
-	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 // fakeImages records the calls it gets and answers with err, if set.

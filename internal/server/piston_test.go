@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
 )
 
 func postPiston(t *testing.T, srv *httptest.Server, contentType, body string) (int, []byte) {

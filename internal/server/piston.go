@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/execution"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/execution"
 )
 
 // The Piston API: /api/v2, and /api/v2/piston as the public Piston

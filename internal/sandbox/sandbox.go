@@ -20,9 +20,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/runtimed/runtimed/pkg/agent"
+	"github.com/runtimed/runtimed/internal/agent"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
 

@@ -19,11 +19,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/metrics"
+	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/execution"
-	"github.com/runtimed/runtimed/pkg/metrics"
-	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
 type fakeExecutor struct {

@@ -27,8 +27,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
 

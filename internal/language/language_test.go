@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/image"
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/image"
 )
 
 // Every built-in language has an image recipe of its name, and the other

@@ -13,7 +13,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/internal/config"
 )
 
 // Placeholders in a language's commands.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/metrics"
 )
 
 // FuzzDecodeRun posts arbitrary bodies to /v1/run (see fuzzDecode).

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
 )
 
 func TestValidateFileName(t *testing.T) {

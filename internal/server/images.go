@@ -12,9 +12,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/image"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/image"
 )
 
 // Images manages the language images (image.Manager).

@@ -14,11 +14,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/metrics"
+	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
-	"github.com/runtimed/runtimed/pkg/config"
-	"github.com/runtimed/runtimed/pkg/language"
-	"github.com/runtimed/runtimed/pkg/metrics"
-	"github.com/runtimed/runtimed/pkg/sandbox"
 )
 
 // fakeSandboxes gives fake sandboxes whose boxes are plain directories

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runtimed/runtimed/pkg/config"
+	"github.com/runtimed/runtimed/internal/config"
 )
 
 const recipesDir = "../../packaging/images"
