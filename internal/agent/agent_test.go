@@ -229,7 +229,7 @@ func TestReadFrame(t *testing.T) {
 	if kind, p, err := ReadFrame(bytes.NewReader(raw), 5); err != nil || kind != KindStdout || string(p) != "hello" {
 		t.Fatalf("kind %q payload %q err %v", kind, p, err)
 	}
-	if _, _, err := ReadFrame(bytes.NewReader(raw), 4); !errors.Is(err, ErrFrameTooLarge) {
+	if _, _, err := ReadFrame(bytes.NewReader(raw), 4); !errors.Is(err, errFrameTooLarge) {
 		t.Fatalf("over the bound: %v", err)
 	}
 	if _, _, err := ReadFrame(bytes.NewReader(raw[:7]), 5); err == nil || errors.Is(err, io.EOF) {

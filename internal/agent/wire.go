@@ -80,8 +80,8 @@ type Exit struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// ErrFrameTooLarge is returned for a frame over the reader's bound.
-var ErrFrameTooLarge = errors.New("agent: frame too large")
+// errFrameTooLarge is returned for a frame over the reader's bound.
+var errFrameTooLarge = errors.New("agent: frame too large")
 
 // WriteFrame writes one frame.
 func WriteFrame(w io.Writer, kind byte, payload []byte) error {
@@ -105,7 +105,7 @@ func ReadFrame(r io.Reader, limit int) (kind byte, payload []byte, err error) {
 	}
 	n := binary.BigEndian.Uint32(h[1:])
 	if uint64(n) > uint64(limit) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, at most %d", ErrFrameTooLarge, n, limit)
+		return 0, nil, fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, n, limit)
 	}
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {

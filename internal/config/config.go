@@ -256,9 +256,9 @@ type Config struct {
 }
 
 const (
-	KiB = 1 << 10
-	MiB = 1 << 20
-	GiB = 1 << 30
+	kiB = 1 << 10
+	miB = 1 << 20
+	giB = 1 << 30
 )
 
 // MinDeadlineMS is the shortest deadline a request may have.
@@ -281,7 +281,7 @@ func Default() Config {
 			ReadHeaderTimeoutMS: 5000,
 			ReadTimeoutMS:       30000,
 			IdleTimeoutMS:       120000,
-			MaxHeaderBytes:      16 * KiB,
+			MaxHeaderBytes:      16 * kiB,
 		},
 		TokenLimits: TokenLimits{
 			RatePerMinute: 120,
@@ -297,24 +297,24 @@ func Default() Config {
 			Recipes:        "/usr/share/runtimed/images",
 			Cache:          "/var/cache/runtimed/images",
 			Mirror:         "http://deb.debian.org/debian",
-			MaxImportBytes: 4 * GiB,
+			MaxImportBytes: 4 * giB,
 		},
-		Pool: Pool{Enabled: true, MemoryBytes: 1024 * MiB},
+		Pool: Pool{Enabled: true, MemoryBytes: 1024 * miB},
 		Sandbox: Sandbox{
 			UID:       65534,
 			GID:       65534,
-			BoxBytes:  16 * MiB,
+			BoxBytes:  16 * miB,
 			BoxInodes: 16384,
-			TmpBytes:  16 * MiB,
+			TmpBytes:  16 * miB,
 			OpenFiles: 256,
 		},
 		Requests: Requests{
-			MaxBodyBytes:   2 * MiB,
-			MaxCodeBytes:   64 * KiB,
-			MaxStdinBytes:  1 * MiB,
+			MaxBodyBytes:   2 * miB,
+			MaxCodeBytes:   64 * kiB,
+			MaxStdinBytes:  1 * miB,
 			MaxFiles:       32,
 			MaxArgs:        64,
-			MaxArgBytes:    4 * KiB,
+			MaxArgBytes:    4 * kiB,
 			MaxTests:       64,
 			MaxConcurrent:  4,
 			MaxQueued:      64,
@@ -323,36 +323,36 @@ func Default() Config {
 			MaxDeadlineMS:  300_000,
 		},
 		Defaults: Limits{
-			MemoryBytes: 128 * MiB,
+			MemoryBytes: 128 * miB,
 			CPU:         0.5,
 			WallTimeMS:  5000,
 			CPUTimeMS:   5000,
 			Pids:        64,
-			OutputBytes: 64 * KiB,
+			OutputBytes: 64 * kiB,
 		},
 		Maximums: Limits{
-			MemoryBytes: 512 * MiB,
+			MemoryBytes: 512 * miB,
 			CPU:         2,
 			WallTimeMS:  30000,
 			CPUTimeMS:   30000,
 			Pids:        256,
-			OutputBytes: 1 * MiB,
+			OutputBytes: 1 * miB,
 		},
 		CompileDefaults: Limits{
-			MemoryBytes: 512 * MiB,
+			MemoryBytes: 512 * miB,
 			CPU:         1,
 			WallTimeMS:  10000,
 			CPUTimeMS:   10000,
 			Pids:        128,
-			OutputBytes: 64 * KiB,
+			OutputBytes: 64 * kiB,
 		},
 		CompileMaximums: Limits{
-			MemoryBytes: 1024 * MiB,
+			MemoryBytes: 1024 * miB,
 			CPU:         2,
 			WallTimeMS:  30000,
 			CPUTimeMS:   30000,
 			Pids:        256,
-			OutputBytes: 1 * MiB,
+			OutputBytes: 1 * miB,
 		},
 		Languages: DefaultLanguages(),
 	}
@@ -529,9 +529,9 @@ func (c *Config) Validate() error {
 	req(c.Images.MaxImportBytes > 0, "images.max_import_bytes must be positive")
 	req(c.Pool.MemoryBytes >= 0, "pool.memory_bytes must not be negative")
 	req(c.Sandbox.UID != 0 && c.Sandbox.GID != 0, "sandbox.uid and sandbox.gid must not be root (0)")
-	req(c.Sandbox.BoxBytes >= 64*KiB, "sandbox.box_bytes must be at least 64 KiB")
+	req(c.Sandbox.BoxBytes >= 64*kiB, "sandbox.box_bytes must be at least 64 KiB")
 	req(c.Sandbox.BoxInodes >= 64, "sandbox.box_inodes must be at least 64")
-	req(c.Sandbox.TmpBytes >= 64*KiB, "sandbox.tmp_bytes must be at least 64 KiB")
+	req(c.Sandbox.TmpBytes >= 64*kiB, "sandbox.tmp_bytes must be at least 64 KiB")
 	req(c.Sandbox.OpenFiles >= 16, "sandbox.open_files must be at least 16")
 	r := c.Requests
 	req(r.MaxBodyBytes > 0, "requests.max_body_bytes must be positive")

@@ -63,7 +63,7 @@ run = ["/usr/bin/ruby", "{entry}"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Socket != "/tmp/s.sock" || cfg.Defaults.CPU != 0.25 || cfg.Defaults.MemoryBytes != 128*MiB {
+	if cfg.Socket != "/tmp/s.sock" || cfg.Defaults.CPU != 0.25 || cfg.Defaults.MemoryBytes != 128*miB {
 		t.Fatalf("override not applied over defaults: %+v", cfg)
 	}
 	if _, ok := cfg.Languages["python"]; !ok {
@@ -179,9 +179,9 @@ func TestLanguageLimits(t *testing.T) {
 		limits, compile Limits
 		wantErr         string
 	}{
-		{Limits{MemoryBytes: 256 * MiB, WallTimeMS: 10000}, Limits{}, ""},
-		{Limits{}, Limits{MemoryBytes: 1024 * MiB}, ""},
-		{Limits{MemoryBytes: 1024 * MiB}, Limits{}, "languages.python.limits.memory_bytes"},
+		{Limits{MemoryBytes: 256 * miB, WallTimeMS: 10000}, Limits{}, ""},
+		{Limits{}, Limits{MemoryBytes: 1024 * miB}, ""},
+		{Limits{MemoryBytes: 1024 * miB}, Limits{}, "languages.python.limits.memory_bytes"},
 		{Limits{}, Limits{CPU: 4}, "languages.python.compile_limits.cpu"},
 		{Limits{WallTimeMS: 5}, Limits{}, "languages.python.limits.wall_time_ms"},
 	} {

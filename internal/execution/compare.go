@@ -6,9 +6,9 @@ import (
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
-// Equal compares a program's output with the expected output the way
+// equal compares a program's output with the expected output the way
 // mode says; an empty mode is CompareTrim.
-func Equal(got, want string, mode api.Compare) bool {
+func equal(got, want string, mode api.Compare) bool {
 	switch mode {
 	case api.CompareExact:
 		return got == want

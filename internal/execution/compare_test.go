@@ -25,7 +25,7 @@ func TestEqual(t *testing.T) {
 		{"12", "1 2", api.CompareTokens, false},
 	}
 	for _, tt := range tests {
-		if got := Equal(tt.got, tt.want, tt.mode); got != tt.equal {
+		if got := equal(tt.got, tt.want, tt.mode); got != tt.equal {
 			t.Errorf("Equal(%q, %q, %q) = %v", tt.got, tt.want, tt.mode, got)
 		}
 	}

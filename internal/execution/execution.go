@@ -219,7 +219,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		if err != nil {
 			return nil, err
 		}
-		if res.Status == api.StatusOK && t.ExpectedOutput != nil && !Equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
+		if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
 			res.Status = api.StatusWrongAnswer
 		}
 		resp.Tests = append(resp.Tests, res)

@@ -132,18 +132,18 @@ type BuildOpts struct {
 	Debootstrap
 }
 
-// Cached reports whether recipe's layout is in the cache.
-func Cached(cacheDir string, recipe Recipe) bool {
-	_, err := os.Stat(filepath.Join(LayoutDir(cacheDir, recipe), "index.json"))
+// cached reports whether recipe's layout is in the cache.
+func cached(cacheDir string, recipe Recipe) bool {
+	_, err := os.Stat(filepath.Join(layoutDir(cacheDir, recipe), "index.json"))
 	return err == nil
 }
 
-// Build builds recipe's root filesystem and writes it to the cache as an
+// build builds recipe's root filesystem and writes it to the cache as an
 // OCI image layout, returning the layout's directory. A layout already
 // cached for the recipe's digest is returned without rebuilding.
-func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
-	dir := LayoutDir(opts.CacheDir, recipe)
-	if Cached(opts.CacheDir, recipe) {
+func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
+	dir := layoutDir(opts.CacheDir, recipe)
+	if cached(opts.CacheDir, recipe) {
 		return dir, nil
 	}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
@@ -211,8 +211,8 @@ func Build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	return dir, nil
 }
 
-// LayoutDir is where recipe's layout is cached.
-func LayoutDir(cacheDir string, recipe Recipe) string {
+// layoutDir is where recipe's layout is cached.
+func layoutDir(cacheDir string, recipe Recipe) string {
 	hex := strings.TrimPrefix(recipe.Digest, "sha256:")
 	return filepath.Join(cacheDir, recipe.Name, hex[:16])
 }

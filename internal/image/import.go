@@ -26,7 +26,7 @@ func Current(ctx context.Context, client *containerd.Client, recipe Recipe, snap
 	if err != nil {
 		return false, err
 	}
-	if img.Labels[LabelRecipe] != recipe.Digest {
+	if img.Labels[labelRecipe] != recipe.Digest {
 		return false, nil
 	}
 	return containerd.NewImage(client, img).IsUnpacked(ctx, snapshotter)
@@ -71,7 +71,7 @@ func Import(ctx context.Context, client *containerd.Client, dir, ref, snapshotte
 	img := images.Image{
 		Name:   ref,
 		Target: target,
-		Labels: map[string]string{LabelRecipe: mdesc.Annotations[LabelRecipe]},
+		Labels: map[string]string{labelRecipe: mdesc.Annotations[labelRecipe]},
 	}
 	return unpackAndName(ctx, client, img, snapshotter)
 }
@@ -148,9 +148,9 @@ func Provide(ctx context.Context, client *containerd.Client, recipe Recipe, opts
 			return p, err
 		}
 	}
-	p.Cached = Cached(opts.CacheDir, recipe)
+	p.Cached = cached(opts.CacheDir, recipe)
 	start := time.Now()
-	dir, err := Build(ctx, recipe, opts)
+	dir, err := build(ctx, recipe, opts)
 	if err != nil {
 		return p, err
 	}

@@ -61,7 +61,7 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Config: ocispec.ImageConfig{
 			Env:    append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, recipe.Env...),
-			Labels: map[string]string{LabelRecipe: recipe.Digest},
+			Labels: map[string]string{labelRecipe: recipe.Digest},
 		},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}},
 	}
@@ -81,7 +81,7 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 	}
 	manifestDesc.Annotations = map[string]string{
 		ocispec.AnnotationRefName: recipe.Reference,
-		LabelRecipe:               recipe.Digest,
+		labelRecipe:               recipe.Digest,
 	}
 	manifestDesc.Platform = &config.Platform
 	index := ocispec.Index{

@@ -125,7 +125,7 @@ func (m *Manager) List(ctx context.Context, recipesDir string, uses map[string][
 		}
 		if r, ok := recipes[ref]; ok {
 			im.Recipe = r.Name
-			switch built := img.Labels[LabelRecipe]; {
+			switch built := img.Labels[labelRecipe]; {
 			case !present:
 				im.RecipeState = api.RecipeNotBuilt
 			case built == r.Digest:
@@ -254,8 +254,8 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_
 			return nil, fmt.Errorf("image %d of the archive has no name; give it one with a reference: %w", i+1, errdefs.ErrInvalidArgument)
 		}
 		img := images.Image{Name: name, Target: d, Labels: map[string]string{}}
-		if digest := d.Annotations[LabelRecipe]; digest != "" {
-			img.Labels[LabelRecipe] = digest
+		if digest := d.Annotations[labelRecipe]; digest != "" {
+			img.Labels[labelRecipe] = digest
 		}
 		// Every blob this platform needs must be there, and is kept.
 		handler := images.SetChildrenLabels(cs, images.FilterPlatforms(images.ChildrenHandler(cs), platforms.Default()))
@@ -356,9 +356,9 @@ func (m *Manager) Remove(ctx context.Context, ref string) (api.ImageChange, erro
 	return api.ImageChange{Reference: ref, Action: api.ImageRemoved, DurationMS: time.Since(start).Milliseconds()}, nil
 }
 
-// LabelMountPoints in an image's config says runtimed added its mount
+// labelMountPoints in an image's config says runtimed added its mount
 // points to it.
-const LabelMountPoints = "io.runtimed.mount-points"
+const labelMountPoints = "io.runtimed.mount-points"
 
 // withMountPoints returns img, or, if its root lacks the mount points a
 // sandbox needs (its root is read-only, so gVisor cannot create them),
@@ -379,7 +379,7 @@ func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images
 	if err := json.Unmarshal(data, &config); err != nil {
 		return img, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	if config.Config.Labels[LabelRecipe] != "" || config.Config.Labels[LabelMountPoints] != "" {
+	if config.Config.Labels[labelRecipe] != "" || config.Config.Labels[labelMountPoints] != "" {
 		return img, nil
 	}
 
@@ -402,7 +402,7 @@ func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images
 	if config.Config.Labels == nil {
 		config.Config.Labels = map[string]string{}
 	}
-	config.Config.Labels[LabelMountPoints] = "added"
+	config.Config.Labels[labelMountPoints] = "added"
 	configDesc, err := writeJSONContent(ctx, cs, manifest.Config.MediaType, config, nil)
 	if err != nil {
 		return img, err

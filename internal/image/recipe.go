@@ -20,9 +20,9 @@ import (
 // every image is rebuilt even though no recipe did.
 const builderVersion = "5"
 
-// LabelRecipe on an image in containerd holds the digest of the recipe it
+// labelRecipe on an image in containerd holds the digest of the recipe it
 // was built from.
-const LabelRecipe = "io.runtimed.recipe"
+const labelRecipe = "io.runtimed.recipe"
 
 // Recipe says how to build one language's image.
 type Recipe struct {

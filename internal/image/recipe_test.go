@@ -69,7 +69,7 @@ func TestRecipeDigestFollowsContent(t *testing.T) {
 	if c.Digest == a.Digest {
 		t.Fatal("a changed recipe kept its digest: its image would not be rebuilt")
 	}
-	if LayoutDir("/cache", c) == LayoutDir("/cache", a) {
+	if layoutDir("/cache", c) == layoutDir("/cache", a) {
 		t.Fatal("a changed recipe shares the cached layout")
 	}
 }
@@ -106,17 +106,17 @@ func TestBuildUsesTheCache(t *testing.T) {
 	cache := t.TempDir()
 	// debootstrap that always fails: a cache hit must not run it.
 	opts := BuildOpts{CacheDir: cache, Debootstrap: Debootstrap{Binary: "/bin/false"}}
-	if _, err := Build(context.Background(), r, opts); err == nil || !strings.Contains(err.Error(), "debootstrap") {
+	if _, err := build(context.Background(), r, opts); err == nil || !strings.Contains(err.Error(), "debootstrap") {
 		t.Fatalf("a cache miss did not run debootstrap: %v", err)
 	}
-	dir := LayoutDir(cache, r)
+	dir := layoutDir(cache, r)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Build(context.Background(), r, opts)
+	got, err := build(context.Background(), r, opts)
 	if err != nil || got != dir {
 		t.Fatalf("cache hit: %q, %v", got, err)
 	}

@@ -236,13 +236,13 @@ func TestFindMainClassReadsWithinTheBox(t *testing.T) {
 
 func TestIsBinaryName(t *testing.T) {
 	for _, n := range []string{"Main", "app.Main", "a.b.c.Main$Inner", "_x", "$", "Ünïcode.日本", "x1.y2"} {
-		if !IsBinaryName(n) {
+		if !isBinaryName(n) {
 			t.Errorf("%q refused", n)
 		}
 	}
 	for _, n := range []string{"", "-version", "@args", "-XX:+PrintFlagsFinal", ".Main", "Main.", "a..b", "1a", "a b", "a/b",
 		"a-b", "a\x00b", "\xff", strings.Repeat("a", maxBinaryName+1)} {
-		if IsBinaryName(n) {
+		if isBinaryName(n) {
 			t.Errorf("%q accepted", n)
 		}
 	}

@@ -160,7 +160,7 @@ func FindMainClass(dir, entry string, maxBytes int64) (string, error) {
 		return found[i].name < found[j].name
 	})
 	name := found[0].name
-	if !IsBinaryName(name) {
+	if !isBinaryName(name) {
 		return "", badBuild("the main class's name %.100q is not a Java binary name", name)
 	}
 	return name, nil
@@ -202,11 +202,11 @@ func withoutPath(err error) error {
 	return err
 }
 
-// IsBinaryName reports whether name is a Java binary name (JLS §13.1):
+// isBinaryName reports whether name is a Java binary name (JLS §13.1):
 // identifiers joined by dots, as a java command line takes a class. A
 // name read from a class file is the compile stage's word; one that is not
 // a binary name could be an option to java.
-func IsBinaryName(name string) bool {
+func isBinaryName(name string) bool {
 	if name == "" || len(name) > maxBinaryName {
 		return false
 	}

@@ -116,14 +116,14 @@ func (b *Box) mkdirs(dir string) error {
 // is larger than the box: sparse files), not the platform's.
 var ErrBuildTooLarge = errors.New("the build does not fit in the run box")
 
-// BuildTooLargeError says how a build misses a box. It matches
+// buildTooLargeError says how a build misses a box. It matches
 // ErrBuildTooLarge, and its message names no host path.
-type BuildTooLargeError struct {
+type buildTooLargeError struct {
 	Bytes, Files       int64 // what the build holds: file sizes, inodes
 	MaxBytes, MaxFiles int64 // what the box holds
 }
 
-func (e *BuildTooLargeError) Error() string {
+func (e *buildTooLargeError) Error() string {
 	switch {
 	case e.MaxBytes > 0 && e.Bytes > e.MaxBytes:
 		return fmt.Sprintf("the build holds %d bytes, more than the run box's %d", e.Bytes, e.MaxBytes)
@@ -133,7 +133,7 @@ func (e *BuildTooLargeError) Error() string {
 	return fmt.Sprintf("the build (%d bytes, %d files) does not fit in the run box (%d bytes, %d files)", e.Bytes, e.Files, e.MaxBytes, e.MaxFiles)
 }
 
-func (e *BuildTooLargeError) Is(target error) bool { return target == ErrBuildTooLarge }
+func (e *buildTooLargeError) Is(target error) bool { return target == ErrBuildTooLarge }
 
 type inode struct{ dev, ino uint64 }
 
@@ -151,7 +151,7 @@ func (b *Box) CopyTo(c *Box) error {
 		return fmt.Errorf("copy box: %w", err)
 	}
 	// Files are counted in c's inodes, which include its root.
-	tooLarge := &BuildTooLargeError{MaxBytes: c.bytes, MaxFiles: max(c.inodes-1, 0)}
+	tooLarge := &buildTooLargeError{MaxBytes: c.bytes, MaxFiles: max(c.inodes-1, 0)}
 	over := func(bytes, files int64) bool {
 		return c.bytes > 0 && bytes > c.bytes || c.inodes > 0 && files > tooLarge.MaxFiles
 	}

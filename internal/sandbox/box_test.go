@@ -138,7 +138,7 @@ func TestCopyToRefusesWhatDoesNotFit(t *testing.T) {
 		}
 		start := time.Now()
 		err := b.CopyTo(c)
-		var tl *BuildTooLargeError
+		var tl *buildTooLargeError
 		if !errors.Is(err, ErrBuildTooLarge) || !errors.As(err, &tl) {
 			t.Fatalf("%v", err)
 		}

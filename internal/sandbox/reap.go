@@ -29,7 +29,7 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 	var left Leftovers
 	var errs []error
 	ctx = r.namespaced(ctx)
-	filter := fmt.Sprintf("labels.%q==%q", LabelInstance, r.cfg.Instance)
+	filter := fmt.Sprintf("labels.%q==%q", labelInstance, r.cfg.Instance)
 
 	containers, err := r.client.Containers(ctx, filter)
 	if err != nil {

@@ -28,8 +28,8 @@ import (
 
 // Labels on everything runtimed creates in containerd.
 const (
-	LabelSandbox  = "io.runtimed.sandbox"
-	LabelInstance = "io.runtimed.instance"
+	labelSandbox  = "io.runtimed.sandbox"
+	labelInstance = "io.runtimed.instance"
 )
 
 // cleanupTimeout bounds the removal of one sandbox. Cleanup never uses the

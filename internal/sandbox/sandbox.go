@@ -131,7 +131,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		}
 		return nil, fmt.Errorf("get image %s: %w", p.Image, err)
 	}
-	labels := map[string]string{LabelSandbox: "true", LabelInstance: r.cfg.Instance}
+	labels := map[string]string{labelSandbox: "true", labelInstance: r.cfg.Instance}
 	// containerd's calls that make something (the snapshot, the
 	// container, the task) run to their end even if ctx ends; a cancelled
 	// ctx stops the creation between them. Cut off half-way, containerd

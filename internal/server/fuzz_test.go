@@ -57,7 +57,7 @@ func fuzzDecode(f *testing.F, path string) {
 				t.Fatalf("%d files reached the executor", len(p.Files))
 			}
 			for _, f := range p.Files {
-				if err := ValidateFileName(f.Name); err != nil {
+				if err := validateFileName(f.Name); err != nil {
 					t.Fatalf("bad name %q reached the executor: %v", f.Name, err)
 				}
 			}
@@ -87,7 +87,7 @@ func FuzzValidateFileName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if ValidateFileName(name) != nil {
+		if validateFileName(name) != nil {
 			return
 		}
 		if path.IsAbs(name) || path.Clean(name) != name || name == "." || strings.HasPrefix(name, "../") ||

@@ -28,11 +28,11 @@ func tooLarge(field, format string, args ...any) *api.Error {
 	return badRequest(api.CodeBodyTooLarge, field, format, args...)
 }
 
-// ValidateFileName checks that name is a relative path inside /box: no
+// validateFileName checks that name is a relative path inside /box: no
 // empty, "." or ".." parts, no NUL or control characters, valid UTF-8,
 // bounded in length and depth, and not starting with '-' or '@' (an
 // option or a response file to the commands that take it).
-func ValidateFileName(name string) error {
+func validateFileName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("file name is empty")
@@ -87,7 +87,7 @@ func validateFiles(files []api.File, req config.Requests) *api.Error {
 	var total int64
 	for i, f := range files {
 		field := fmt.Sprintf("files[%d].name", i)
-		if err := ValidateFileName(f.Name); err != nil {
+		if err := validateFileName(f.Name); err != nil {
 			return badRequest(api.CodeInvalidFile, field, "%v", err)
 		}
 		if seen[f.Name] {

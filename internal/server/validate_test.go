@@ -15,12 +15,12 @@ func TestValidateFileName(t *testing.T) {
 		strings.Repeat("n", 256), "a/b/c/d/e/f/g/h/i", string([]byte{0xff, 0xfe}), ".runtimed", ".runtimed/main",
 		"-specs=d/x.c", "-", "--help.c", "@args", "@x.java", "-o/x.c"}
 	for _, n := range good {
-		if err := ValidateFileName(n); err != nil {
+		if err := validateFileName(n); err != nil {
 			t.Errorf("%q refused: %v", n, err)
 		}
 	}
 	for _, n := range bad {
-		if err := ValidateFileName(n); err == nil {
+		if err := validateFileName(n); err == nil {
 			t.Errorf("%q accepted", n)
 		}
 	}
@@ -29,7 +29,7 @@ func TestValidateFileName(t *testing.T) {
 		"-specs=d/x.c": `file name "-specs=d/x.c" starts with '-'`,
 		"@args":        `file name "@args" starts with '@'`,
 	} {
-		if err := ValidateFileName(name); err == nil || !strings.HasPrefix(err.Error(), want) {
+		if err := validateFileName(name); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%q: %v, want %s…", name, err, want)
 		}
 	}
