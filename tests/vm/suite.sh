@@ -67,6 +67,19 @@ python_pool_hits() { # runtimed_pool_takes_total of python's pools, result hit
   api /metrics | awk 'index($1, "runtimed_pool_takes_total{") == 1 && $1 ~ /python/ && $1 ~ /result="hit"/ {n += $2} END {print n + 0}'
 }
 mib() { echo $(($1 * 1024 * 1024)); }
+# set_key SECTION KEY VALUE: KEY's value in [SECTION] of runtimed.toml
+# (the key must be there).
+set_key() {
+  awk -v sec="[$1]" -v key="$2" -v val="$3" '
+    /^\[/ { in_sec = ($1 == sec) }
+    in_sec && $1 == key && $2 == "=" { print key " = " val; found = 1; next }
+    { print }
+    END { if (!found) exit 1 }' /etc/runtimed/runtimed.toml >/etc/runtimed/runtimed.toml.new &&
+    cat /etc/runtimed/runtimed.toml.new >/etc/runtimed/runtimed.toml
+  local rc=$?
+  rm -f /etc/runtimed/runtimed.toml.new
+  [ $rc = 0 ] || say "set_key: no $2 in [$1]"
+}
 
 # executions: the checks that run programs, for each containerd. Under
 # emulation, on a loaded host, an interpreter's start alone can take
@@ -297,8 +310,11 @@ check status_line "$(grep -m1 'Status:' <<<"$status" | sed 's/^ *//')" grep -q '
 # compile stage's defaults and maximums, and the request's deadline (a
 # sandbox's creation alone takes 10-15 s here, and counts).
 pid=$(systemctl show -p MainPID --value runtimed.service)
-sed -i -E '/^\[(maximums|compile_defaults|compile_maximums)\]/,/^\[/ { s/^wall_time_ms = .*/wall_time_ms = 120000/; s/^cpu_time_ms = .*/cpu_time_ms = 120000/ }' /etc/runtimed/runtimed.toml
-sed -i -E '/^\[requests\]/,/^\[/ s/^deadline_ms = .*/deadline_ms = 240000/' /etc/runtimed/runtimed.toml
+for section in maximums compile_defaults compile_maximums; do
+  set_key "$section" wall_time_ms 120000
+  set_key "$section" cpu_time_ms 120000
+done
+set_key requests deadline_ms 240000
 systemctl reload runtimed.service
 sleep 2
 check reload "main pid $pid -> $(systemctl show -p MainPID --value runtimed.service); $(journalctl -u runtimed -o cat | grep 'configuration reloaded' | tail -1)" \
