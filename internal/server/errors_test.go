@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/runtimed/runtimed/internal/image"
 	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
 )
@@ -80,5 +81,29 @@ func TestCategorize(t *testing.T) {
 	}
 	if own.HTTPStatus != http.StatusServiceUnavailable {
 		t.Errorf("busy is %d", own.HTTPStatus)
+	}
+}
+
+// An image change's failure: the request's fault before the registry's,
+// the registry's before runtimed's.
+func TestImageError(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   api.ErrorCode
+		status int
+	}{
+		{"the registry has no such image", &image.RegistryError{Err: fmt.Errorf("resolve: %w", errdefs.ErrNotFound)}, api.CodeNotFound, http.StatusNotFound},
+		{"a bad reference", fmt.Errorf("reference: %w", errdefs.ErrInvalidArgument), api.CodeInvalidRequest, http.StatusBadRequest},
+		{"the registry failed", &image.RegistryError{Err: errors.New("connection reset")}, api.CodeImageFailed, http.StatusBadGateway},
+		{"stopped", fmt.Errorf("pull: %w", context.Canceled), api.CodeUnavailable, http.StatusServiceUnavailable},
+		{"runtimed's own", errors.New("write layout"), api.CodeImageFailed, http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := imageError(tc.err)
+			if e.Code != tc.code || e.HTTPStatus != tc.status {
+				t.Fatalf("%s (%d), want %s (%d)", e.Code, e.HTTPStatus, tc.code, tc.status)
+			}
+		})
 	}
 }

@@ -77,14 +77,16 @@ func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.Im
 func imageError(err error) *api.Error {
 	var reg *image.RegistryError
 	switch e := categorize(err); {
+	// The request's own fault first: a registry that has no such image
+	// is a 404, not the registry's failure.
+	case e != nil && (e.Code == api.CodeNotFound || e.Code == api.CodeInvalidRequest):
+		return e
 	case errors.As(err, &reg):
 		e = newError(api.CodeImageFailed, "%s", err)
 		e.HTTPStatus = http.StatusBadGateway
 		return e
 	case errors.Is(err, ErrShuttingDown), e != nil && e.Code == api.CodeUnavailable:
 		return newError(api.CodeUnavailable, "stopped: %s", err)
-	case e != nil && (e.Code == api.CodeNotFound || e.Code == api.CodeInvalidRequest):
-		return e
 	default:
 		return newError(api.CodeImageFailed, "%s", err)
 	}
