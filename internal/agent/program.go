@@ -39,7 +39,7 @@ func startProgram(path string, argv []string, attr *os.ProcAttr) (*os.Process, e
 		return os.StartProcess(path, argv, attr)
 	}
 	if _, err := strconv.ParseUint(nproc, 10, 64); err != nil {
-		return nil, fmt.Errorf("%s %q: %v", ProgramNprocEnv, nproc, err)
+		return nil, fmt.Errorf("%s %q: %w", ProgramNprocEnv, nproc, err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -88,13 +88,13 @@ func execProgram(args []string) error {
 	}
 	nproc, err := strconv.ParseUint(args[0], 10, 64)
 	if err != nil {
-		return fmt.Errorf("%s: nproc %q: %v", ExecProgramArg, args[0], err)
+		return fmt.Errorf("%s: nproc %q: %w", ExecProgramArg, args[0], err)
 	}
 	if _, err := unix.FcntlInt(execErrorFD, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-		return fmt.Errorf("%s: no error descriptor: %v", ExecProgramArg, err)
+		return fmt.Errorf("%s: no error descriptor: %w", ExecProgramArg, err)
 	}
 	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &unix.Rlimit{Cur: nproc, Max: nproc}); err != nil {
-		return fmt.Errorf("set RLIMIT_NPROC to %d: %v", nproc, err)
+		return fmt.Errorf("set RLIMIT_NPROC to %d: %w", nproc, err)
 	}
 	if err := unix.Exec(args[1], args[2:], os.Environ()); err != nil {
 		return &os.PathError{Op: "fork/exec", Path: args[1], Err: err}

@@ -62,7 +62,7 @@ func endsBy(sig syscall.Signal, done <-chan error, d time.Duration) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("it ended with %v, not by %v", err, sig)
+		return fmt.Errorf("it ended with %v, not by %v", err, sig) //nolint:errorlint // err may be nil
 	case <-time.After(d):
 		return fmt.Errorf("it still runs after %s", d)
 	}

@@ -204,7 +204,7 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_
 	start := time.Now()
 	if ref != "" {
 		if _, err := reference.ParseAnyReference(ref); err != nil {
-			return nil, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 		}
 	}
 	unlock, err := m.lock(ctx)
@@ -222,7 +222,7 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_
 	cs := m.client.ContentStore()
 	indexDesc, err := archive.ImportIndex(ctx, cs, r)
 	if err != nil {
-		return nil, fmt.Errorf("read the archive: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("read the archive: %v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 	}
 	data, err := content.ReadBlob(ctx, cs, indexDesc)
 	if err != nil {
@@ -230,7 +230,7 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_
 	}
 	var index ocispec.Index
 	if err := json.Unmarshal(data, &index); err != nil {
-		return nil, fmt.Errorf("the archive's index: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("the archive's index: %v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 	}
 	var entries []ocispec.Descriptor
 	for _, d := range index.Manifests {
@@ -260,7 +260,7 @@ func (m *Manager) ImportArchive(ctx context.Context, r io.Reader, ref string) (_
 		// Every blob this platform needs must be there, and is kept.
 		handler := images.SetChildrenLabels(cs, images.FilterPlatforms(images.ChildrenHandler(cs), platforms.Default()))
 		if err := images.WalkNotEmpty(ctx, handler, d); err != nil {
-			return nil, fmt.Errorf("%s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("%s: %v: %w", name, err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 		}
 		imgs = append(imgs, img)
 	}
@@ -302,7 +302,7 @@ func (m *Manager) Pull(ctx context.Context, ref string) (_ api.ImageChange, err 
 	start := time.Now()
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
-		return api.ImageChange{}, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		return api.ImageChange{}, fmt.Errorf("reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 	}
 	unlock, err := m.lock(ctx)
 	if err != nil {
@@ -369,7 +369,7 @@ func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images
 	cs := m.client.ContentStore()
 	manifest, err := images.Manifest(ctx, cs, img.Target, platforms.Default())
 	if err != nil {
-		return img, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return img, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 	}
 	data, err := content.ReadBlob(ctx, cs, manifest.Config)
 	if err != nil {
@@ -377,7 +377,7 @@ func (m *Manager) withMountPoints(ctx context.Context, img images.Image) (images
 	}
 	var config ocispec.Image
 	if err := json.Unmarshal(data, &config); err != nil {
-		return img, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
+		return img, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument) //nolint:errorlint // invalid argument, not the cause's category
 	}
 	if config.Config.Labels[labelRecipe] != "" || config.Config.Labels[labelMountPoints] != "" {
 		return img, nil

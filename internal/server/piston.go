@@ -134,13 +134,13 @@ func decodeContent(content, encoding string) (string, error) {
 	case "base64":
 		b, err := base64.StdEncoding.DecodeString(content)
 		if err != nil {
-			return "", fmt.Errorf("content is not valid base64: %v", err)
+			return "", fmt.Errorf("content is not valid base64: %w", err)
 		}
 		return string(b), nil
 	case "hex":
 		b, err := hex.DecodeString(content)
 		if err != nil {
-			return "", fmt.Errorf("content is not valid hex: %v", err)
+			return "", fmt.Errorf("content is not valid hex: %w", err)
 		}
 		return string(b), nil
 	default:

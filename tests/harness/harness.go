@@ -139,7 +139,7 @@ func buildBinaries() error {
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, out)
+		return fmt.Errorf("%w\n%s", err, out)
 	}
 	return nil
 }
@@ -207,7 +207,7 @@ func (p *containerdProc) start() error {
 		if time.Now().After(deadline) {
 			p.stop()
 			log, _ := os.ReadFile(filepath.Join(p.root, "containerd.log"))
-			return fmt.Errorf("containerd did not answer: %v\n%s", err, log)
+			return fmt.Errorf("containerd did not answer: %w\n%s", err, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -376,13 +376,13 @@ func StartWith(in Instance, environ []string, argv ...string) (*Daemon, error) {
 		case err := <-d.exited:
 			d.logf.Close()
 			data, _ := os.ReadFile(d.Log)
-			return nil, fmt.Errorf("runtimed exited: %v\n%s", err, data)
+			return nil, fmt.Errorf("runtimed exited: %v\n%s", err, data) //nolint:errorlint // err may be nil (it exited 0)
 		default:
 		}
 		if time.Now().After(deadline) {
 			d.Stop()
 			data, _ := os.ReadFile(d.Log)
-			return nil, fmt.Errorf("runtimed did not answer: %v\n%s", err, data)
+			return nil, fmt.Errorf("runtimed did not answer: %w\n%s", err, data)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
