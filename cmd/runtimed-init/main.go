@@ -6,6 +6,8 @@
 // Run as "runtimed-init exec-program NPROC PATH ARGV...", by the agent
 // itself, it is the program's first process for a moment: it takes the
 // program's own RLIMIT_NPROC and execs the program (agent.ExecProgram).
+// Run as "runtimed-init empty-dir DIR", as the sandbox user, it empties
+// the sandbox's /tmp between two programs (agent.EmptyDir).
 package main
 
 import (
@@ -20,6 +22,13 @@ func main() {
 		err := agent.ExecProgram(os.Args[2:])
 		fmt.Fprintln(os.Stderr, "runtimed-init:", err)
 		os.Exit(127)
+	}
+	if len(os.Args) > 2 && os.Args[1] == agent.EmptyDirArg {
+		if err := agent.EmptyDir(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "runtimed-init:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := agent.Serve(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "runtimed-init:", err)

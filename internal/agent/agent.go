@@ -15,33 +15,84 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Serve is the agent: it says it is ready on out, reads one Exec from in,
-// runs it, relays its stdio and reports its exit. It returns when the
-// program and everything it started are gone, or when in ends before an
-// Exec came (the sandbox was not needed).
+// Serve is the agent: it says it is ready on out and runs the programs
+// that come on in, one after the other: it relays each one's stdio and
+// signals and reports its exit once the program and everything it
+// started are gone, then empties tmpDir and says it is ready again. It
+// returns when in ends between programs (nil) or breaks, or when the
+// sandbox cannot be made clean for another program.
 func Serve(in io.Reader, out io.Writer) error {
+	return serve(in, out, "/tmp")
+}
+
+func serve(in io.Reader, out io.Writer, tmpDir string) error {
 	w := &frameWriter{w: out}
 	hello, _ := json.Marshal(Hello{Protocol: Protocol})
-	if err := w.write(KindReady, hello); err != nil {
-		return fmt.Errorf("say ready: %w", err)
+	frames := make(chan inFrame)
+	go readInput(in, frames)
+	for {
+		if err := w.write(KindReady, hello); err != nil {
+			return fmt.Errorf("say ready: %w", err)
+		}
+		x, err := nextExec(frames)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		exit := run(x, frames, w)
+		body, _ := json.Marshal(exit)
+		if err := w.write(KindExit, body); err != nil {
+			return fmt.Errorf("report the exit: %w", err)
+		}
+		if err := emptyTmp(tmpDir, x.UID, x.GID); err != nil {
+			return fmt.Errorf("empty %s: %w", tmpDir, err)
+		}
 	}
-	kind, payload, err := ReadFrame(in, MaxInFrame)
-	if errors.Is(err, io.EOF) {
-		return nil
+}
+
+// inFrame is a frame from runtimed, or the error that ended its stream.
+type inFrame struct {
+	kind    byte
+	payload []byte
+	err     error
+}
+
+// readInput reads runtimed's frames until its stream ends: the last
+// frame sent carries the error, then frames is closed.
+func readInput(in io.Reader, frames chan<- inFrame) {
+	defer close(frames)
+	for {
+		kind, payload, err := ReadFrame(in, MaxInFrame)
+		frames <- inFrame{kind: kind, payload: payload, err: err}
+		if err != nil {
+			return
+		}
 	}
-	if err != nil {
-		return err
+}
+
+// nextExec waits for the next program. Stdin and signal frames meant for
+// the program before it, which runtimed sent before it saw its exit, are
+// dropped.
+func nextExec(frames <-chan inFrame) (Exec, error) {
+	for f := range frames {
+		if f.err != nil {
+			return Exec{}, f.err
+		}
+		switch f.kind {
+		case KindExec:
+			var x Exec
+			if err := json.Unmarshal(f.payload, &x); err != nil {
+				return Exec{}, fmt.Errorf("agent: exec frame: %w", err)
+			}
+			return x, nil
+		case KindStdin, KindCloseStdin, KindSignal:
+		default:
+			return Exec{}, fmt.Errorf("agent: unexpected frame %q", f.kind)
+		}
 	}
-	if kind != KindExec {
-		return fmt.Errorf("agent: expected an exec frame, got %q", kind)
-	}
-	var x Exec
-	if err := json.Unmarshal(payload, &x); err != nil {
-		return fmt.Errorf("agent: exec frame: %w", err)
-	}
-	exit := run(x, in, w)
-	body, _ := json.Marshal(exit)
-	return w.write(KindExit, body)
+	return Exec{}, io.EOF
 }
 
 // frameWriter serialises the frames of the stdout and stderr pumps and
@@ -57,7 +108,7 @@ func (f *frameWriter) write(kind byte, payload []byte) error {
 	return WriteFrame(f.w, kind, payload)
 }
 
-func run(x Exec, in io.Reader, w *frameWriter) Exit {
+func run(x Exec, frames <-chan inFrame, w *frameWriter) Exit {
 	if len(x.Args) == 0 {
 		return Exit{Error: "no command"}
 	}
@@ -97,7 +148,12 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 		return Exit{Error: fmt.Sprintf("start %s: %v", x.Args[0], err)}
 	}
 
-	go pumpStdin(in, stdinW)
+	exited := make(chan struct{})
+	inputDone := make(chan struct{})
+	go func() {
+		defer close(inputDone)
+		serveInput(frames, exited, stdinW, proc.Pid)
+	}()
 	var pumps sync.WaitGroup
 	for _, p := range []struct {
 		r    *os.File
@@ -124,6 +180,10 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 			exit.Code = ws.ExitStatus()
 		}
 	}
+	// The input is no longer the program's: what comes until the next
+	// Exec is dropped.
+	close(exited)
+	<-inputDone
 	// What the program left running goes with it, and so does its output:
 	// it ends when the last holder of its pipes does, or a grace after the
 	// kill. A pipe's write end can outlive every process (sent over a unix
@@ -133,8 +193,93 @@ func run(x Exec, in io.Reader, w *frameWriter) Exit {
 	_ = stdoutR.SetReadDeadline(deadline)
 	_ = stderrR.SetReadDeadline(deadline)
 	pumps.Wait()
-	stdinW.Close()
 	return exit
+}
+
+// serveInput hands the program what runtimed sends it while it runs:
+// stdin, through a writer of its own so that a program that does not read
+// its stdin never holds up a signal; and signals. It returns when the
+// program has exited, and closes its stdin then.
+func serveInput(frames <-chan inFrame, exited <-chan struct{}, stdin *os.File, pgid int) {
+	pieces := make(chan []byte, stdinQueue)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		writeStdin(pieces, stdin)
+	}()
+	closed := false
+	closeStdin := func() {
+		if !closed {
+			close(pieces)
+			closed = true
+		}
+	}
+	defer func() {
+		closeStdin()
+		// A program that exited with its stdin unread leaves the writer
+		// blocked on a full pipe: closing the pipe ends the write.
+		stdin.Close()
+		<-writerDone
+	}()
+	for {
+		select {
+		case <-exited:
+			return
+		case f, ok := <-frames:
+			if !ok || f.err != nil {
+				// runtimed is gone: the program's stdin ends, and the
+				// program runs on until runtimed's kill.
+				closeStdin()
+				frames = nil
+				continue
+			}
+			switch f.kind {
+			case KindStdin:
+				if !closed {
+					pieces <- f.payload
+				}
+			case KindCloseStdin:
+				closeStdin()
+			case KindSignal:
+				var sig Signal
+				if json.Unmarshal(f.payload, &sig) == nil {
+					signal(pgid, sig)
+				}
+			}
+		}
+	}
+}
+
+// stdinQueue is how many stdin frames wait for the program to read them
+// (runtimed sends at most 256 KiB in one).
+const stdinQueue = 4096
+
+// writeStdin writes the pieces to the program's stdin until they end, or
+// the program closed its stdin (the rest is dropped), then closes it.
+func writeStdin(pieces <-chan []byte, stdin *os.File) {
+	open := true
+	for p := range pieces {
+		if open {
+			if _, err := stdin.Write(p); err != nil {
+				open = false
+			}
+		}
+	}
+	stdin.Close()
+}
+
+// signal sends sig to the program's process group, or to every process
+// but the agent's own.
+func signal(pgid int, sig Signal) {
+	if sig.Signal <= 0 || sig.Signal >= 65 {
+		return
+	}
+	s := unix.Signal(sig.Signal)
+	if sig.All && os.Getpid() == 1 {
+		_ = unix.Kill(-1, s)
+		return
+	}
+	_ = unix.Kill(-pgid, s)
 }
 
 // killRest kills and reaps every process left after the program exited.
@@ -155,36 +300,6 @@ func killRest(pgid int) {
 		}
 		if err != nil { // ECHILD: none left
 			return
-		}
-	}
-}
-
-// pumpStdin copies the stdin frames to the program. A program that does
-// not read its stdin, or closed it, makes the writes fail; the frames are
-// still read so runtimed is never blocked on the agent.
-func pumpStdin(in io.Reader, stdin *os.File) {
-	open := true
-	closeOnce := func() {
-		if open {
-			stdin.Close()
-			open = false
-		}
-	}
-	defer closeOnce()
-	for {
-		kind, payload, err := ReadFrame(in, MaxInFrame)
-		if err != nil {
-			return
-		}
-		switch kind {
-		case KindStdin:
-			if open {
-				if _, err := stdin.Write(payload); err != nil {
-					closeOnce()
-				}
-			}
-		case KindCloseStdin:
-			closeOnce()
 		}
 	}
 }

@@ -22,27 +22,45 @@ type session struct {
 	fromAgent *io.PipeReader
 	done      chan error
 	pause     time.Duration // how long the reader stops after the first stdout frame
+	tmp       string        // the directory the agent empties between programs
 }
 
 func start(t *testing.T) *session {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	s := &session{toAgent: inW, fromAgent: outR, done: make(chan error, 1)}
+	s := &session{toAgent: inW, fromAgent: outR, done: make(chan error, 1), tmp: t.TempDir()}
 	go func() {
-		err := Serve(inR, outW)
+		err := serve(inR, outW, s.tmp)
 		outW.CloseWithError(io.EOF)
 		s.done <- err
 	}()
-	kind, payload, err := ReadFrame(outR, MaxOutFrame)
+	s.ready(t)
+	t.Cleanup(func() {
+		s.toAgent.Close()
+		select {
+		case err := <-s.done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return when its input ended")
+		}
+	})
+	return s
+}
+
+// ready reads the agent's ready frame.
+func (s *session) ready(t *testing.T) {
+	t.Helper()
+	kind, payload, err := ReadFrame(s.fromAgent, MaxOutFrame)
 	if err != nil || kind != KindReady {
-		t.Fatalf("ready frame: kind %q err %v", kind, err)
+		t.Fatalf("ready frame: kind %q payload %q err %v", kind, payload, err)
 	}
 	var h Hello
 	if err := json.Unmarshal(payload, &h); err != nil || h.Protocol != Protocol {
 		t.Fatalf("hello %q: %v", payload, err)
 	}
-	return s
 }
 
 type outcome struct {
@@ -53,17 +71,28 @@ type outcome struct {
 
 func (s *session) exec(t *testing.T, x Exec, stdin string) outcome {
 	t.Helper()
+	return s.execWith(t, x, func() {
+		if stdin != "" {
+			_ = WriteFrame(s.toAgent, KindStdin, []byte(stdin))
+		}
+		_ = WriteFrame(s.toAgent, KindCloseStdin, nil)
+	})
+}
+
+// execWith runs x; input sends what the program gets after its Exec.
+// It returns at the program's exit, once the agent is ready again.
+func (s *session) execWith(t *testing.T, x Exec, input func()) outcome {
+	t.Helper()
 	if x.Dir == "" {
 		x.Dir = t.TempDir()
 	}
 	x.UID, x.GID = uint32(os.Getuid()), uint32(os.Getgid())
 	body, _ := json.Marshal(x)
+	sent := make(chan struct{})
 	go func() {
+		defer close(sent)
 		_ = WriteFrame(s.toAgent, KindExec, body)
-		if stdin != "" {
-			_ = WriteFrame(s.toAgent, KindStdin, []byte(stdin))
-		}
-		_ = WriteFrame(s.toAgent, KindCloseStdin, nil)
+		input()
 	}()
 	var o outcome
 	deadline := time.AfterFunc(20*time.Second, func() { s.fromAgent.CloseWithError(errors.New("timed out")) })
@@ -87,9 +116,8 @@ func (s *session) exec(t *testing.T, x Exec, stdin string) outcome {
 			if err := json.Unmarshal(payload, &o.exit); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-s.done; err != nil {
-				t.Fatalf("Serve: %v", err)
-			}
+			s.ready(t)
+			<-sent
 			return o
 		default:
 			t.Fatalf("unexpected frame %q", kind)
@@ -208,15 +236,68 @@ func TestOutputHeldAfterExit(t *testing.T) {
 }
 
 func TestServeEndsWithoutExec(t *testing.T) {
+	start(t) // its cleanup checks that Serve returns nil
+}
+
+// TestProgramsInSequence: one agent runs programs one after the other;
+// nothing of one is left for the next.
+func TestProgramsInSequence(t *testing.T) {
 	s := start(t)
-	s.toAgent.Close()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return when its input ended")
+	box := t.TempDir()
+	x := func(script string) Exec {
+		e := sh(script)
+		e.Dir = box
+		e.Env = append(e.Env, "TMPDIR="+s.tmp)
+		return e
+	}
+	o := s.exec(t, x(`mkdir -p "$TMPDIR/d/e" && echo 1 > "$TMPDIR/d/e/f" && chmod 0500 "$TMPDIR/d" && echo left > "$TMPDIR/left" && `+
+		`(sleep 2; echo ghost > ghost) & echo first`), "")
+	if o.stdout.String() != "first\n" || o.exit.Code != 0 {
+		t.Fatalf("first: stdout %q exit %+v", o.stdout.String(), o.exit)
+	}
+	left, err := os.ReadDir(s.tmp)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("the tmp directory holds %v (%v) after the first program", left, err)
+	}
+	o = s.exec(t, x("cat; echo second; sleep 2.5; ls"), "in\n")
+	if o.stdout.String() != "in\nsecond\n" || o.exit.Code != 0 {
+		t.Fatalf("second: stdout %q exit %+v: the first program's background process lived on", o.stdout.String(), o.exit)
+	}
+}
+
+// TestSignals: a signal frame reaches the running program's process
+// group; one sent between programs is dropped.
+func TestSignals(t *testing.T) {
+	s := start(t)
+	sig, _ := json.Marshal(Signal{Signal: int(syscall.SIGTERM)})
+	// Stale input for no program: dropped before the next Exec.
+	_ = WriteFrame(s.toAgent, KindSignal, sig)
+	_ = WriteFrame(s.toAgent, KindStdin, []byte("stale\n"))
+	_ = WriteFrame(s.toAgent, KindCloseStdin, nil)
+	o := s.execWith(t, sh("echo up; exec sleep 30"), func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = WriteFrame(s.toAgent, KindSignal, sig)
+	})
+	if o.stdout.String() != "up\n" || o.exit.Signal != int(syscall.SIGTERM) {
+		t.Fatalf("stdout %q exit %+v", o.stdout.String(), o.exit)
+	}
+	o = s.exec(t, sh("cat"), "fresh\n")
+	if o.stdout.String() != "fresh\n" {
+		t.Fatalf("stdout %q: stale stdin reached the next program", o.stdout.String())
+	}
+}
+
+// TestUnreadStdin: a program that exits without reading a stdin larger
+// than its pipe does not hold up its exit or the next program.
+func TestUnreadStdin(t *testing.T) {
+	s := start(t)
+	big := strings.Repeat("x", 4<<20)
+	o := s.exec(t, sh("echo done"), big)
+	if o.stdout.String() != "done\n" {
+		t.Fatalf("stdout %q", o.stdout.String())
+	}
+	if o = s.exec(t, sh("wc -c"), "abc"); strings.TrimSpace(o.stdout.String()) != "3" {
+		t.Fatalf("stdout %q", o.stdout.String())
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,4 +103,73 @@ func execProgram(args []string) error {
 		return &os.PathError{Op: "fork/exec", Path: args[1], Err: err}
 	}
 	return nil
+}
+
+// EmptyDirArg is runtimed-init's mode that empties a directory as the
+// sandbox user (see emptyTmp).
+const EmptyDirArg = "empty-dir"
+
+// emptyTmp removes everything the program left in dir. What the program
+// made there is the sandbox user's, in a directory with the sticky bit,
+// and the agent has no capability over others' files: the removal runs
+// as that user, through runtimed-init's EmptyDirArg mode. A directory
+// already empty costs a read.
+func emptyTmp(dir string, uid, gid uint32) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(1)
+	f.Close()
+	if len(names) == 0 && errors.Is(err, io.EOF) {
+		return nil
+	}
+	if uint32(os.Getuid()) == uid && uint32(os.Getgid()) == gid {
+		return EmptyDir(dir)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, EmptyDirArg, dir)
+	cmd.Dir = "/"
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// EmptyDir removes everything below dir, never following a link, making
+// the directories it owns writable and searchable on the way down.
+func EmptyDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			if err := os.Chmod(p, 0o700); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := EmptyDir(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

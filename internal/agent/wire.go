@@ -30,18 +30,20 @@ const (
 	KindExec       byte = 'x' // JSON Exec: the program to run
 	KindStdin      byte = 'i' // bytes for the program's stdin
 	KindCloseStdin byte = 'c' // the program's stdin is at its end
+	KindSignal     byte = 's' // JSON Signal: a signal for the program
 )
 
 // Frame kinds, agent to runtimed.
 const (
-	KindReady  byte = 'R' // JSON Hello: the agent runs and waits for Exec
+	KindReady  byte = 'R' // JSON Hello: the agent waits for an Exec
 	KindStdout byte = 'O' // bytes the program wrote to stdout
 	KindStderr byte = 'E' // bytes the program wrote to stderr
 	KindExit   byte = 'Z' // JSON Exit: the program and all it started are gone
 )
 
-// Protocol is the version of this protocol; Hello carries it.
-const Protocol = 1
+// Protocol is the version of this protocol; Hello carries it. Version 2:
+// a sequence of programs, each after a ready frame; signals.
+const Protocol = 2
 
 // Frame sizes. A frame from the agent is never larger than MaxOutFrame:
 // runtimed reads what the sandbox sends under that bound, so a broken or
@@ -70,6 +72,15 @@ type Exec struct {
 	Dir  string   `json:"dir"`
 	UID  uint32   `json:"uid"`
 	GID  uint32   `json:"gid"`
+}
+
+// Signal is a signal for the running program: for its process group,
+// or with All for every process of the sandbox but the agent (how
+// runtimed stops a program at a limit). A signal frame between programs
+// is for none and is dropped.
+type Signal struct {
+	Signal int  `json:"signal"`
+	All    bool `json:"all,omitempty"`
 }
 
 // Exit is how the program ended. If it could not be started, Error says

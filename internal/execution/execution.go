@@ -1,8 +1,10 @@
 // Package execution owns what one request runs: the compile stage, if
-// the language has one, then the run, or one run per test against the
-// same build, each in a fresh sandbox, within the request's deadline,
-// and the verdicts: compile_error, wrong_answer, skipped, and the summary
-// of the tests.
+// the language has one, in a sandbox of its own; then the run, or one
+// run per test against the same build, one after the other in one run
+// sandbox whose box is restored between them (a fresh sandbox where one
+// dies, or where other requests wait their turn); within the request's
+// deadline; and the verdicts: compile_error, wrong_answer, skipped, and
+// the summary of the tests. It tells an Events what happens as it goes.
 package execution
 
 import (
@@ -12,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -33,11 +36,13 @@ type Sandboxes interface {
 
 // Sandbox is what a stage needs of a started sandbox: its box, to put
 // the request's files or the build in; the box kept past the sandbox,
-// for the build; the program run; and the sandbox given back.
+// for the build; the programs run, the next one while it is Reusable;
+// and the sandbox given back.
 type Sandbox interface {
 	Box() *sandbox.Box
 	KeepBox() *sandbox.Box
 	Run(ctx context.Context, prog sandbox.Program) (api.StageResult, error)
+	Reusable() bool
 	Release()
 }
 
@@ -65,6 +70,21 @@ type Admission interface {
 	// (the error says why, as an *api.Error); a later one waits until ctx
 	// ends.
 	Enter(ctx context.Context) (leave func(), err error)
+	// Contended reports whether others wait for a place: a request
+	// running its tests in one sandbox then gives its place up between
+	// two tests and queues again.
+	Contended() bool
+}
+
+// Events hears an execution as it goes. Stages are "compile", "run" and
+// "test"; test is the test's index, -1 for the others. Output comes as
+// the program writes it, within the output limit. The calls come from
+// one goroutine at a time, in order, and should not block for long: the
+// program's wall time runs meanwhile.
+type Events interface {
+	StageStarted(stage string, test int)
+	Output(stage string, test int, stream string, data []byte)
+	StageEnded(stage string, test int, res api.StageResult)
 }
 
 // Plan is a validated request.
@@ -81,8 +101,17 @@ type Plan struct {
 	// included: at its end the stage running is stopped and the stages
 	// not started are skipped. 0: no bound but the stages' own.
 	Timeout time.Duration
+	// StopOnFirstFailure skips the tests after the first that is not ok.
+	StopOnFirstFailure bool
 	// Admission, if set, is entered by every stage.
 	Admission Admission
+	// Events, if set, hears the execution as it goes.
+	Events Events
+	// Input and Signals, if set, are the run stage's stdin as it comes
+	// (after Stdin; the channel's close ends it) and the signals for it
+	// (see sandbox.Program).
+	Input   <-chan []byte
+	Signals <-chan syscall.Signal
 }
 
 // Executor carries out plans.
@@ -145,6 +174,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		defer removeBox(log, build)
 		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline)
 		sb.release()
+		e.metrics.Program(false)
 		if err != nil {
 			return nil, err
 		}
@@ -169,41 +199,79 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 	}
 
-	// run runs the program once in a sandbox of its own, on a copy of
-	// the build or on the request's files: no run sees what another
-	// wrote.
-	run := func(log *logrus.Entry, name, stdin string, args []string) (api.StageResult, error) {
-		sb, err := acquire(log, p.Limits)
-		if err != nil {
-			return api.StageResult{}, err
+	// The run sandbox: the tests run in it one after the other, each on
+	// a box restored from the build or the request's files. A sandbox
+	// whose program ended without its agent's report (a limit that took
+	// the whole sandbox, a sandbox that died) is replaced, and so is one
+	// whose place others wait for.
+	var cur *stageSandbox
+	defer func() {
+		if cur != nil {
+			cur.release()
 		}
-		if sb == nil {
+	}()
+	run := func(log *logrus.Entry, name string, test int, stdin string, args []string, interactive bool) (api.StageResult, error) {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return skipped(name), nil
 		}
-		defer sb.release()
-		if build != nil {
-			err = build.CopyTo(sb.Box())
-			if errors.Is(err, sandbox.ErrBuildTooLarge) {
-				return api.StageResult{}, &unfitBuild{compile: *resp.Compile, err: err}
+		for attempt := 0; ; attempt++ {
+			again := cur != nil && cur.runs > 0
+			if cur != nil && (!cur.Reusable() || p.Admission != nil && p.Admission.Contended()) {
+				cur.release()
+				cur, again = nil, false
 			}
-		} else {
-			err = sb.Box().Write(p.Files)
+			if cur == nil {
+				sb, err := acquire(log, p.Limits)
+				if err != nil {
+					return api.StageResult{}, err
+				}
+				if sb == nil {
+					return skipped(name), nil
+				}
+				cur = sb
+			} else if err := cur.Box().Empty(); err != nil {
+				return api.StageResult{}, err
+			}
+			var err error
+			if build != nil {
+				err = build.CopyTo(cur.Box())
+				if errors.Is(err, sandbox.ErrBuildTooLarge) {
+					return api.StageResult{}, &unfitBuild{compile: *resp.Compile, err: err}
+				}
+			} else {
+				err = cur.Box().Write(p.Files)
+			}
+			if err != nil {
+				return api.StageResult{}, err
+			}
+			prog := sandbox.Program{
+				Args:        lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
+				Env:         lang.Env,
+				Stdin:       []byte(stdin),
+				Limits:      p.Limits,
+				Deadline:    deadline,
+				OutOfMemory: lang.OutOfMemory,
+			}
+			if interactive {
+				prog.Input, prog.Signals = p.Input, p.Signals
+			}
+			cur.runs++
+			res, err := e.stage(ctx, log, name, test, cur.Sandbox, prog, p.Events)
+			if errors.Is(err, sandbox.ErrSpent) && attempt == 0 {
+				// The sandbox could not take another program; nothing
+				// ran. The test goes to a fresh one.
+				log.Debug("the run sandbox is spent; the test runs in a fresh one")
+				continue
+			}
+			if err == nil {
+				e.metrics.Program(again)
+			}
+			return res, err
 		}
-		if err != nil {
-			return api.StageResult{}, err
-		}
-		return e.stage(ctx, log, name, sb.Sandbox, sandbox.Program{
-			Args:        lang.RunCommand(entry, mainClass, args, p.Limits.MemoryBytes),
-			Env:         lang.Env,
-			Stdin:       []byte(stdin),
-			Limits:      p.Limits,
-			Deadline:    deadline,
-			OutOfMemory: lang.OutOfMemory,
-		})
 	}
 
 	if len(p.Tests) == 0 {
-		res, err := run(log, "run", p.Stdin, p.Args)
+		res, err := run(log, "run", -1, p.Stdin, p.Args, true)
 		if err != nil {
 			return nil, err
 		}
@@ -214,13 +282,23 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 
 	resp.Status = api.StatusOK
 	resp.Summary = map[api.Status]int{}
+	failed := false
 	for i, t := range p.Tests {
-		res, err := run(log.WithField("test", i), "test", t.Stdin, t.Args)
-		if err != nil {
-			return nil, err
-		}
-		if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
-			res.Status = api.StatusWrongAnswer
+		var res api.StageResult
+		if failed && p.StopOnFirstFailure {
+			res = api.StageResult{Status: api.StatusSkipped, Message: "not run: an earlier test failed (stop_on_first_failure)"}
+		} else {
+			var err error
+			res, err = run(log.WithField("test", i), "test", i, t.Stdin, t.Args, false)
+			if err != nil {
+				return nil, err
+			}
+			if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
+				res.Status = api.StatusWrongAnswer
+			}
+			if res.Status != api.StatusOK && res.Status != api.StatusSkipped {
+				failed = true
+			}
 		}
 		resp.Tests = append(resp.Tests, res)
 		resp.Summary[res.Status]++
@@ -229,7 +307,11 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 	}
 	if n := resp.Summary[api.StatusSkipped]; n > 0 {
-		resp.Message = fmt.Sprintf("the request's deadline of %d ms was reached: %d of %d tests were skipped", p.Timeout.Milliseconds(), n, len(p.Tests))
+		if failed && p.StopOnFirstFailure {
+			resp.Message = fmt.Sprintf("a test failed: %d of %d tests were skipped (stop_on_first_failure)", n, len(p.Tests))
+		} else {
+			resp.Message = fmt.Sprintf("the request's deadline of %d ms was reached: %d of %d tests were skipped", p.Timeout.Milliseconds(), n, len(p.Tests))
+		}
 	}
 	return resp, nil
 }
@@ -238,6 +320,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 type stageSandbox struct {
 	Sandbox
 	leave func()
+	runs  int // programs started in it
 }
 
 // release gives the sandbox back, then the place.
@@ -323,22 +406,29 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p
 	for i, f := range p.Files {
 		names[i] = f.Name
 	}
-	return e.stage(ctx, log, "compile", sb, sandbox.Program{
+	return e.stage(ctx, log, "compile", -1, sb, sandbox.Program{
 		Args:        lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
 		Env:         lang.Env,
 		Limits:      p.CompileLimits,
 		Deadline:    deadline,
 		OutOfMemory: lang.OutOfMemory,
-	})
+	}, p.Events)
 }
 
 // stage runs one program; its verdict is the sandbox's, the language's
-// out-of-memory markers (in prog) included.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, sb Sandbox, prog sandbox.Program) (api.StageResult, error) {
+// out-of-memory markers (in prog) included. ev, if set, hears it.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, test int, sb Sandbox, prog sandbox.Program, ev Events) (api.StageResult, error) {
 	start := time.Now()
+	if ev != nil {
+		prog.Started = func() { ev.StageStarted(name, test) }
+		prog.Output = func(stream string, data []byte) { ev.Output(name, test, stream, data) }
+	}
 	res, err := sb.Run(ctx, prog)
 	if err != nil {
 		return res, fmt.Errorf("%s stage: %w", name, err)
+	}
+	if ev != nil {
+		ev.StageEnded(name, test, res)
 	}
 	if name == "compile" {
 		e.metrics.Phase(metrics.PhaseCompile, time.Since(start))

@@ -80,6 +80,7 @@ type fakeSandbox struct {
 	kept     bool
 	released int
 	progs    []sandbox.Program
+	last     api.StageResult
 }
 
 func (s *fakeSandbox) Box() *sandbox.Box { return s.box }
@@ -91,14 +92,27 @@ func (s *fakeSandbox) KeepBox() *sandbox.Box {
 
 func (s *fakeSandbox) Run(_ context.Context, prog sandbox.Program) (api.StageResult, error) {
 	s.progs = append(s.progs, prog)
-	return s.f.run(s.i, prog, s.box)
+	res, err := s.f.run(s.i, prog, s.box)
+	s.last = res
+	return res, err
 }
 
 func (s *fakeSandbox) Release() { s.released++ }
 
+// Reusable: a fake sandbox takes another program unless its last one
+// was a memory_limit (the verdict a killed sandbox gives).
+func (s *fakeSandbox) Reusable() bool {
+	return len(s.progs) > 0 && s.last.Status != api.StatusMemoryLimit
+}
+
 // countingAdmission admits every stage and counts the places taken and
 // given back.
-type countingAdmission struct{ entered, left int }
+type countingAdmission struct {
+	entered, left int
+	contended     bool // what Contended says
+}
+
+func (a *countingAdmission) Contended() bool { return a.contended }
 
 func (a *countingAdmission) Enter(context.Context) (func(), error) {
 	a.entered++
@@ -314,13 +328,21 @@ func TestMainClass(t *testing.T) {
 	})
 }
 
-// Each test runs in a sandbox of its own; a test whose stdout differs
-// from its expected output is wrong_answer; the response's status is
+// The tests run one after the other in one sandbox, each on the
+// request's files alone; a test whose stdout differs from its expected
+// output is wrong_answer; the response's status is
 // that of the first test that was not ok.
 func TestJudgedTests(t *testing.T) {
 	py := lang(t, "python")
 	want := func(s string) *string { return &s }
 	f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
+		// What a test leaves in the box is gone for the next.
+		if names, err := os.ReadDir(b.Dir()); err != nil || len(names) != 1 || names[0].Name() != "main.py" {
+			t.Errorf("box %v (%v) before test %q", names, err, prog.Stdin)
+		}
+		if err := os.WriteFile(filepath.Join(b.Dir(), "left"), nil, 0o644); err != nil {
+			t.Error(err)
+		}
 		if string(prog.Stdin) == "crash" {
 			return api.StageResult{Status: api.StatusRuntimeError, ExitCode: 1}, nil
 		}
@@ -350,7 +372,7 @@ func TestJudgedTests(t *testing.T) {
 	if resp.Status != api.StatusWrongAnswer || resp.Run != nil || resp.Message != "" || !maps.Equal(resp.Summary, wantSummary) {
 		t.Fatalf("response %+v", resp)
 	}
-	if len(f.acquired) != len(tests) {
+	if len(f.acquired) != 1 || len(f.acquired[0].progs) != len(tests) {
 		t.Fatalf("%d sandboxes for %d tests", len(f.acquired), len(tests))
 	}
 	f.check(t)

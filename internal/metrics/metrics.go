@@ -38,6 +38,7 @@ type Metrics struct {
 	rejections      *prometheus.CounterVec
 	sandboxFailures prometheus.Counter
 	poolTakes       *prometheus.CounterVec
+	programs        *prometheus.CounterVec
 	pools           *poolCollector
 }
 
@@ -75,13 +76,30 @@ func New() *Metrics {
 		Namespace: "runtimed", Name: "pool_takes_total",
 		Help: "Sandboxes asked of a warm pool, by image and result: hit (a warm one) or miss (a new one was made).",
 	}, []string{"image", "result"})
+	m.programs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "runtimed", Name: "sandbox_programs_total",
+		Help: "Programs run, by sandbox: first (in a sandbox of its own) or again (in the sandbox of its request's previous test).",
+	}, []string{"sandbox"})
 	m.pools = &poolCollector{
 		sandboxes: prometheus.NewDesc("runtimed_pool_sandboxes", "Sandboxes in the warm pools, by image and state (ready, creating).", []string{"image", "state"}, nil),
 		idle:      prometheus.NewDesc("runtimed_pool_idle_sandbox_bytes", "Memory held by one idle pooled sandbox, as last measured, by image.", []string{"image"}, nil),
 	}
-	m.registry.MustRegister(m.executions, m.phases, m.inFlight, m.queued, m.rejections, m.sandboxFailures, m.poolTakes, m.pools,
+	m.registry.MustRegister(m.executions, m.phases, m.inFlight, m.queued, m.rejections, m.sandboxFailures, m.poolTakes, m.programs, m.pools,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Program counts a program run, in a sandbox of its own or again in a
+// sandbox that ran its request's previous test.
+func (m *Metrics) Program(again bool) {
+	if m == nil {
+		return
+	}
+	v := "first"
+	if again {
+		v = "again"
+	}
+	m.programs.WithLabelValues(v).Inc()
 }
 
 // Handler serves the registry in Prometheus's text format.

@@ -40,8 +40,11 @@ func ProfileOf(image string, l api.Limits) Profile {
 	return Profile{Image: image, MemoryBytes: l.MemoryBytes, CPU: l.CPU, Pids: l.Pids}
 }
 
-// Sandbox is a started gVisor sandbox whose agent waits for the one
-// program it will run. It has its own box, mounted at /box.
+// Sandbox is a started gVisor sandbox whose agent waits for a program to
+// run. It has its own box, mounted at /box. It runs programs one after the
+// other, for one request only: as long as each ends with its agent's
+// report (Reusable), the next one may come, once its caller has put the
+// box back as the next program must find it (Box.Empty, then the files).
 type Sandbox struct {
 	ID      string
 	profile Profile
@@ -52,8 +55,8 @@ type Sandbox struct {
 
 	task   containerd.Task
 	exitCh <-chan containerd.ExitStatus
-	// agentDone: the agent reported its program's end, after which it
-	// exits, and the sandbox with it.
+	// agentDone: the agent reported its program's end, and exits when
+	// its input ends.
 	agentDone  bool
 	cancelWait context.CancelFunc
 	toAgent    *io.PipeWriter // the agent's stdin
@@ -66,9 +69,16 @@ type Sandbox struct {
 	IdleMemoryBytes int64
 
 	mu       sync.Mutex
-	used     bool
+	runs     int  // programs started
+	reusable bool // the last one ended with the agent's report
 	released bool
 }
+
+// ErrSpent is Run's error on a sandbox that cannot run another program:
+// its last program ended without its agent's report (the sandbox was
+// killed, or died), or its agent did not come back ready. Its caller
+// takes a fresh sandbox for the program; no program ran.
+var ErrSpent = errors.New("sandbox: cannot run another program")
 
 type frame struct {
 	kind    byte
@@ -257,23 +267,50 @@ type Program struct {
 	// that fails its allocations in its own way, short of the cgroup's
 	// limit, still ran out of memory.
 	OutOfMemory func(output string) bool
+
+	// Input, if set, is the program's stdin as it comes, after Stdin:
+	// each piece is written as it arrives, and the channel's close ends
+	// the stdin. Without it the stdin ends after Stdin.
+	Input <-chan []byte
+	// Signals, if set, carries signals for the program's process group
+	// while it runs.
+	Signals <-chan syscall.Signal
+	// Started, if set, is called when the program is sent to the agent.
+	Started func()
+	// Output, if set, is called with the program's output as it comes,
+	// within the output limit, stream by stream ("stdout", "stderr"),
+	// in the order it was relayed. It must not block for long: the
+	// program's wall time runs meanwhile.
+	Output func(stream string, data []byte)
 }
 
 // Run runs the program and returns its verdict. An error means the
-// platform failed; the program failing is a verdict in the result. A
-// sandbox runs one program: Run fails on a sandbox that already ran one.
+// platform failed; the program failing is a verdict in the result. Run
+// may be called again while Reusable says so; otherwise it fails with
+// ErrSpent, as it does when the agent is not ready for another program.
 func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult, err error) {
-	s.mu.Lock()
-	used := s.used
-	s.used = true
-	s.mu.Unlock()
-	if used {
-		return result, errors.New("sandbox: already used")
-	}
 	if p := ProfileOf(s.profile.Image, prog.Limits); p != s.profile {
 		return result, fmt.Errorf("sandbox: program limits %+v differ from the sandbox's %+v", p, s.profile)
 	}
+	s.mu.Lock()
+	n, ok := s.runs, !s.released && (s.runs == 0 || s.reusable)
+	s.runs++
+	s.reusable = false
+	s.mu.Unlock()
+	if !ok {
+		return result, ErrSpent
+	}
+	if n > 0 {
+		if err := s.awaitReady(ctx); err != nil {
+			return result, err
+		}
+	}
 	o, err := s.run(ctx, prog)
+	if err == nil && o.reported {
+		s.mu.Lock()
+		s.reusable = true
+		s.mu.Unlock()
+	}
 	if err != nil {
 		return result, err
 	}
@@ -287,6 +324,38 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		"oom_kills": o.use.OOMKills, "memory_limit_hits": o.use.MemoryLimitHits,
 	}).Debug("sandbox finished")
 	return result, nil
+}
+
+// Reusable reports whether the sandbox can run another program: its last
+// one ended with its agent's report, so nothing but the agent runs in it.
+func (s *Sandbox) Reusable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reusable && !s.released
+}
+
+// awaitReady waits for the agent to say it is ready for another program:
+// it has emptied /tmp. If it does not, the sandbox is spent.
+func (s *Sandbox) awaitReady(ctx context.Context) error {
+	t := time.NewTimer(killGrace)
+	defer t.Stop()
+	select {
+	case f, ok := <-s.frames:
+		var h agent.Hello
+		if ok && f.err == nil && f.kind == agent.KindReady && json.Unmarshal(f.payload, &h) == nil {
+			return nil
+		}
+		msg, _ := s.agentLog.result()
+		s.log.WithFields(logrus.Fields{"frame": string(f.kind), "error": f.err, "agent": msg}).Warn("the sandbox's agent did not come back ready")
+	case st := <-s.exitCh:
+		msg, _ := s.agentLog.result()
+		s.log.WithFields(logrus.Fields{"exit_code": st.ExitCode(), "agent": msg}).Warn("the sandbox ended between two programs")
+	case <-t.C:
+		s.log.Warn("the sandbox's agent was not ready for another program in time")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return ErrSpent
 }
 
 // run sends the program to the sandbox's agent and waits for it to end,
@@ -314,11 +383,28 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	if len(exec)+64 > agent.MaxInFrame {
 		return o, fmt.Errorf("sandbox: command line and environment of %d bytes are over %d", len(exec), agent.MaxInFrame)
 	}
+	if prog.Started != nil {
+		prog.Started()
+	}
 	start := time.Now()
 	if err := agent.WriteFrame(s.toAgent, agent.KindExec, exec); err != nil {
 		return o, fmt.Errorf("send the program to the sandbox: %w", err)
 	}
-	go s.sendStdin(prog.Stdin)
+	stopInput := make(chan struct{})
+	inputDone := make(chan struct{})
+	go func() {
+		defer close(inputDone)
+		s.sendInput(prog, stopInput)
+	}()
+	// The input sent for this program must all be in before the next
+	// program's Exec. An agent that reported the exit reads (and drops)
+	// it; where the sandbox is gone the sender is left to the pipe's close.
+	defer func() {
+		close(stopInput)
+		if o.reported {
+			<-inputDone
+		}
+	}()
 
 	stopCh := make(chan killReason, 2)
 	var stopOnce sync.Once
@@ -350,9 +436,17 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 		case f.err != nil:
 			streamOK = false
 		case f.kind == agent.KindStdout:
-			combined.Write(stdout.keep(f.payload))
+			kept := stdout.keep(f.payload)
+			combined.Write(kept)
+			if prog.Output != nil && len(kept) > 0 {
+				prog.Output("stdout", kept)
+			}
 		case f.kind == agent.KindStderr:
-			combined.Write(stderr.keep(f.payload))
+			kept := stderr.keep(f.payload)
+			combined.Write(kept)
+			if prog.Output != nil && len(kept) > 0 {
+				prog.Output("stderr", kept)
+			}
 		case f.kind == agent.KindExit:
 			var e agent.Exit
 			if err := json.Unmarshal(f.payload, &e); err != nil {
@@ -392,6 +486,13 @@ loop:
 			break loop
 		}
 	}
+	if exit == nil && streamOK && !exited && why != notKilled && why != killedCancelled {
+		// Stopped at a limit: the agent kills the program and all it
+		// started, and the sandbox can serve the next program. An agent
+		// that does not report in time has its sandbox killed.
+		elapsed = time.Since(start)
+		exited, status, streamOK = s.killProgram(log, handle, &exit)
+	}
 	if exit == nil {
 		if elapsed == 0 {
 			elapsed = time.Since(start)
@@ -425,8 +526,16 @@ loop:
 		return o, fmt.Errorf("sandbox could not start the program: %s", exit.Error)
 	}
 
-	combined.Write(stdout.end())
-	combined.Write(stderr.end())
+	for _, st := range []struct {
+		name string
+		buf  *cappedBuffer
+	}{{"stdout", stdout}, {"stderr", stderr}} {
+		rest := st.buf.end()
+		combined.Write(rest)
+		if prog.Output != nil && len(rest) > 0 {
+			prog.Output(st.name, rest)
+		}
+	}
 	o.stdout, o.stdoutTruncated = stdout.result()
 	o.stderr, o.stderrTruncated = stderr.result()
 	o.output = combined.String()
@@ -521,18 +630,101 @@ func (w *cpuWatch) stop() {
 	}
 }
 
-// sendStdin sends the program's stdin in frames, then its end.
-func (s *Sandbox) sendStdin(stdin []byte) {
+// sendInput sends the program's stdin in frames, then its end, and the
+// signals for it, until stop.
+func (s *Sandbox) sendInput(prog Program, stop <-chan struct{}) {
 	const piece = 256 << 10
-	for len(stdin) > 0 {
-		n := min(len(stdin), piece)
-		if err := agent.WriteFrame(s.toAgent, agent.KindStdin, stdin[:n]); err != nil {
+	send := func(stdin []byte) bool {
+		for len(stdin) > 0 {
+			n := min(len(stdin), piece)
+			if agent.WriteFrame(s.toAgent, agent.KindStdin, stdin[:n]) != nil {
+				return false
+			}
+			stdin = stdin[n:]
+			select {
+			case <-stop:
+				return false
+			default:
+			}
+		}
+		return true
+	}
+	if !send(prog.Stdin) {
+		return
+	}
+	input, signals := prog.Input, prog.Signals
+	if input == nil {
+		if agent.WriteFrame(s.toAgent, agent.KindCloseStdin, nil) != nil {
 			return
 		}
-		stdin = stdin[n:]
 	}
-	_ = agent.WriteFrame(s.toAgent, agent.KindCloseStdin, nil)
+	for input != nil || signals != nil {
+		select {
+		case <-stop:
+			return
+		case data, ok := <-input:
+			if !ok {
+				input = nil
+				if agent.WriteFrame(s.toAgent, agent.KindCloseStdin, nil) != nil {
+					return
+				}
+				continue
+			}
+			if !send(data) {
+				return
+			}
+		case sig, ok := <-signals:
+			if !ok {
+				signals = nil
+				continue
+			}
+			if s.signal(agent.Signal{Signal: int(sig)}) != nil {
+				return
+			}
+		}
+	}
 }
+
+// signal sends a signal frame to the agent.
+func (s *Sandbox) signal(sig agent.Signal) error {
+	body, err := json.Marshal(sig)
+	if err != nil {
+		return err
+	}
+	return agent.WriteFrame(s.toAgent, agent.KindSignal, body)
+}
+
+// killProgram has the agent kill the program stopped at a limit, with
+// everything else the sandbox user runs, and waits a grace for its
+// report, taking the frames that come meanwhile. It returns whether the
+// sandbox exited (and how) and whether its stream is still whole.
+func (s *Sandbox) killProgram(log *logrus.Entry, handle func(frame), exit **agent.Exit) (bool, containerd.ExitStatus, bool) {
+	if err := s.signal(agent.Signal{Signal: int(syscall.SIGKILL), All: true}); err != nil {
+		log.WithError(err).Warn("ask the sandbox's agent to kill its program")
+		return false, containerd.ExitStatus{}, false
+	}
+	t := time.NewTimer(agentKillGrace)
+	defer t.Stop()
+	for *exit == nil {
+		select {
+		case f, ok := <-s.frames:
+			if !ok || f.err != nil {
+				return false, containerd.ExitStatus{}, false
+			}
+			handle(f)
+		case st := <-s.exitCh:
+			return true, st, true
+		case <-t.C:
+			log.Warn("the sandbox's agent did not report its program's end after the kill; the sandbox is killed")
+			return false, containerd.ExitStatus{}, false
+		}
+	}
+	return false, containerd.ExitStatus{}, true
+}
+
+// agentKillGrace is how long the agent has to report a program it was
+// told to kill before runtimed kills the sandbox instead.
+const agentKillGrace = 3 * time.Second
 
 // kill kills every process of the sandbox and waits for it to exit.
 func (s *Sandbox) kill(log *logrus.Entry) (containerd.ExitStatus, bool) {

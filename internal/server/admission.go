@@ -97,6 +97,12 @@ var _ execution.Admission = (*gate)(nil)
 
 var errTokenBusy = newError(api.CodeTooManyConcurrent, "this token has as many sandboxes in use as it may; retry later")
 
+// Contended reports whether stages wait for a place of the daemon's or
+// of this client's.
+func (g *gate) Contended() bool {
+	return g.admit.queued.Load() > 0 || g.client != nil && g.client.contended()
+}
+
 // Enter takes the places for one stage. The request's first stage is
 // refused at once when the token has all its sandboxes in use (429), and
 // after the daemon's queue bounds (503); a later stage waits for both.

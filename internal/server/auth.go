@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +26,11 @@ type client struct {
 	limits  config.TokenLimits
 	limiter *rate.Limiter
 	slots   chan struct{}
+	waiting atomic.Int64 // stages waiting for a place
 }
+
+// contended reports whether a stage waits for one of the client's places.
+func (c *client) contended() bool { return c.waiting.Load() > 0 }
 
 // tokens authenticates bearer tokens against the configured SHA-256
 // hashes and holds each token's rate limiter and sandbox places.
@@ -110,6 +115,8 @@ func (c *client) acquire(ctx context.Context, first bool) (func(), bool) {
 	if first {
 		return nil, false
 	}
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
 	select {
 	case c.slots <- struct{}{}:
 		return func() { <-c.slots }, true
