@@ -261,6 +261,8 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 				// The sandbox could not take another program; nothing
 				// ran. The test goes to a fresh one.
 				log.Debug("the run sandbox is spent; the test runs in a fresh one")
+				cur.release()
+				cur = nil
 				continue
 			}
 			if err == nil {

@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -471,5 +472,130 @@ func TestAcquireFuncError(t *testing.T) {
 	}).Acquire(context.Background(), sandbox.Profile{}, nil)
 	if sb != nil || !errors.Is(err, gone) {
 		t.Fatalf("%v, %v", sb, err)
+	}
+}
+
+// A test whose sandbox cannot take another program after it (a memory
+// kill takes the whole sandbox) is followed by a fresh sandbox; so is a
+// sandbox that turns out spent before its program starts, with no verdict
+// for that attempt.
+func TestJudgedTestsGoOnInAFreshSandbox(t *testing.T) {
+	py := lang(t, "python")
+	f := &fakeSandboxes{}
+	f.run = func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
+		switch string(prog.Stdin) {
+		case "eat":
+			return api.StageResult{Status: api.StatusMemoryLimit, ExitCode: 137}, nil
+		case "spent":
+			if len(f.acquired[i].progs) > 1 {
+				return api.StageResult{}, sandbox.ErrSpent
+			}
+		}
+		return ok(string(prog.Stdin)), nil
+	}
+	tests := []api.Test{{Stdin: "a"}, {Stdin: "eat"}, {Stdin: "b"}, {Stdin: "spent"}, {Stdin: "c"}}
+	resp, err := execute(t, f, Plan{Language: py, Files: []api.File{{Name: "main.py"}}, Limits: runLimits, Tests: tests})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range resp.Tests {
+		got = append(got, string(r.Status)+":"+r.Stdout)
+	}
+	if want := "ok:a memory_limit: ok:b ok:spent ok:c"; strings.Join(got, " ") != want {
+		t.Fatalf("tests %v, want %s", got, want)
+	}
+	// a, eat | b, spent (refused) | spent, c
+	var per []int
+	for _, sb := range f.acquired {
+		per = append(per, len(sb.progs))
+	}
+	if !slices.Equal(per, []int{2, 2, 2}) {
+		t.Fatalf("programs per sandbox %v, want [2 2 2]", per)
+	}
+	f.check(t)
+}
+
+// A request running its tests gives its place up between two tests when
+// others wait for one, and takes a fresh sandbox.
+func TestJudgedTestsYieldWhenContended(t *testing.T) {
+	py := lang(t, "python")
+	adm := &countingAdmission{}
+	f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
+		adm.contended = string(prog.Stdin) == "2"
+		return ok(""), nil
+	}}
+	resp, err := execute(t, f, Plan{Language: py, Files: []api.File{{Name: "main.py"}}, Limits: runLimits,
+		Tests: []api.Test{{Stdin: "1"}, {Stdin: "2"}, {Stdin: "3"}, {Stdin: "4"}}, Admission: adm})
+	if err != nil || resp.Status != api.StatusOK {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+	if len(f.acquired) != 2 || len(f.acquired[0].progs) != 2 || adm.entered != 2 || adm.left != 2 {
+		t.Fatalf("%d sandboxes, %d programs in the first; admission %d entered, %d left", len(f.acquired), len(f.acquired[0].progs), adm.entered, adm.left)
+	}
+	f.check(t)
+}
+
+func TestStopOnFirstFailure(t *testing.T) {
+	py := lang(t, "python")
+	want := func(s string) *string { return &s }
+	f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
+		return ok(string(prog.Stdin)), nil
+	}}
+	tests := []api.Test{{Stdin: "1", ExpectedOutput: want("1")}, {Stdin: "2", ExpectedOutput: want("3")}, {Stdin: "3"}, {Stdin: "4"}}
+	resp, err := execute(t, f, Plan{Language: py, Files: []api.File{{Name: "main.py"}}, Limits: runLimits, Tests: tests, StopOnFirstFailure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []api.Status
+	for _, r := range resp.Tests {
+		got = append(got, r.Status)
+	}
+	if !slices.Equal(got, []api.Status{api.StatusOK, api.StatusWrongAnswer, api.StatusSkipped, api.StatusSkipped}) ||
+		resp.Status != api.StatusWrongAnswer || !strings.Contains(resp.Message, "2 of 4 tests were skipped (stop_on_first_failure)") {
+		t.Fatalf("tests %v, response %+v", got, resp)
+	}
+	if len(f.acquired[0].progs) != 2 {
+		t.Fatalf("%d programs ran", len(f.acquired[0].progs))
+	}
+}
+
+// recorder is an Events that writes down what it hears.
+type recorder struct{ heard []string }
+
+func (r *recorder) StageStarted(stage string, test int) {
+	r.heard = append(r.heard, fmt.Sprintf("start %s %d", stage, test))
+}
+
+func (r *recorder) Output(stage string, test int, stream string, data []byte) {
+	r.heard = append(r.heard, fmt.Sprintf("%s %s %d %q", stream, stage, test, data))
+}
+
+func (r *recorder) StageEnded(stage string, test int, res api.StageResult) {
+	r.heard = append(r.heard, fmt.Sprintf("end %s %d %s", stage, test, res.Status))
+}
+
+// Events hears each stage start, its output as the sandbox relays it,
+// and its end, in order.
+func TestEvents(t *testing.T) {
+	f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
+		prog.Started()
+		prog.Output("stdout", []byte("o"+string(prog.Stdin)))
+		prog.Output("stderr", []byte("e"))
+		return ok("o" + string(prog.Stdin)), nil
+	}}
+	rec := &recorder{}
+	_, err := execute(t, f, Plan{Language: lang(t, "cpp"), Files: []api.File{{Name: "main.cpp"}}, Limits: runLimits, CompileLimits: compileLimits,
+		Tests: []api.Test{{Stdin: "1"}, {Stdin: "2"}}, Events: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`start compile -1`, `stdout compile -1 "o"`, `stderr compile -1 "e"`, `end compile -1 ok`,
+		`start test 0`, `stdout test 0 "o1"`, `stderr test 0 "e"`, `end test 0 ok`,
+		`start test 1`, `stdout test 1 "o2"`, `stderr test 1 "e"`, `end test 1 ok`,
+	}
+	if !slices.Equal(rec.heard, want) {
+		t.Fatalf("heard\n%s\nwant\n%s", strings.Join(rec.heard, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -340,15 +340,16 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 		return execution.Plan{}, aerr
 	}
 	return execution.Plan{
-		Language:      lang,
-		Files:         req.Files,
-		Stdin:         req.Stdin,
-		Args:          req.Args,
-		Limits:        limits,
-		CompileLimits: compileLimits,
-		Tests:         req.Tests,
-		Compare:       req.Compare,
-		Timeout:       timeout,
+		Language:           lang,
+		Files:              req.Files,
+		Stdin:              req.Stdin,
+		Args:               req.Args,
+		Limits:             limits,
+		CompileLimits:      compileLimits,
+		Tests:              req.Tests,
+		Compare:            req.Compare,
+		StopOnFirstFailure: req.StopOnFirstFailure,
+		Timeout:            timeout,
 	}, nil
 }
 

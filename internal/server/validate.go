@@ -141,6 +141,9 @@ func validateTests(r *api.RunRequest, req config.Requests) *api.Error {
 	default:
 		return badRequest(api.CodeInvalidRequest, "compare", "compare must be %q, %q or %q", api.CompareExact, api.CompareTrim, api.CompareTokens)
 	}
+	if r.StopOnFirstFailure && len(r.Tests) == 0 {
+		return badRequest(api.CodeInvalidRequest, "stop_on_first_failure", "stop_on_first_failure applies to tests; the request has none")
+	}
 	if len(r.Tests) == 0 {
 		return nil
 	}

@@ -19,9 +19,13 @@ type RunRequest struct {
 	Limits   Limits   `json:"limits,omitempty"`
 	// CompileLimits bound the compile stage of compiled languages.
 	CompileLimits Limits `json:"compile_limits,omitempty"`
-	// Tests, if given, run the program once per test, each in a fresh
-	// sandbox, after one compile; Stdin and Args must then be empty.
+	// Tests, if given, run the program once per test after one compile,
+	// one after the other in one sandbox whose box is restored between
+	// them; Stdin and Args must then be empty.
 	Tests []Test `json:"tests,omitempty"`
+	// StopOnFirstFailure skips the tests after the first one that is not
+	// ok (its status says how); the skipped ones are "skipped".
+	StopOnFirstFailure bool `json:"stop_on_first_failure,omitempty"`
 	// Compare says how a test's stdout is compared with its
 	// expected_output: CompareExact, CompareTrim (the default) or
 	// CompareTokens.
