@@ -334,6 +334,47 @@ func (s *Sandbox) Reusable() bool {
 	return s.reusable && !s.released
 }
 
+// settleMemory waits, briefly, for the memory the previous program freed
+// to leave the sandbox's cgroup before the next program's peak is reset:
+// gVisor hands freed pages back to the host in the background. It waits
+// while the cgroup holds more than the idle sandbox did and its usage
+// keeps falling, at most settleMax.
+func (s *Sandbox) settleMemory(cg string) {
+	start := time.Now()
+	first, err := readUsage(cg)
+	if err != nil {
+		return
+	}
+	last, stalls := first.MemoryBytes, 0
+	for last > s.IdleMemoryBytes+settleSlack && stalls < settleStalls && time.Since(start) < settleMax {
+		time.Sleep(settleStep)
+		u, err := readUsage(cg)
+		if err != nil {
+			return
+		}
+		if u.MemoryBytes > last-settleProgress {
+			stalls++
+		} else {
+			stalls = 0
+		}
+		last = u.MemoryBytes
+	}
+	if waited := time.Since(start); waited > settleStep {
+		s.log.WithFields(logrus.Fields{"idle_bytes": s.IdleMemoryBytes, "from_bytes": first.MemoryBytes, "to_bytes": last, "waited_ms": waited.Milliseconds()}).Debug("waited for the previous program's memory to be released")
+	}
+}
+
+// How settleMemory waits: a read every settleStep, until the usage is
+// within settleSlack of the idle sandbox's, or has not fallen by
+// settleProgress in settleStalls reads, or settleMax has passed.
+const (
+	settleMax      = 500 * time.Millisecond
+	settleStep     = 5 * time.Millisecond
+	settleSlack    = 16 << 20
+	settleProgress = 256 << 10
+	settleStalls   = 3
+)
+
 // awaitReady waits for the agent to say it is ready for another program:
 // it has emptied /tmp. If it does not, the sandbox is spent.
 func (s *Sandbox) awaitReady(ctx context.Context) error {
@@ -365,6 +406,9 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	var o outcome
 	log := s.log
 	cg := s.r.cgroupPath(s.ID)
+	if s.runs > 1 {
+		s.settleMemory(cg)
+	}
 	meter, merr := s.r.startMeter(cg)
 	if merr != nil {
 		log.WithError(merr).Warn("read sandbox cgroup")
