@@ -255,8 +255,12 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			if interactive {
 				prog.Input, prog.Signals = p.Input, p.Signals
 			}
+			var judge func(*api.StageResult)
+			if test >= 0 {
+				judge = func(res *api.StageResult) { p.judge(test, res) }
+			}
 			cur.runs++
-			res, err := e.stage(ctx, log, name, test, cur.Sandbox, prog, p.Events)
+			res, err := e.stage(ctx, log, name, test, cur.Sandbox, prog, p.Events, judge)
 			if errors.Is(err, sandbox.ErrSpent) && attempt == 0 {
 				// The sandbox could not take another program; nothing
 				// ran. The test goes to a fresh one.
@@ -295,9 +299,6 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			if err != nil {
 				return nil, err
 			}
-			if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
-				res.Status = api.StatusWrongAnswer
-			}
 			if res.Status != api.StatusOK && res.Status != api.StatusSkipped {
 				failed = true
 			}
@@ -316,6 +317,14 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 	}
 	return resp, nil
+}
+
+// judge gives test i, which ran, its verdict on what it printed.
+func (p *Plan) judge(i int, res *api.StageResult) {
+	t := p.Tests[i]
+	if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
+		res.Status = api.StatusWrongAnswer
+	}
 }
 
 // stageSandbox is a stage's sandbox and its place in the admission.
@@ -414,12 +423,13 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p
 		Limits:      p.CompileLimits,
 		Deadline:    deadline,
 		OutOfMemory: lang.OutOfMemory,
-	}, p.Events)
+	}, p.Events, nil)
 }
 
 // stage runs one program; its verdict is the sandbox's, the language's
-// out-of-memory markers (in prog) included. ev, if set, hears it.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, test int, sb Sandbox, prog sandbox.Program, ev Events) (api.StageResult, error) {
+// out-of-memory markers (in prog) included, then judge's if set (a
+// test's, on its output). ev, if set, hears it, the verdict included.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, test int, sb Sandbox, prog sandbox.Program, ev Events, judge func(*api.StageResult)) (api.StageResult, error) {
 	start := time.Now()
 	if ev != nil {
 		prog.Started = func() { ev.StageStarted(name, test) }
@@ -428,6 +438,9 @@ func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, te
 	res, err := sb.Run(ctx, prog)
 	if err != nil {
 		return res, fmt.Errorf("%s stage: %w", name, err)
+	}
+	if judge != nil {
+		judge(&res)
 	}
 	if ev != nil {
 		ev.StageEnded(name, test, res)
