@@ -431,3 +431,35 @@ func TestWantsStream(t *testing.T) {
 		}
 	}
 }
+
+// The Go client hears the server's events and gets the answer Run gets.
+func TestStreamWithTheClient(t *testing.T) {
+	srv := streamServer(t, &scriptedExecutor{play: judged}, 0, nil)
+	cl := api.NewHTTPClient(srv.URL, "", srv.Client())
+	var req api.RunRequest
+	if err := json.Unmarshal([]byte(judgedBody), &req); err != nil {
+		t.Fatal(err)
+	}
+	var evs []api.Event
+	got, err := cl.RunStream(context.Background(), &req, func(ev api.Event) error {
+		evs = append(evs, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cl.Run(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(g, w) || len(evs) != 10 || evs[9].Event != api.EventDone {
+		t.Fatalf("streamed %s (%d events), plain %s", g, len(evs), w)
+	}
+	_, err = cl.RunStream(context.Background(), &api.RunRequest{Language: "cobol", Files: []api.File{{Name: "a"}}}, nil)
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusBadRequest || aerr.Code != api.CodeUnknownLanguage {
+		t.Fatalf("a refused stream: %v", err)
+	}
+}
