@@ -172,9 +172,27 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 		build = sb.KeepBox()
 		defer removeBox(log, build)
-		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline)
+		// A build without the class to run is the compile's failure,
+		// judged before its end is heard.
+		var findErr error
+		judge := func(res *api.StageResult) {
+			if res.Status != api.StatusOK || !lang.NeedsMainClass() {
+				return
+			}
+			// What the class files say is the compile stage's word: the
+			// search reads within the box, and a name that is not a
+			// Java name never reaches the command line.
+			mainClass, findErr = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
+			if errors.Is(findErr, language.ErrNoMainClass) || errors.Is(findErr, language.ErrBadBuild) {
+				*res, findErr = *buildFault(*res, findErr), nil
+			}
+		}
+		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline, judge)
 		sb.release()
 		e.metrics.Program(false)
+		if err == nil && findErr != nil {
+			err = fmt.Errorf("find the main class: %w", findErr)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -182,20 +200,6 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		if res.Status != api.StatusOK {
 			resp.Status = api.StatusCompileError
 			return resp, nil
-		}
-		if lang.NeedsMainClass() {
-			// What the class files say is the compile stage's word: the
-			// search reads within the box, and a name that is not a
-			// Java name never reaches the command line.
-			mainClass, err = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
-			if errors.Is(err, language.ErrNoMainClass) || errors.Is(err, language.ErrBadBuild) {
-				resp.Compile = buildFault(res, err)
-				resp.Status = api.StatusCompileError
-				return resp, nil
-			}
-			if err != nil {
-				return nil, fmt.Errorf("find the main class: %w", err)
-			}
 		}
 	}
 
@@ -405,7 +409,7 @@ func buildFault(res api.StageResult, err error) *api.StageResult {
 
 // compile puts the request's files in the sandbox's box and compiles
 // them into the build directory.
-func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time) (api.StageResult, error) {
+func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time, judge func(*api.StageResult)) (api.StageResult, error) {
 	lang := p.Language
 	if err := sb.Box().Write(p.Files); err != nil {
 		return api.StageResult{}, err
@@ -423,7 +427,7 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p
 		Limits:      p.CompileLimits,
 		Deadline:    deadline,
 		OutOfMemory: lang.OutOfMemory,
-	}, p.Events, nil)
+	}, p.Events, judge)
 }
 
 // stage runs one program; its verdict is the sandbox's, the language's

@@ -314,9 +314,14 @@ func TestMainClass(t *testing.T) {
 		f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
 			return ok(""), nil
 		}}
-		resp, err := execute(t, f, Plan{Language: java, Files: files, Limits: runLimits, CompileLimits: compileLimits})
+		ev := &recordedEvents{}
+		resp, err := execute(t, f, Plan{Language: java, Files: files, Limits: runLimits, CompileLimits: compileLimits, Events: ev})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Heard as it is answered.
+		if want := []string{"end compile -1 compile_error"}; !slices.Equal(ev.got, want) {
+			t.Fatalf("events %q, want %q", ev.got, want)
 		}
 		if resp.Status != api.StatusCompileError || resp.Compile.Status != api.StatusCompileError ||
 			resp.Compile.Message == "" || !strings.Contains(resp.Compile.Stderr, "runtimed: "+resp.Compile.Message) || resp.Run != nil {
