@@ -135,7 +135,7 @@ func TestRunFilesPrintsOutputAsItComes(t *testing.T) {
 		enc := json.NewEncoder(w)
 		send := func(ev api.Event) {
 			_ = enc.Encode(ev)
-			w.(http.Flusher).Flush()
+			_ = http.NewResponseController(w).Flush()
 		}
 		send(api.Event{Event: api.EventStage, Stage: "run"})
 		send(api.Event{Event: api.EventStdout, Stage: "run", Data: "first\n"})

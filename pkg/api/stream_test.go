@@ -23,7 +23,7 @@ func streamDaemon(t *testing.T, lines []string, accept *string) *Client {
 		w.Header().Set("Content-Type", ContentTypeNDJSON)
 		for _, l := range lines {
 			_, _ = io.WriteString(w, l+"\n")
-			w.(http.Flusher).Flush()
+			_ = http.NewResponseController(w).Flush()
 		}
 	}))
 	t.Cleanup(srv.Close)
