@@ -111,7 +111,8 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 }
 
 // runFiles sends the files to runtimed, prints the program's output as it
-// was, and returns the exit code runtimectl should exit with.
+// comes (with --json, the whole result at the end), and returns the exit
+// code runtimectl should exit with.
 func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	req := &api.RunRequest{Language: opts.Language, Args: opts.Args, Limits: opts.Limits}
 	// Files keep their paths relative to the first file's directory, which
@@ -149,7 +150,14 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		req.Language = lang
 	}
 
-	resp, err := cl.Run(ctx, req)
+	var resp *api.RunResponse
+	var err error
+	live := &liveOutput{stdout: stdout, stderr: stderr}
+	if opts.JSON {
+		resp, err = cl.Run(ctx, req)
+	} else {
+		resp, err = cl.RunStream(ctx, req, live.event)
+	}
 	if err != nil {
 		var aerr *api.Error
 		if errors.As(err, &aerr) && aerr.HTTPStatus/100 == 4 {
@@ -168,7 +176,8 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 			return exitFailure, err
 		}
 	}
-	if r := resp.Run; r != nil {
+	if r := resp.Run; r != nil && !live.ran {
+		// Not printed as it came (a runtimed that does not stream).
 		if _, err := io.WriteString(stdout, r.Stdout); err != nil {
 			return exitFailure, err
 		}
@@ -180,6 +189,30 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		fmt.Fprintln(stderr, "runtimectl:", reason)
 	}
 	return exitCodeFor(resp), nil
+}
+
+// liveOutput prints the run's output as runtimed streams it. A compile's
+// output is not: it is printed at the end, and only if the compile
+// failed.
+type liveOutput struct {
+	stdout, stderr io.Writer
+	ran            bool // the run started: its output is printed as it comes
+}
+
+func (l *liveOutput) event(ev api.Event) error {
+	if ev.Stage != "run" {
+		return nil
+	}
+	l.ran = true
+	var err error
+	switch ev.Event {
+	case api.EventStdout:
+		_, err = io.WriteString(l.stdout, ev.Data)
+	case api.EventStderr:
+		_, err = io.WriteString(l.stderr, ev.Data)
+	case api.EventStage, api.EventResult, api.EventDone, api.EventError:
+	}
+	return err
 }
 
 func exitCodeFor(resp *api.RunResponse) int {

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/runtimed/runtimed/pkg/api"
 )
@@ -93,5 +95,87 @@ func TestRunFilesRefusedRequest(t *testing.T) {
 	code, err := runFiles(context.Background(), api.NewClient(srv.URL, ""), runOptions{Language: "python", Files: []string{f}}, nil, &bytes.Buffer{}, &bytes.Buffer{})
 	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "limits.cpu") {
 		t.Fatalf("exit %d err %v", code, err)
+	}
+}
+
+// notifyingWriter is a buffer that says when something is written to it.
+type notifyingWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{}
+}
+
+func (w *notifyingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case w.written <- struct{}{}:
+	default:
+	}
+	return w.buf.Write(p)
+}
+
+func (w *notifyingWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// The program's output is printed as it comes: the daemon sends the rest
+// of the stream only once the first piece is on runtimectl's stdout.
+func TestRunFilesPrintsOutputAsItComes(t *testing.T) {
+	stdout := &notifyingWriter{written: make(chan struct{}, 1)}
+	var stderr bytes.Buffer
+	run := api.StageResult{Status: api.StatusRuntimeError, ExitCode: 3, Stdout: "first\nsecond\n", Stderr: "oops\n"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept"), api.ContentTypeNDJSON) {
+			t.Errorf("Accept %q", r.Header.Get("Accept"))
+		}
+		w.Header().Set("Content-Type", api.ContentTypeNDJSON)
+		enc := json.NewEncoder(w)
+		send := func(ev api.Event) {
+			_ = enc.Encode(ev)
+			_ = http.NewResponseController(w).Flush()
+		}
+		send(api.Event{Event: api.EventStage, Stage: "run"})
+		send(api.Event{Event: api.EventStdout, Stage: "run", Data: "first\n"})
+		select {
+		case <-stdout.written:
+		case <-time.After(10 * time.Second):
+			t.Error("the first output was not printed before the run ended")
+		}
+		send(api.Event{Event: api.EventStderr, Stage: "run", Data: "oops\n"})
+		send(api.Event{Event: api.EventStdout, Stage: "run", Data: "second\n"})
+		send(api.Event{Event: api.EventResult, Stage: "run", Result: &run})
+		send(api.Event{Event: api.EventDone, Response: &api.RunResponse{Language: "python", Status: run.Status, Run: &run}})
+	}))
+	defer srv.Close()
+	f := filepath.Join(t.TempDir(), "a.py")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, err := runFiles(context.Background(), api.NewClient(srv.URL, ""), runOptions{Language: "python", Files: []string{f}}, nil, stdout, &stderr)
+	if err != nil || code != 3 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	// Printed once, as it came; not again at the end.
+	if stdout.String() != "first\nsecond\n" || stderr.String() != "oops\n" {
+		t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+// With --json the result is printed whole at the end, and nothing else.
+func TestRunFilesJSON(t *testing.T) {
+	var got api.RunRequest
+	cl := fakeDaemon(t, api.RunResponse{Status: api.StatusOK, Run: &api.StageResult{Status: api.StatusOK, Stdout: "out"}}, &got)
+	f := filepath.Join(t.TempDir(), "a.py")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := runFiles(context.Background(), cl, runOptions{Language: "python", Files: []string{f}, JSON: true}, nil, &stdout, &stderr)
+	var resp api.RunResponse
+	if err != nil || code != 0 || json.Unmarshal(stdout.Bytes(), &resp) != nil || resp.Run.Stdout != "out" || stderr.Len() != 0 {
+		t.Fatalf("exit %d, %v: stdout %q stderr %q", code, err, stdout.String(), stderr.String())
 	}
 }

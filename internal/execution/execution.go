@@ -172,9 +172,27 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 		build = sb.KeepBox()
 		defer removeBox(log, build)
-		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline)
+		// A build without the class to run is the compile's failure,
+		// judged before its end is heard.
+		var findErr error
+		judge := func(res *api.StageResult) {
+			if res.Status != api.StatusOK || !lang.NeedsMainClass() {
+				return
+			}
+			// What the class files say is the compile stage's word: the
+			// search reads within the box, and a name that is not a
+			// Java name never reaches the command line.
+			mainClass, findErr = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
+			if errors.Is(findErr, language.ErrNoMainClass) || errors.Is(findErr, language.ErrBadBuild) {
+				*res, findErr = *buildFault(*res, findErr), nil
+			}
+		}
+		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline, judge)
 		sb.release()
 		e.metrics.Program(false)
+		if err == nil && findErr != nil {
+			err = fmt.Errorf("find the main class: %w", findErr)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -182,20 +200,6 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		if res.Status != api.StatusOK {
 			resp.Status = api.StatusCompileError
 			return resp, nil
-		}
-		if lang.NeedsMainClass() {
-			// What the class files say is the compile stage's word: the
-			// search reads within the box, and a name that is not a
-			// Java name never reaches the command line.
-			mainClass, err = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
-			if errors.Is(err, language.ErrNoMainClass) || errors.Is(err, language.ErrBadBuild) {
-				resp.Compile = buildFault(res, err)
-				resp.Status = api.StatusCompileError
-				return resp, nil
-			}
-			if err != nil {
-				return nil, fmt.Errorf("find the main class: %w", err)
-			}
 		}
 	}
 
@@ -255,8 +259,12 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			if interactive {
 				prog.Input, prog.Signals = p.Input, p.Signals
 			}
+			var judge func(*api.StageResult)
+			if test >= 0 {
+				judge = func(res *api.StageResult) { p.judge(test, res) }
+			}
 			cur.runs++
-			res, err := e.stage(ctx, log, name, test, cur.Sandbox, prog, p.Events)
+			res, err := e.stage(ctx, log, name, test, cur.Sandbox, prog, p.Events, judge)
 			if errors.Is(err, sandbox.ErrSpent) && attempt == 0 {
 				// The sandbox could not take another program; nothing
 				// ran. The test goes to a fresh one.
@@ -295,9 +303,6 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 			if err != nil {
 				return nil, err
 			}
-			if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
-				res.Status = api.StatusWrongAnswer
-			}
 			if res.Status != api.StatusOK && res.Status != api.StatusSkipped {
 				failed = true
 			}
@@ -316,6 +321,14 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 	}
 	return resp, nil
+}
+
+// judge gives test i, which ran, its verdict on what it printed.
+func (p *Plan) judge(i int, res *api.StageResult) {
+	t := p.Tests[i]
+	if res.Status == api.StatusOK && t.ExpectedOutput != nil && !equal(res.Stdout, *t.ExpectedOutput, p.Compare) {
+		res.Status = api.StatusWrongAnswer
+	}
 }
 
 // stageSandbox is a stage's sandbox and its place in the admission.
@@ -396,7 +409,7 @@ func buildFault(res api.StageResult, err error) *api.StageResult {
 
 // compile puts the request's files in the sandbox's box and compiles
 // them into the build directory.
-func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time) (api.StageResult, error) {
+func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time, judge func(*api.StageResult)) (api.StageResult, error) {
 	lang := p.Language
 	if err := sb.Box().Write(p.Files); err != nil {
 		return api.StageResult{}, err
@@ -414,12 +427,13 @@ func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p
 		Limits:      p.CompileLimits,
 		Deadline:    deadline,
 		OutOfMemory: lang.OutOfMemory,
-	}, p.Events)
+	}, p.Events, judge)
 }
 
 // stage runs one program; its verdict is the sandbox's, the language's
-// out-of-memory markers (in prog) included. ev, if set, hears it.
-func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, test int, sb Sandbox, prog sandbox.Program, ev Events) (api.StageResult, error) {
+// out-of-memory markers (in prog) included, then judge's if set (a
+// test's, on its output). ev, if set, hears it, the verdict included.
+func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, test int, sb Sandbox, prog sandbox.Program, ev Events, judge func(*api.StageResult)) (api.StageResult, error) {
 	start := time.Now()
 	if ev != nil {
 		prog.Started = func() { ev.StageStarted(name, test) }
@@ -428,6 +442,9 @@ func (e *Executor) stage(ctx context.Context, log *logrus.Entry, name string, te
 	res, err := sb.Run(ctx, prog)
 	if err != nil {
 		return res, fmt.Errorf("%s stage: %w", name, err)
+	}
+	if judge != nil {
+		judge(&res)
 	}
 	if ev != nil {
 		ev.StageEnded(name, test, res)

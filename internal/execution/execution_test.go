@@ -314,9 +314,14 @@ func TestMainClass(t *testing.T) {
 		f := &fakeSandboxes{run: func(i int, prog sandbox.Program, b *sandbox.Box) (api.StageResult, error) {
 			return ok(""), nil
 		}}
-		resp, err := execute(t, f, Plan{Language: java, Files: files, Limits: runLimits, CompileLimits: compileLimits})
+		ev := &recordedEvents{}
+		resp, err := execute(t, f, Plan{Language: java, Files: files, Limits: runLimits, CompileLimits: compileLimits, Events: ev})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Heard as it is answered.
+		if want := []string{"end compile -1 compile_error"}; !slices.Equal(ev.got, want) {
+			t.Fatalf("events %q, want %q", ev.got, want)
 		}
 		if resp.Status != api.StatusCompileError || resp.Compile.Status != api.StatusCompileError ||
 			resp.Compile.Message == "" || !strings.Contains(resp.Compile.Stderr, "runtimed: "+resp.Compile.Message) || resp.Run != nil {
@@ -375,6 +380,47 @@ func TestJudgedTests(t *testing.T) {
 	}
 	if len(f.acquired) != 1 || len(f.acquired[0].progs) != len(tests) {
 		t.Fatalf("%d sandboxes for %d tests", len(f.acquired), len(tests))
+	}
+	f.check(t)
+}
+
+// recordedEvents keeps what an Events heard, one line per call.
+type recordedEvents struct{ got []string }
+
+func (r *recordedEvents) StageStarted(stage string, test int) {
+	r.got = append(r.got, fmt.Sprintf("start %s %d", stage, test))
+}
+
+func (r *recordedEvents) Output(stage string, test int, stream string, data []byte) {
+	r.got = append(r.got, fmt.Sprintf("%s %s %d %q", stream, stage, test, data))
+}
+
+func (r *recordedEvents) StageEnded(stage string, test int, res api.StageResult) {
+	r.got = append(r.got, fmt.Sprintf("end %s %d %s", stage, test, res.Status))
+}
+
+// A test's end is heard with its verdict: a wrong answer is one, not the
+// ok its program exited with.
+func TestEventsHearTheTestsVerdicts(t *testing.T) {
+	want := func(s string) *string { return &s }
+	f := &fakeSandboxes{run: func(_ int, prog sandbox.Program, _ *sandbox.Box) (api.StageResult, error) {
+		prog.Started()
+		prog.Output("stdout", prog.Stdin)
+		return ok(string(prog.Stdin)), nil
+	}}
+	ev := &recordedEvents{}
+	_, err := execute(t, f, Plan{Language: lang(t, "python"), Files: []api.File{{Name: "main.py", Content: ""}},
+		Limits: runLimits, Tests: []api.Test{{Stdin: "1", ExpectedOutput: want("1")}, {Stdin: "2", ExpectedOutput: want("3")}},
+		Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEvents := []string{
+		"start test 0", `stdout test 0 "1"`, "end test 0 ok",
+		"start test 1", `stdout test 1 "2"`, "end test 1 wrong_answer",
+	}
+	if !slices.Equal(ev.got, wantEvents) {
+		t.Fatalf("events\n%s\nwant\n%s", strings.Join(ev.got, "\n"), strings.Join(wantEvents, "\n"))
 	}
 	f.check(t)
 }

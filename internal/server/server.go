@@ -55,6 +55,9 @@ type Server struct {
 	metrics  *metrics.Metrics
 	log      *logrus.Entry
 	mux      *http.ServeMux
+	// streamWriteTimeout bounds each write of a streamed answer (see
+	// stream).
+	streamWriteTimeout time.Duration
 	// active counts the requests being served, so that a shutdown can
 	// wait for the ones it cut off to answer.
 	active sync.WaitGroup
@@ -81,6 +84,8 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 		metrics:  m,
 		log:      log,
 		mux:      http.NewServeMux(),
+
+		streamWriteTimeout: defaultStreamWriteTimeout,
 	}
 	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
 	s.route("POST", "/v1/run", s.handleRun)
@@ -217,10 +222,18 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets an http.ResponseController reach the connection (a
+// stream's flushes and write deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	plan, aerr := s.decodeRun(w, r)
 	if aerr != nil {
 		s.fail(w, r, aerr)
+		return
+	}
+	if wantsStream(r) {
+		s.stream(w, r, plan)
 		return
 	}
 	if resp := s.execute(w, r, plan); resp != nil {
@@ -228,38 +241,29 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// execute runs a validated plan within the token's and the daemon's
-// bounds on sandboxes in use, and logs its summary. If it fails, it
-// answers the error itself and returns nil.
+// execute runs a validated plan (see run). If it fails, it answers the
+// error itself and returns nil.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.Plan) *api.RunResponse {
+	resp, err := s.run(r.Context(), r, plan)
+	if err != nil {
+		if e := s.runError(r.Context(), w, r, plan, err); e != nil {
+			s.fail(w, r, e)
+		}
+		return nil
+	}
+	return resp
+}
+
+// run runs a validated plan, under ctx (r's, or one derived from it),
+// within the token's and the daemon's bounds on sandboxes in use, and
+// logs its summary.
+func (s *Server) run(ctx context.Context, r *http.Request, plan execution.Plan) (*api.RunResponse, error) {
 	log := logFrom(r.Context())
 	plan.Admission = &gate{admit: s.admit, client: clientFrom(r.Context()), metrics: s.metrics}
 	lang := plan.Language
-	resp, err := s.executor.Execute(r.Context(), log, plan)
+	resp, err := s.executor.Execute(ctx, log, plan)
 	if err != nil {
-		// Below the executor, only two categories are the client's to
-		// know: containerd not answering and a missing image. Any other
-		// (an invalid spec, a vanished task) is runtimed's own failure.
-		var aerr *api.Error
-		e := categorize(err)
-		switch {
-		case errors.As(err, &aerr):
-			s.fail(w, r, aerr)
-		case errors.Is(context.Cause(r.Context()), ErrShuttingDown):
-			log.WithError(err).Warn("execution cut off by the shutdown")
-			s.fail(w, r, newError(api.CodeUnavailable, "runtimed is shutting down and stopped this execution; retry it"))
-		case r.Context().Err() != nil:
-			log.WithError(err).Info("client went away; execution stopped")
-		case e != nil && e.Code == api.CodeUnavailable:
-			log.WithError(err).Warn("containerd is unavailable")
-			s.fail(w, r, newError(api.CodeUnavailable, "containerd does not answer; retry later"))
-		case e != nil && e.Code == api.CodeImageMissing:
-			log.WithError(err).Warn("image missing")
-			s.fail(w, r, newError(api.CodeImageMissing, "the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name))
-		default:
-			s.internal(w, r, "the sandbox failed", err)
-		}
-		return nil
+		return nil, err
 	}
 	fields := logrus.Fields{"language": lang.Name, "status": resp.Status}
 	if c := resp.Compile; c != nil {
@@ -273,7 +277,38 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.
 		fields["tests"] = len(resp.Tests)
 	}
 	log.WithFields(fields).Info("execution")
-	return resp
+	return resp, nil
+}
+
+// runError logs an execution's failure and returns its answer, or nil if
+// the client went away (ctx, the execution's, ended) and nobody is left
+// to answer.
+func (s *Server) runError(ctx context.Context, w http.ResponseWriter, r *http.Request, plan execution.Plan, err error) *api.Error {
+	log := logFrom(r.Context())
+	lang := plan.Language
+	// Below the executor, only two categories are the client's to know:
+	// containerd not answering and a missing image. Any other (an
+	// invalid spec, a vanished task) is runtimed's own failure.
+	var aerr *api.Error
+	e := categorize(err)
+	switch {
+	case errors.As(err, &aerr):
+		return aerr
+	case errors.Is(context.Cause(ctx), ErrShuttingDown):
+		log.WithError(err).Warn("execution cut off by the shutdown")
+		return newError(api.CodeUnavailable, "runtimed is shutting down and stopped this execution; retry it")
+	case ctx.Err() != nil:
+		log.WithError(err).WithField("cause", context.Cause(ctx)).Info("client went away; execution stopped")
+		return nil
+	case e != nil && e.Code == api.CodeUnavailable:
+		log.WithError(err).Warn("containerd is unavailable")
+		return newError(api.CodeUnavailable, "containerd does not answer; retry later")
+	case e != nil && e.Code == api.CodeImageMissing:
+		log.WithError(err).Warn("image missing")
+		return newError(api.CodeImageMissing, "the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name)
+	default:
+		return s.internalError(w, r, "the sandbox failed", err)
+	}
 }
 
 // decodeRun reads and checks a run request. Nothing is created before it
@@ -475,20 +510,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // which the log has err. err names host paths, sandbox ids, containerd's
 // words: they are for the operator, not the client.
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	logFrom(r.Context()).WithError(err).Error(what)
-	s.fail(w, r, newError(api.CodeInternal, "%s; runtimed's log has the details under request id %s", what, w.Header().Get("X-Request-Id")))
+	s.fail(w, r, s.internalError(w, r, what, err))
 }
 
-// fail answers with e, counting it: as a rejection if the request was
-// refused, as a sandbox failure if the platform failed.
-// The Piston API's paths answer errors in Piston's form,
-// {"message": "..."}.
+// internalError logs err and returns the answer internal gives.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) *api.Error {
+	logFrom(r.Context()).WithError(err).Error(what)
+	return newError(api.CodeInternal, "%s; runtimed's log has the details under request id %s", what, w.Header().Get("X-Request-Id"))
+}
+
+// fail answers with e, counting it. The Piston API's paths answer errors
+// in Piston's form, {"message": "..."}.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *api.Error) {
-	if e.HTTPStatus >= 500 && e.Code == api.CodeInternal {
-		s.metrics.SandboxFailure()
-	} else {
-		s.metrics.Rejection(string(e.Code))
-	}
+	s.count(e)
 	if (e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -497,4 +531,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *api.Error) {
 		return
 	}
 	writeJSON(w, e.HTTPStatus, api.ErrorBody{Error: *e})
+}
+
+// count counts an error answered: as a rejection if the request was
+// refused, as a sandbox failure if the platform failed.
+func (s *Server) count(e *api.Error) {
+	if e.HTTPStatus >= 500 && e.Code == api.CodeInternal {
+		s.metrics.SandboxFailure()
+	} else {
+		s.metrics.Rejection(string(e.Code))
+	}
 }

@@ -116,15 +116,21 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			eb.Error.HTTPStatus = resp.StatusCode
-			return &eb.Error
-		}
-		return &Error{Code: CodeInternal, HTTPStatus: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		return errorAnswer(resp.StatusCode, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode %s answer: %w", path, err)
 	}
 	return nil
+}
+
+// errorAnswer is the *Error a non-2xx answer with this status and body
+// says.
+func errorAnswer(status int, data []byte) *Error {
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+		eb.Error.HTTPStatus = status
+		return &eb.Error
+	}
+	return &Error{Code: CodeInternal, HTTPStatus: status, Message: strings.TrimSpace(string(data))}
 }
