@@ -199,6 +199,12 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 		return "", err
 	}
 	if err := os.Rename(layout, dir); err != nil {
+		// Another build of the same recipe (a second make in another
+		// checkout sharing the cache) finished first: its layout,
+		// renamed into place whole, is this one's.
+		if st, serr := os.Stat(filepath.Join(dir, "index.json")); serr == nil && st.Mode().IsRegular() {
+			return dir, nil
+		}
 		return "", err
 	}
 	// Builds of the recipe's earlier versions are of no further use.

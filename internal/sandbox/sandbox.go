@@ -341,26 +341,26 @@ func (s *Sandbox) Reusable() bool {
 // keeps falling, at most settleMax.
 func (s *Sandbox) settleMemory(cg string) {
 	start := time.Now()
-	first, err := readUsage(cg)
+	first, err := s.r.memoryNow(cg)
 	if err != nil {
 		return
 	}
-	last, stalls := first.MemoryBytes, 0
+	last, stalls := first, 0
 	for last > s.IdleMemoryBytes+settleSlack && stalls < settleStalls && time.Since(start) < settleMax {
 		time.Sleep(settleStep)
-		u, err := readUsage(cg)
+		now, err := s.r.memoryNow(cg)
 		if err != nil {
 			return
 		}
-		if u.MemoryBytes > last-settleProgress {
+		if now > last-settleProgress {
 			stalls++
 		} else {
 			stalls = 0
 		}
-		last = u.MemoryBytes
+		last = now
 	}
 	if waited := time.Since(start); waited > settleStep {
-		s.log.WithFields(logrus.Fields{"idle_bytes": s.IdleMemoryBytes, "from_bytes": first.MemoryBytes, "to_bytes": last, "waited_ms": waited.Milliseconds()}).Debug("waited for the previous program's memory to be released")
+		s.log.WithFields(logrus.Fields{"idle_bytes": s.IdleMemoryBytes, "from_bytes": first, "to_bytes": last, "waited_ms": waited.Milliseconds()}).Debug("waited for the previous program's memory to be released")
 	}
 }
 
