@@ -7,8 +7,18 @@ package api
 // server sends what happens, as it happens. docs/api.md describes both.
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // ConnectInitTimeout is how long a connection may wait before its first
@@ -167,4 +177,101 @@ var signals = func() map[string]int {
 func ValidSignal(name string) (int, bool) {
 	n, ok := signals[name]
 	return n, ok
+}
+
+// Session is an execution over /v1/connect, from Client.Connect. Next
+// gives its events; Stdin, CloseStdin and Signal reach its run. Next may
+// be called from one goroutine while another sends.
+type Session struct {
+	conn *websocket.Conn
+	over atomic.Bool // the done or error event came
+}
+
+// connectReadLimit bounds one event: the done event holds the whole
+// response, every stage's output within runtimed's maximum output limit.
+const connectReadLimit = 64 << 20
+
+// Connect starts req over /v1/connect. A non-nil error is an *Error when
+// runtimed refused the connection itself (a token, a rate); a request it
+// refuses is an error event, the first and last that Next gives.
+func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Session, error) {
+	h := http.Header{}
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	conn, resp, err := websocket.Dial(ctx, c.base+"/v1/connect", &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: h})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			data, _ := io.ReadAll(resp.Body)
+			var eb ErrorBody
+			if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+				eb.Error.HTTPStatus = resp.StatusCode
+				return nil, &eb.Error
+			}
+			return nil, &Error{Code: CodeInternal, HTTPStatus: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		}
+		return nil, err
+	}
+	conn.SetReadLimit(connectReadLimit)
+	s := &Session{conn: conn}
+	if err := s.send(ctx, ConnectMessage{Type: ConnectRun, Request: req}); err != nil {
+		_ = conn.CloseNow()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Next returns the next event. After the done or error event, the last,
+// it returns io.EOF.
+func (s *Session) Next(ctx context.Context) (*Event, error) {
+	if s.over.Load() {
+		return nil, io.EOF
+	}
+	_, data, err := s.conn.Read(ctx)
+	if err != nil {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("runtimed closed the connection before the execution's end: %d %s", ce.Code, ce.Reason)
+		}
+		return nil, err
+	}
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, fmt.Errorf("decode an event: %w", err)
+	}
+	if ev.Event == EventDone || ev.Event == EventError {
+		s.over.Store(true)
+	}
+	return &ev, nil
+}
+
+// Stdin writes data to the run's stdin.
+func (s *Session) Stdin(ctx context.Context, data string) error {
+	return s.send(ctx, ConnectMessage{Type: ConnectStdin, Data: data})
+}
+
+// CloseStdin ends the run's stdin.
+func (s *Session) CloseStdin(ctx context.Context) error {
+	return s.send(ctx, ConnectMessage{Type: ConnectStdinClose})
+}
+
+// Signal sends the signal named name ("SIGINT") to the run.
+func (s *Session) Signal(ctx context.Context, name string) error {
+	return s.send(ctx, ConnectMessage{Type: ConnectSignal, Signal: name})
+}
+
+// Close closes the connection; an execution still under way stops.
+func (s *Session) Close() error {
+	if s.over.Load() {
+		return s.conn.CloseNow()
+	}
+	return s.conn.Close(websocket.StatusNormalClosure, "")
+}
+
+func (s *Session) send(ctx context.Context, m ConnectMessage) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return s.conn.Write(ctx, websocket.MessageText, data)
 }

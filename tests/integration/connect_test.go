@@ -3,9 +3,14 @@
 package integration
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +289,41 @@ func TestConnect(t *testing.T) {
 		_ = c.conn.CloseNow()
 	})
 	waitNoLeftovers(t, 30*time.Second)
+}
+
+// TestCLIRunInteractive: runtimectl run -i sends each line as it is
+// written, and the program's answer comes back before the next one.
+func TestCLIRunInteractive(t *testing.T) {
+	dir := writeFiles(t, "main.py", twoLines+"print('bye', file=sys.stderr)\nsys.exit(7)\n")
+	cmd := exec.Command(filepath.Join(env.Bin, "runtimectl"), "--socket", env.Socket, "run", "-i", filepath.Join(dir, "main.py"))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(outPipe)
+	for _, line := range []string{"first", "second"} {
+		if _, err := io.WriteString(in, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := out.ReadString('\n')
+		if err != nil || got != "got "+line+"\n" {
+			t.Fatalf("answer %q, %v; stderr %q", got, err, errb.String())
+		}
+	}
+	_ = in.Close()
+	rest, _ := io.ReadAll(out)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || len(rest) != 0 || errb.String() != "bye\n" {
+		t.Fatalf("exit %v, rest %q, stderr %q", err, rest, errb.String())
+	}
 }
