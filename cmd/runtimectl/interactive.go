@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/runtimed/runtimed/pkg/api"
@@ -96,8 +97,7 @@ func exitForError(err error) int {
 	}
 	// An error event carries no HTTP status: the platform's codes are
 	// the failures.
-	switch aerr.Code {
-	case api.CodeBusy, api.CodeImageMissing, api.CodeUnavailable, api.CodeImageFailed, api.CodeInternal:
+	if slices.Contains([]api.ErrorCode{api.CodeBusy, api.CodeImageMissing, api.CodeUnavailable, api.CodeImageFailed, api.CodeInternal}, aerr.Code) {
 		return exitFailure
 	}
 	return exitUsage

@@ -27,7 +27,7 @@ func fakeConnectDaemon(t *testing.T) *api.Client {
 		if err != nil {
 			return
 		}
-		defer conn.CloseNow()
+		defer func() { _ = conn.CloseNow() }()
 		ctx := r.Context()
 		send := func(ev api.Event) {
 			data, _ := json.Marshal(ev)
@@ -62,6 +62,7 @@ func fakeConnectDaemon(t *testing.T) *api.Client {
 				send(api.Event{Event: api.EventDone, Response: &api.RunResponse{Status: api.StatusRuntimeError, Run: &res}})
 				_ = conn.Close(websocket.StatusNormalClosure, "")
 				return
+			case api.ConnectSignal:
 			}
 		}
 	}))

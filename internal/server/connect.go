@@ -234,8 +234,8 @@ func (c *connection) refuse(aerr *api.Error) { c.s.count(aerr) }
 // addStdin queues data for the run's stdin; false when the connection's
 // stdin would be over the request's maximum.
 func (c *connection) addStdin(data string) bool {
-	max := stateFrom(c.r.Context()).cfg.Requests.MaxStdinBytes
-	if c.stdinBytes += int64(len(data)); c.stdinBytes > max {
+	limit := stateFrom(c.r.Context()).cfg.Requests.MaxStdinBytes
+	if c.stdinBytes += int64(len(data)); c.stdinBytes > limit {
 		return false
 	}
 	if len(data) > 0 {

@@ -435,7 +435,7 @@ func TestConnectHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.CloseNow()
+	defer func() { _ = conn.CloseNow() }()
 	write(t, conn, pistonInit)
 	if msg, _, _ := read(t, conn); !strings.Contains(msg, `"runtime"`) {
 		t.Fatalf("message %s", msg)

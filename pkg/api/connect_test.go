@@ -27,7 +27,7 @@ func fakeConnect(t *testing.T) *httptest.Server {
 		if err != nil {
 			return
 		}
-		defer conn.CloseNow()
+		defer func() { _ = conn.CloseNow() }()
 		ctx := r.Context()
 		send := func(ev Event) {
 			data, _ := json.Marshal(ev)
@@ -111,7 +111,7 @@ func TestConnect(t *testing.T) {
 	if ev := next(EventDone); ev.Response.Run.Stdout != "a\n" {
 		t.Fatalf("done %+v", ev.Response)
 	}
-	if _, err := s.Next(ctx); err != io.EOF {
+	if _, err := s.Next(ctx); !errors.Is(err, io.EOF) {
 		t.Fatalf("after done: %v", err)
 	}
 }

@@ -176,15 +176,11 @@ func TestPistonConnect(t *testing.T) {
 				c.send(m)
 			}
 			msgs := c.closed(tc.code, tc.reason)
-			switch tc.code {
-			case 4001:
-				if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
-					t.Fatalf("closed after %v", d)
-				}
-			case 4002:
-				if len(msgs) != 1 || msgs[0] != `{"type":"error","message":"cobol-* runtime is unknown"}` {
-					t.Fatalf("messages %q", msgs)
-				}
+			if d := time.Since(start); tc.code == 4001 && (d < 900*time.Millisecond || d > 5*time.Second) {
+				t.Fatalf("closed after %v", d)
+			}
+			if tc.code == 4002 && (len(msgs) != 1 || msgs[0] != `{"type":"error","message":"cobol-* runtime is unknown"}`) {
+				t.Fatalf("messages %q", msgs)
 			}
 		})
 	}

@@ -227,7 +227,7 @@ func TestNGINX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.CloseNow()
+		defer func() { _ = conn.CloseNow() }()
 		c := &wsConn{t: t, conn: conn}
 		c.send(pistonInitFor(t, "python", twoLines, nil))
 		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`)
