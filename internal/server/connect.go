@@ -153,10 +153,12 @@ func (c *connection) isStarted() bool {
 func (c *connection) closeIfIdle(code websocket.StatusCode, reason string) {
 	c.mu.Lock()
 	idle := !c.started && !c.closed
+	c.closed = c.closed || idle // no execution starts after this
 	c.mu.Unlock()
 	if idle {
 		c.log.Info("no request within the connection's first second; closed")
-		c.close(code, reason)
+		c.cancel()
+		_ = c.conn.Close(code, reason)
 	}
 }
 
