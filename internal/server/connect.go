@@ -34,8 +34,9 @@ import (
 // its visitor's browser to the daemon or the proxy in front of it.
 
 // connectWriteTimeout bounds each message written to a client: one that
-// does not take its output in this time is gone, and its run stops.
-const connectWriteTimeout = 10 * time.Second
+// does not take its output in this time is gone, and its run stops. A
+// variable for the tests.
+var connectWriteTimeout = 10 * time.Second
 
 func (s *Server) routeConnect() {
 	s.route("GET", "/v1/connect", func(w http.ResponseWriter, r *http.Request) {

@@ -58,6 +58,15 @@ func (f *echoExecutor) Execute(ctx context.Context, _ *logrus.Entry, p execution
 	if f.err != nil {
 		return nil, f.err
 	}
+	if p.Stdin == "flood" {
+		for chunk := bytes.Repeat([]byte("x"), 64<<10); ; {
+			ev.Output("run", -1, "stdout", chunk)
+			if ctx.Err() != nil {
+				f.once.Do(func() { close(f.cancelled) })
+				return nil, ctx.Err()
+			}
+		}
+	}
 	if p.Stdin != "" {
 		ev.Output("run", -1, "stdout", []byte(strings.ToUpper(p.Stdin)))
 	}
@@ -288,6 +297,22 @@ func TestConnectClientGoneCancels(t *testing.T) {
 				t.Fatal("the execution went on after its client left")
 			}
 		})
+	}
+}
+
+// A client that stops reading is gone: its execution stops.
+func TestConnectClientStopsReading(t *testing.T) {
+	d := connectWriteTimeout
+	t.Cleanup(func() { connectWriteTimeout = d }) // after the server's close
+	connectWriteTimeout = 200 * time.Millisecond
+	executor := newEchoExecutor()
+	srv := newTestServer(t, executor, nil)
+	conn := dial(t, srv, "/v1/connect")
+	write(t, conn, `{"type":"run","request":{"language":"python","files":[{"name":"a.py","content":""}],"stdin":"flood"}}`)
+	select {
+	case <-executor.cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the execution went on while its client read nothing")
 	}
 }
 
