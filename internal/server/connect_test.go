@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/internal/execution"
 	"github.com/runtimed/runtimed/pkg/api"
 )
@@ -465,4 +466,26 @@ func TestConnectHandshake(t *testing.T) {
 	if msg, _, _ := read(t, conn); !strings.Contains(msg, `"runtime"`) {
 		t.Fatalf("message %s", msg)
 	}
+}
+
+// A message over the body limit closes the connection; stdin over the
+// stdin limit is an error.
+func TestConnectSizeLimits(t *testing.T) {
+	srv := newTestServer(t, newEchoExecutor(), func(c *config.Config) {
+		c.Requests.MaxBodyBytes = 64 << 10
+		c.Requests.MaxStdinBytes = 8
+	})
+	conn := dial(t, srv, "/v1/connect")
+	write(t, conn, `{"type":"run","request":{"language":"python","files":[{"name":"a.py","content":"`+strings.Repeat("x", 64<<10)+`"}]}}`)
+	if msg, code, _ := read(t, conn); code != websocket.StatusMessageTooBig {
+		t.Fatalf("%q close %d, want 1009", msg, code)
+	}
+
+	conn = dial(t, srv, "/api/v2/connect")
+	write(t, conn, pistonInit[:len(pistonInit)-len(`,"stdin":"discarded","run_timeout":2000}`)]+`}`)
+	readStage(t, conn)
+	write(t, conn, `{"type":"data","stream":"stdin","data":"12345"}`)
+	expect(t, conn, -1, `{"type":"data","stream":"stdout","data":"12345"}`)
+	write(t, conn, `{"type":"data","stream":"stdin","data":"6789"}`)
+	expect(t, conn, api.CloseError, `{"type":"error","message":"the stdin sent is more than the maximum of 8 bytes"}`)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"syscall"
 
 	"github.com/runtimed/runtimed/pkg/api"
@@ -58,7 +59,7 @@ func (p *pistonProtocol) handle(c *connection, msg []byte) {
 		case json.Unmarshal(m.Data, &data) != nil:
 			p.fail(c, "data is required as a string")
 		case !c.addStdin(data):
-			p.fail(c, "the stdin sent is more than the maximum")
+			p.fail(c, fmt.Sprintf("the stdin sent is more than the maximum of %d bytes", stateFrom(c.r.Context()).cfg.Requests.MaxStdinBytes))
 		}
 	case "signal":
 		var name string
