@@ -42,6 +42,7 @@ var runCommand = &cli.Command{
 		&cli.Int64Flag{Name: "pids", Usage: "process/thread limit"},
 		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
 		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "send runtimectl's stdin to the program a line at a time as it runs, and print its output as it comes"},
 	},
 	Action: func(c *cli.Context) error {
 		opts, err := runOptionsFrom(c)
@@ -66,6 +67,8 @@ type runOptions struct {
 	Stdin    string
 	Limits   api.Limits
 	JSON     bool
+	// Interactive runs over /v1/connect, stdin sent as it comes.
+	Interactive bool
 }
 
 func runOptionsFrom(c *cli.Context) (runOptions, error) {
@@ -73,6 +76,10 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 		Language: c.String("language"),
 		Stdin:    c.String("stdin"),
 		JSON:     c.Bool("json"),
+	}
+	opts.Interactive = c.Bool("interactive")
+	if opts.Interactive && (opts.Stdin != "" || opts.JSON) {
+		return opts, errors.New("run: -i sends runtimectl's stdin as it comes; it goes with neither --stdin nor --json")
 	}
 	// Everything after "--" is the program's.
 	opts.Files = c.Args().Slice()
@@ -148,6 +155,9 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 			return exitUsage, err
 		}
 		req.Language = lang
+	}
+	if opts.Interactive {
+		return runInteractive(ctx, cl, req, stdin, stdout, stderr)
 	}
 
 	var resp *api.RunResponse

@@ -64,6 +64,12 @@ func (s *Server) decodePiston(w http.ResponseWriter, r *http.Request) (execution
 	if aerr := decodeBody(w, r, st.cfg.Requests.MaxBodyBytes, &req, false); aerr != nil {
 		return execution.Plan{}, aerr
 	}
+	return st.pistonPlan(&req)
+}
+
+// pistonPlan checks a decoded Piston request against the configuration:
+// an execute body, or a connection's init message.
+func (st *state) pistonPlan(req *api.PistonExecuteRequest) (execution.Plan, *api.Error) {
 	if strings.TrimSpace(req.Language) == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required as a string")
 	}

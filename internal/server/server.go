@@ -98,6 +98,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.route("GET", "/metrics", m.Handler().ServeHTTP)
 	s.routeImages()
 	s.routePiston()
+	s.routeConnect()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, newError(api.CodeNotFound, "no such endpoint: %s", r.URL.Path))
 	})

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/tests/harness"
 )
@@ -214,6 +216,49 @@ func TestNGINX(t *testing.T) {
 		}
 		if n := servedBy(t, instances, "ngx-hello"); n[0]+n[1]+n[2] != 1 {
 			t.Fatalf("the request id reached the instances' logs %v times", n)
+		}
+	})
+
+	t.Run("a WebSocket through nginx", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		wsURL := "wss" + strings.TrimPrefix(p.url, "https") + "/api/v2/connect"
+		conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: p.http})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = conn.CloseNow() }()
+		c := &wsConn{t: t, conn: conn}
+		c.send(pistonInitFor(t, "python", twoLines, nil))
+		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`)
+		// A pause longer than none of nginx's timeouts should cut.
+		time.Sleep(2 * time.Second)
+		c.send(`{"type":"data","stream":"stdin","data":"one\n"}`)
+		c.expect(`{"type":"data","stream":"stdout","data":"got one\n"}`)
+		c.send(`{"type":"data","stream":"stdin","data":"two\n"}`)
+		c.expect(`{"type":"data","stream":"stdout","data":"got two\n"}`, `{"type":"exit","stage":"run","code":0,"signal":null}`)
+		c.closed(api.CloseJobCompleted, "Job Completed")
+
+		// runtimed's own protocol, with its Go client.
+		s, err := api.NewHTTPClient(p.url, "", p.http).Connect(ctx, &api.RunRequest{Language: "python", Files: files("a.py", "print(input().upper())")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Stdin(ctx, "via nginx\n"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ev, err := s.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Event == api.EventDone {
+				if ev.Response.Run.Stdout != "VIA NGINX\n" {
+					t.Fatalf("stdout %q", ev.Response.Run.Stdout)
+				}
+				break
+			}
 		}
 	})
 
