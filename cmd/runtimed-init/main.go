@@ -6,8 +6,9 @@
 // Run as "runtimed-init exec-program NPROC PATH ARGV...", by the agent
 // itself, it is the program's first process for a moment: it takes the
 // program's own RLIMIT_NPROC and execs the program (agent.ExecProgram).
-// Run as "runtimed-init empty-dir DIR", as the sandbox user, it empties
-// the sandbox's /tmp between two programs (agent.EmptyDir).
+// Run as "runtimed-init empty-dir DIR...", as the sandbox user, it
+// empties the sandbox's /tmp, /dev/shm and /dev/mqueue between two
+// programs (agent.EmptyDir).
 package main
 
 import (
@@ -24,8 +25,14 @@ func main() {
 		os.Exit(127)
 	}
 	if len(os.Args) > 2 && os.Args[1] == agent.EmptyDirArg {
-		if err := agent.EmptyDir(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "runtimed-init:", err)
+		failed := false
+		for _, dir := range os.Args[2:] {
+			if err := agent.EmptyDir(dir); err != nil {
+				fmt.Fprintln(os.Stderr, "runtimed-init:", err)
+				failed = true
+			}
+		}
+		if failed {
 			os.Exit(1)
 		}
 		return

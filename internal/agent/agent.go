@@ -25,6 +25,18 @@ func Serve(in io.Reader, out io.Writer) error {
 	return serve(in, out, "/tmp")
 }
 
+// cleaned are the directories a program can write to besides the box
+// (which runtimed restores from the host), emptied after each program:
+// tmp, and the sandbox's POSIX shared memory and message queues. Those
+// the sandbox does not have are skipped.
+func cleaned(tmp string) []string {
+	dirs := []string{tmp}
+	if tmp == "/tmp" {
+		dirs = append(dirs, "/dev/shm", "/dev/mqueue")
+	}
+	return dirs
+}
+
 func serve(in io.Reader, out io.Writer, tmpDir string) error {
 	w := &frameWriter{w: out}
 	hello, _ := json.Marshal(Hello{Protocol: Protocol})
@@ -46,8 +58,8 @@ func serve(in io.Reader, out io.Writer, tmpDir string) error {
 		if err := w.write(KindExit, body); err != nil {
 			return fmt.Errorf("report the exit: %w", err)
 		}
-		if err := emptyTmp(tmpDir, x.UID, x.GID); err != nil {
-			return fmt.Errorf("empty %s: %w", tmpDir, err)
+		if err := emptyDirs(cleaned(tmpDir), x.UID, x.GID); err != nil {
+			return fmt.Errorf("clean up after the program: %w", err)
 		}
 	}
 }
@@ -197,49 +209,59 @@ func run(x Exec, frames <-chan inFrame, w *frameWriter) Exit {
 }
 
 // serveInput hands the program what runtimed sends it while it runs:
-// stdin, through a writer of its own so that a program that does not read
-// its stdin never holds up a signal; and signals. It returns when the
+// stdin, through a writer of its own, and signals. It never blocks on
+// the program: stdin the program does not read waits in a backlog (its
+// size is runtimed's to bound: the request's stdin), so runtimed's frames
+// are always read and a signal is never held up. It returns when the
 // program has exited, and closes its stdin then.
 func serveInput(frames <-chan inFrame, exited <-chan struct{}, stdin *os.File, pgid int) {
-	pieces := make(chan []byte, stdinQueue)
+	pieces := make(chan []byte)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		writeStdin(pieces, stdin)
 	}()
-	closed := false
-	closeStdin := func() {
-		if !closed {
-			close(pieces)
-			closed = true
-		}
-	}
+	var backlog [][]byte
+	ending, ended := false, false // stdin is to end, has ended
 	defer func() {
-		closeStdin()
+		if !ended {
+			close(pieces)
+		}
 		// A program that exited with its stdin unread leaves the writer
 		// blocked on a full pipe: closing the pipe ends the write.
 		stdin.Close()
 		<-writerDone
 	}()
 	for {
+		var feed chan<- []byte
+		var next []byte
+		if len(backlog) > 0 {
+			feed, next = pieces, backlog[0]
+		} else if ending && !ended {
+			close(pieces)
+			ended = true
+		}
 		select {
 		case <-exited:
 			return
+		case feed <- next:
+			backlog[0] = nil
+			backlog = backlog[1:]
 		case f, ok := <-frames:
 			if !ok || f.err != nil {
 				// runtimed is gone: the program's stdin ends, and the
 				// program runs on until runtimed's kill.
-				closeStdin()
+				ending = true
 				frames = nil
 				continue
 			}
 			switch f.kind {
 			case KindStdin:
-				if !closed {
-					pieces <- f.payload
+				if !ending {
+					backlog = append(backlog, f.payload)
 				}
 			case KindCloseStdin:
-				closeStdin()
+				ending = true
 			case KindSignal:
 				var sig Signal
 				if json.Unmarshal(f.payload, &sig) == nil {
@@ -249,10 +271,6 @@ func serveInput(frames <-chan inFrame, exited <-chan struct{}, stdin *os.File, p
 		}
 	}
 }
-
-// stdinQueue is how many stdin frames wait for the program to read them
-// (runtimed sends at most 256 KiB in one).
-const stdinQueue = 4096
 
 // writeStdin writes the pieces to the program's stdin until they end, or
 // the program closed its stdin (the rest is dropped), then closes it.

@@ -323,3 +323,27 @@ func TestReadFrame(t *testing.T) {
 		t.Fatalf("clean end: %v", err)
 	}
 }
+
+// TestSignalPastUnreadStdin: a program that reads none of a large stdin
+// sent in many frames still gets its signal, and its exit is reported
+// while a child it left holds its stdin.
+func TestSignalPastUnreadStdin(t *testing.T) {
+	s := start(t)
+	sig, _ := json.Marshal(Signal{Signal: int(syscall.SIGTERM)})
+	piece := []byte(strings.Repeat("x", 1024))
+	began := time.Now()
+	o := s.execWith(t, sh("exec 3<&0; sleep 30 <&3 & echo up; exec sleep 30"), func() {
+		for range 20000 {
+			if WriteFrame(s.toAgent, KindStdin, piece) != nil {
+				return
+			}
+		}
+		_ = WriteFrame(s.toAgent, KindSignal, sig)
+	})
+	if o.stdout.String() != "up\n" || o.exit.Signal != int(syscall.SIGTERM) {
+		t.Fatalf("stdout %q exit %+v", o.stdout.String(), o.exit)
+	}
+	if d := time.Since(began); d > 15*time.Second {
+		t.Fatalf("the signal took %s", d)
+	}
+}

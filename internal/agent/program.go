@@ -105,33 +105,47 @@ func execProgram(args []string) error {
 	return nil
 }
 
-// EmptyDirArg is runtimed-init's mode that empties a directory as the
-// sandbox user (see emptyTmp).
+// EmptyDirArg is runtimed-init's mode that empties directories as the
+// sandbox user (see emptyDirs).
 const EmptyDirArg = "empty-dir"
 
-// emptyTmp removes everything the program left in dir. What the program
-// made there is the sandbox user's, in a directory with the sticky bit,
-// and the agent has no capability over others' files: the removal runs
-// as that user, through runtimed-init's EmptyDirArg mode. A directory
-// already empty costs a read.
-func emptyTmp(dir string, uid, gid uint32) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
+// emptyDirs removes everything the program left in dirs. What the
+// program made there is the sandbox user's, in directories with the
+// sticky bit, and the agent has no capability over others' files: the
+// removal runs as that user, through runtimed-init's EmptyDirArg mode.
+// Directories already empty cost a read each; one that does not exist is
+// skipped.
+func emptyDirs(dirs []string, uid, gid uint32) error {
+	var dirty []string
+	for _, dir := range dirs {
+		f, err := os.Open(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		names, err := f.Readdirnames(1)
+		f.Close()
+		if len(names) > 0 || !errors.Is(err, io.EOF) {
+			dirty = append(dirty, dir)
+		}
 	}
-	names, err := f.Readdirnames(1)
-	f.Close()
-	if len(names) == 0 && errors.Is(err, io.EOF) {
+	if len(dirty) == 0 {
 		return nil
 	}
 	if uint32(os.Getuid()) == uid && uint32(os.Getgid()) == gid {
-		return EmptyDir(dir)
+		var errs []error
+		for _, dir := range dirty {
+			errs = append(errs, EmptyDir(dir))
+		}
+		return errors.Join(errs...)
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, EmptyDirArg, dir)
+	cmd := exec.Command(self, append([]string{EmptyDirArg}, dirty...)...)
 	cmd.Dir = "/"
 	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}

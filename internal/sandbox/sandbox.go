@@ -71,6 +71,10 @@ type Sandbox struct {
 	mu       sync.Mutex
 	runs     int  // programs started
 	reusable bool // the last one ended with the agent's report
+	// wedged: a write to the agent did not finish after its program
+	// ended; what it carries could reach the next program, so there is
+	// none.
+	wedged   bool
 	released bool
 }
 
@@ -301,14 +305,14 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		return result, ErrSpent
 	}
 	if n > 0 {
-		if err := s.awaitReady(ctx); err != nil {
+		if err := s.awaitReady(ctx, prog.Deadline); err != nil {
 			return result, err
 		}
 	}
 	o, err := s.run(ctx, prog)
 	if err == nil && o.reported {
 		s.mu.Lock()
-		s.reusable = true
+		s.reusable = !s.wedged
 		s.mu.Unlock()
 	}
 	if err != nil {
@@ -377,8 +381,12 @@ const (
 
 // awaitReady waits for the agent to say it is ready for another program:
 // it has emptied /tmp. If it does not, the sandbox is spent.
-func (s *Sandbox) awaitReady(ctx context.Context) error {
-	t := time.NewTimer(killGrace)
+func (s *Sandbox) awaitReady(ctx context.Context, deadline time.Time) error {
+	wait := killGrace
+	if !deadline.IsZero() {
+		wait = max(min(wait, time.Until(deadline)), 0)
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case f, ok := <-s.frames:
@@ -445,8 +453,8 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	// it; where the sandbox is gone the sender is left to the pipe's close.
 	defer func() {
 		close(stopInput)
-		if o.reported {
-			<-inputDone
+		if o.reported && !s.wait(inputDone) {
+			log.Warn("the program's input was still being sent after its end; the sandbox runs no other program")
 		}
 	}()
 
@@ -742,11 +750,19 @@ func (s *Sandbox) signal(sig agent.Signal) error {
 // everything else the sandbox user runs, and waits a grace for its
 // report, taking the frames that come meanwhile. It returns whether the
 // sandbox exited (and how) and whether its stream is still whole.
+//
+// The kill frame is written aside: a write to the agent can wait (behind
+// the program's stdin, on an agent that reads no more), and the grace
+// must hold all the same. A kill frame still unsent when the report came
+// could reach the next program: the sandbox then runs no other.
 func (s *Sandbox) killProgram(log *logrus.Entry, handle func(frame), exit **agent.Exit) (bool, containerd.ExitStatus, bool) {
-	if err := s.signal(agent.Signal{Signal: int(syscall.SIGKILL), All: true}); err != nil {
-		log.WithError(err).Warn("ask the sandbox's agent to kill its program")
-		return false, containerd.ExitStatus{}, false
-	}
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		if err := s.signal(agent.Signal{Signal: int(syscall.SIGKILL), All: true}); err != nil {
+			log.WithError(err).Debug("ask the sandbox's agent to kill its program")
+		}
+	}()
 	t := time.NewTimer(agentKillGrace)
 	defer t.Stop()
 	for *exit == nil {
@@ -763,7 +779,27 @@ func (s *Sandbox) killProgram(log *logrus.Entry, handle func(frame), exit **agen
 			return false, containerd.ExitStatus{}, false
 		}
 	}
+	if !s.wait(sent) {
+		log.Warn("the kill frame was still being sent after the program's end; the sandbox runs no other program")
+	}
 	return false, containerd.ExitStatus{}, true
+}
+
+// wait waits a grace for done; if it does not come, the sandbox is
+// wedged: it runs no other program, and its release closes the pipe
+// that held the write up.
+func (s *Sandbox) wait(done <-chan struct{}) bool {
+	t := time.NewTimer(killGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		s.mu.Lock()
+		s.wedged = true
+		s.mu.Unlock()
+		return false
+	}
 }
 
 // agentKillGrace is how long the agent has to report a program it was

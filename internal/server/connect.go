@@ -80,6 +80,92 @@ type connection struct {
 	// running says the run stage is under way: signals go to it.
 	running atomic.Bool
 	done    chan struct{} // closed when the execution is over; nil before
+
+	out          *outbox       // what is to be written, in order
+	writeTimeout time.Duration // connectWriteTimeout when it was made
+}
+
+// outbox holds a connection's messages and its close until its writer
+// takes them: the execution never waits for the client (its events come
+// from inside the sandbox's loop, where the wall time runs). What it
+// holds is bounded by what the answer holds (the output is capped).
+type outbox struct {
+	mu     sync.Mutex
+	items  []outItem
+	wake   chan struct{} // a token when items were added
+	closed bool          // a close is queued: nothing is taken after it
+}
+
+// outItem is a message to write, or the close (close set).
+type outItem struct {
+	data   []byte
+	close  bool
+	code   websocket.StatusCode
+	reason string
+}
+
+func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+
+func (o *outbox) push(it outItem) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.items = append(o.items, it)
+	o.closed = it.close
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) take() []outItem {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	items := o.items
+	o.items = nil
+	return items
+}
+
+// write writes the outbox's messages in order, each within
+// connectWriteTimeout, and closes the connection when its close comes;
+// it returns then, or when ctx (the connection's serving) ends. A client
+// that does not take a message is gone: the execution stops and what is
+// left is dropped.
+func (c *connection) write(ctx context.Context) {
+	failed := false
+	for {
+		select {
+		case <-c.out.wake:
+		case <-ctx.Done():
+			return
+		}
+		for _, it := range c.out.take() {
+			if it.close {
+				if failed {
+					_ = c.conn.CloseNow()
+				} else {
+					_ = c.conn.Close(it.code, it.reason)
+				}
+				return
+			}
+			if failed {
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, c.writeTimeout)
+			err := c.conn.Write(wctx, websocket.MessageText, it.data)
+			cancel()
+			if err != nil {
+				failed = true
+				if c.ctx.Err() == nil {
+					c.log.WithError(err).Info("websocket client does not take its messages; execution stopped")
+				}
+				c.cancel()
+			}
+		}
+	}
 }
 
 // serveConnection upgrades the request and serves the connection with p
@@ -101,8 +187,17 @@ func (s *Server) serveConnection(w http.ResponseWriter, r *http.Request, p proto
 		ctx: ctx, cancel: cancel,
 		stdin:   newStdinQueue(),
 		signals: make(chan syscall.Signal, 8),
+		out:     newOutbox(),
+
+		writeTimeout: connectWriteTimeout,
 	}
 	defer cancel()
+	wctx, stopWriting := context.WithCancel(context.WithoutCancel(r.Context()))
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.write(wctx)
+	}()
 	timer := time.AfterFunc(api.ConnectInitTimeout, func() { p.initTimeout(c) })
 	defer timer.Stop()
 	// Reading goes on while the execution is stopped for the shutdown: its
@@ -124,7 +219,16 @@ func (s *Server) serveConnection(w http.ResponseWriter, r *http.Request, p proto
 	if c.done != nil {
 		<-c.done
 	}
+	// The execution's last messages and the close are written, within
+	// the writes' bound; then the connection goes, whatever is left.
+	c.out.push(outItem{close: true, code: websocket.StatusNormalClosure})
+	select {
+	case <-written:
+	case <-time.After(c.writeTimeout + time.Second):
+	}
+	stopWriting()
 	_ = conn.CloseNow()
+	<-written
 }
 
 // begin marks the execution as started, unless the connection is closing
@@ -159,7 +263,7 @@ func (c *connection) closeIfIdle(code websocket.StatusCode, reason string) {
 	if idle {
 		c.log.Info("no request within the connection's first second; closed")
 		c.cancel()
-		_ = c.conn.Close(code, reason)
+		c.out.push(outItem{close: true, code: code, reason: reason})
 	}
 }
 
@@ -170,7 +274,7 @@ func (c *connection) close(code websocket.StatusCode, reason string) {
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
-	_ = c.conn.Close(code, reason)
+	c.out.push(outItem{close: true, code: code, reason: reason})
 }
 
 // finish closes the connection with code once its execution is over. It
@@ -179,11 +283,11 @@ func (c *connection) finish(code websocket.StatusCode, reason string) {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	_ = c.conn.Close(code, reason)
+	c.out.push(outItem{close: true, code: code, reason: reason})
 }
 
-// send writes v as a JSON message. A client that does not take it within
-// connectWriteTimeout is gone: the execution stops.
+// send queues v as a JSON message for the connection's writer (write):
+// it never waits for the client.
 func (c *connection) send(v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -191,14 +295,7 @@ func (c *connection) send(v any) {
 		c.cancel()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), connectWriteTimeout)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, data); err != nil {
-		if c.ctx.Err() == nil {
-			c.log.WithError(err).Info("websocket client does not take its messages; execution stopped")
-		}
-		c.cancel()
-	}
+	c.out.push(outItem{data: data})
 }
 
 // start runs plan, its events told to ev, with the connection's stdin and

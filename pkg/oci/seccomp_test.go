@@ -76,6 +76,8 @@ func TestSeccompDenies(t *testing.T) {
 		"acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
 		"sethostname", "setdomainname", "syslog", "quotactl", "userfaultfd",
 		"open_by_handle_at", "name_to_handle_at", "iopl", "ioperm",
+		"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+		"semget", "semop", "semtimedop", "semctl",
 	}
 	for _, name := range denied {
 		t.Run(name, func(t *testing.T) {

@@ -303,21 +303,30 @@ run = ["lua5.4", "{entry}"]
 	if im := imageList(t, in.Socket)["runtimed.local/lua:5.4"]; im.Present || im.RecipeState != api.RecipeNotBuilt {
 		t.Fatalf("lua after its removal: %+v", im)
 	}
-	var left []string
-	if err := env.Ctr.ContentStore().Walk(nsCtx, func(info content.Info) error {
-		left = append(left, "content "+info.Digest.String())
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Ctr.SnapshotService("overlayfs").Walk(nsCtx, func(_ context.Context, info snapshots.Info) error {
-		left = append(left, "snapshot "+info.Name)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(left) > 0 {
-		t.Fatalf("left in namespace %s after every image was removed: %v", ns, left)
+	// The sandboxes of the requests above are removed in the background
+	// after their answers; a sandbox's snapshot goes with it.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var left []string
+		if err := env.Ctr.ContentStore().Walk(nsCtx, func(info content.Info) error {
+			left = append(left, "content "+info.Digest.String())
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Ctr.SnapshotService("overlayfs").Walk(nsCtx, func(_ context.Context, info snapshots.Info) error {
+			left = append(left, "snapshot "+info.Name)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left in namespace %s after every image was removed: %v", ns, left)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

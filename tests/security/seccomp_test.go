@@ -24,8 +24,12 @@ const seccompProbe = `#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
 #include <sys/ptrace.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
 #include <sys/uio.h>
@@ -97,6 +101,10 @@ int main(void) {
 	kill(kid, SIGKILL);
 	waitpid(kid, 0, 0);
 
+	report("shmget", shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600));
+	report("msgget", msgget(IPC_PRIVATE, IPC_CREAT | 0600));
+	report("semget", semget(IPC_PRIVATE, 1, IPC_CREAT | 0600));
+
 	report("reboot", syscall(SYS_reboot, 0xfee1dead, 672274793, 0 /* CAD_OFF */, 0));
 	report("swapon", syscall(SYS_swapon, "/tmp/swap", 0));
 	report("swapoff", syscall(SYS_swapoff, "/tmp/swap"));
@@ -167,8 +175,8 @@ func TestSeccomp(t *testing.T) {
 			want[name] = []string{"EPERM"}
 		}
 	}
-	if len(order) != 52 {
-		t.Errorf("%d results, want 52:\n%s", len(order), resp.Run.Stdout)
+	if len(order) != 55 {
+		t.Errorf("%d results, want 55:\n%s", len(order), resp.Run.Stdout)
 	}
 	for _, name := range order {
 		if !slices.Contains(want[name], got[name]) {

@@ -18,7 +18,8 @@ import (
 // then reports what it finds: files, processes of the sandbox user, its
 // stdin, and whether the agent's descriptors are readable. "eat" and
 // "idle" are for the memory peak.
-const sequence = `import os, sys, time
+const sequence = `import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
 what = sys.stdin.readline().strip()
 if what == "leave":
     if os.fork() == 0:
@@ -42,7 +43,10 @@ if what == "leave":
     os.chmod("/box/sub", 0)
     open("/box/main.py", "a").write("\nprint('tampered')\n")
     os.chmod("/box", 0o500)
-    print("left", flush=True)
+    open("/dev/shm/left", "w").write("left")
+    mq = libc.mq_open(b"/left", os.O_CREAT | os.O_RDWR, 0o600, None)
+    shm = libc.shmget(0, 4096, 0o1000 | 0o600)
+    print("left", "mq", mq >= 0, "shm", shm >= 0, flush=True)
 elif what == "look":
     time.sleep(2.5)
     rest = sys.stdin.read()
@@ -60,6 +64,8 @@ elif what == "look":
     print("box", sorted(os.listdir("/box")))
     print("main", os.path.getsize("/box/main.py"))
     print("tmp", sorted(os.listdir("/tmp")))
+    print("shm", sorted(os.listdir("/dev/shm")))
+    print("mq", "present" if libc.mq_open(b"/left", os.O_RDWR, 0, None) >= 0 else "gone")
     print("procs", procs)
     print("stdin", repr(rest))
     print("agent", agent)
@@ -94,7 +100,9 @@ func TestTestsDoNotSeeEachOther(t *testing.T) {
 			t.Fatalf("test %d: %s %s; stdout %q stderr %q", i, r.Status, r.Message, trim(r.Stdout), trim(r.Stderr))
 		}
 	}
-	if got := resp.Tests[0].Stdout; got != "left\n" {
+	// A POSIX message queue can be made; System V IPC, whose objects
+	// nothing could remove, is refused.
+	if got := resp.Tests[0].Stdout; got != "left mq True shm False\n" {
 		t.Fatalf("test 0 stdout %q", got)
 	}
 	for _, i := range []int{1, 4} {
@@ -107,6 +115,8 @@ func TestTestsDoNotSeeEachOther(t *testing.T) {
 			"box ['main.py']\n",                          // nothing left in the box, its entry file restored
 			"main " + strconv.Itoa(len(sequence)) + "\n", // the entry file as the request sent it
 			"tmp []\n",              // /tmp emptied
+			"shm []\n",              // /dev/shm emptied
+			"mq gone\n",             // the message queue removed
 			"procs []\n",            // no process of test 0 lives on
 			"stdin " + stdin + "\n", // its own stdin only
 			"agent denied\n",        // the agent's descriptors are not the program's
