@@ -84,7 +84,8 @@ func readInput(in io.Reader, frames chan<- inFrame) {
 	}
 }
 
-// nextExec waits for the next program. Stdin and signal frames meant for
+// nextExec waits for the next program; a quit frame, or the end of the
+// input, ends the agent (io.EOF). Stdin and signal frames meant for
 // the program before it, which runtimed sent before it saw its exit, are
 // dropped.
 func nextExec(frames <-chan inFrame) (Exec, error) {
@@ -99,6 +100,8 @@ func nextExec(frames <-chan inFrame) (Exec, error) {
 				return Exec{}, fmt.Errorf("agent: exec frame: %w", err)
 			}
 			return x, nil
+		case KindQuit:
+			return Exec{}, io.EOF
 		case KindStdin, KindCloseStdin, KindSignal:
 		default:
 			return Exec{}, fmt.Errorf("agent: unexpected frame %q", f.kind)

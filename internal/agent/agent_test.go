@@ -347,3 +347,21 @@ func TestSignalPastUnreadStdin(t *testing.T) {
 		t.Fatalf("the signal took %s", d)
 	}
 }
+
+// TestQuit: a quit frame between programs ends the agent cleanly.
+func TestQuit(t *testing.T) {
+	s := start(t)
+	s.exec(t, sh("true"), "")
+	if err := WriteFrame(s.toAgent, KindQuit, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.done <- nil // for the cleanup's check
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent did not exit on a quit frame")
+	}
+}

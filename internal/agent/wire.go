@@ -31,6 +31,7 @@ const (
 	KindStdin      byte = 'i' // bytes for the program's stdin
 	KindCloseStdin byte = 'c' // the program's stdin is at its end
 	KindSignal     byte = 's' // JSON Signal: a signal for the program
+	KindQuit       byte = 'q' // between programs: no other comes, exit
 )
 
 // Frame kinds, agent to runtimed.

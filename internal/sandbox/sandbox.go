@@ -55,8 +55,8 @@ type Sandbox struct {
 
 	task   containerd.Task
 	exitCh <-chan containerd.ExitStatus
-	// agentDone: the agent reported its program's end, and exits when
-	// its input ends.
+	// agentDone: the agent reported its program's end, and exits on a
+	// quit frame or when its input ends.
 	agentDone  bool
 	cancelWait context.CancelFunc
 	toAgent    *io.PipeWriter // the agent's stdin
@@ -884,6 +884,20 @@ func (s *Sandbox) Release() {
 func (s *Sandbox) destroy() {
 	start := time.Now()
 	if s.toAgent != nil {
+		if s.agentDone {
+			// The agent waits for another program: it is told there is
+			// none and exits, so the sandbox ends by itself. The write
+			// must not hold the removal up.
+			quit := make(chan struct{})
+			go func() {
+				defer close(quit)
+				_ = agent.WriteFrame(s.toAgent, agent.KindQuit, nil)
+			}()
+			select {
+			case <-quit:
+			case <-time.After(exitGrace):
+			}
+		}
 		s.toAgent.Close()
 	}
 	if s.stopFrames != nil {
