@@ -59,14 +59,16 @@ var deniedSyscalls = [][]string{
 		"sethostname", "setdomainname", "syslog", "quotactl", "quotactl_fd",
 		"userfaultfd", "open_by_handle_at", "name_to_handle_at", "iopl", "ioperm",
 		"lookup_dcookie", "vhangup", "fanotify_init"},
-	// System V IPC. Its objects belong to the sandbox's IPC namespace,
-	// not to a program: they would outlive a test into the next, and
-	// nothing in the sandbox can list them all for removal (gVisor's
-	// SHM_INFO and MSG_INFO do not say the highest index). POSIX shared
-	// memory, semaphores and message queues (/dev/shm, /dev/mqueue),
-	// which runtimes use, stay; the agent empties them between programs.
+	// System V IPC and POSIX message queues. Their objects belong to the
+	// sandbox's IPC namespace, not to a program: they would outlive a
+	// test into the next, and nothing in the sandbox can list them all
+	// for removal (gVisor's SHM_INFO and MSG_INFO do not say the highest
+	// index, and it mounts no /dev/mqueue). POSIX shared memory and
+	// semaphores, files in /dev/shm that runtimes use, stay: the agent
+	// empties /dev/shm between programs.
 	{"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
-		"semget", "semop", "semtimedop", "semctl"},
+		"semget", "semop", "semtimedop", "semctl",
+		"mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"},
 }
 
 // SeccompProfile is the sandbox's seccomp profile: everything is allowed

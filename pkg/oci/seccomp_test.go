@@ -78,6 +78,7 @@ func TestSeccompDenies(t *testing.T) {
 		"open_by_handle_at", "name_to_handle_at", "iopl", "ioperm",
 		"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
 		"semget", "semop", "semtimedop", "semctl",
+		"mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
 	}
 	for _, name := range denied {
 		t.Run(name, func(t *testing.T) {
