@@ -359,12 +359,18 @@ func (e *Executor) acquire(ctx context.Context, log *logrus.Entry, adm Admission
 		l, err := adm.Enter(wctx)
 		var refused *api.Error
 		switch {
+		case err == nil:
+			leave = l
 		case errors.As(err, &refused) || ctx.Err() != nil:
 			return nil, err
-		case err != nil:
+		default:
 			return nil, nil // the deadline came first
 		}
-		leave = l
+	}
+	// A place that came as ctx ended (both were ready) is given back.
+	if err := ctx.Err(); err != nil {
+		leave()
+		return nil, err
 	}
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		leave()

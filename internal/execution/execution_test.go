@@ -645,3 +645,26 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("heard\n%s\nwant\n%s", strings.Join(rec.heard, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A place that comes as the request's context ends (the client went
+// away while its stage waited) is given back.
+func TestPlaceGivenBackWhenTheRequestEnds(t *testing.T) {
+	py := lang(t, "python")
+	adm := &countingAdmission{}
+	f := &fakeSandboxes{run: func(int, sandbox.Program, *sandbox.Box) (api.StageResult, error) {
+		t.Error("a stage ran for a request that had ended")
+		return ok(""), nil
+	}}
+	f.t = t
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	log := logrus.NewEntry(logrus.New())
+	log.Logger.SetOutput(nopWriter{})
+	_, err := New(f, metrics.New()).Execute(ctx, log, Plan{Language: py, Files: []api.File{{Name: "main.py"}}, Limits: runLimits, Admission: adm})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if adm.entered != 1 || adm.left != 1 {
+		t.Fatalf("admission: %d entered, %d left", adm.entered, adm.left)
+	}
+}
