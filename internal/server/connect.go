@@ -274,7 +274,7 @@ func (c *connection) close(code websocket.StatusCode, reason string) {
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
-	c.out.push(outItem{close: true, code: code, reason: reason})
+	c.finish(code, reason)
 }
 
 // finish closes the connection with code once its execution is over. It
