@@ -14,9 +14,24 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/runtimed/runtimed/internal/agent"
 )
+
+// init keeps the exec-program mode's main goroutine on the process's
+// first thread, so that the exec is made by that thread. gVisor counts a
+// task against RLIMIT_NPROC of the user that made it: the first thread
+// was made by the agent, as root; the Go runtime's other threads are
+// made after the program's user took over, as that user. A thread that
+// execs takes over the process, and with it the count it was made with:
+// from another thread, the program's first process would take one task
+// of its own limit (seen about once in 25 runs).
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == agent.ExecProgramArg {
+		runtime.LockOSThread()
+	}
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == agent.ExecProgramArg {
