@@ -219,6 +219,8 @@ EOF
   # 8% on what a program maps: 20% allowed) over what a pooled hello
   # reported (the idle sandbox and the interpreter), not the sandbox's
   # boot, whose peak (its cgroup's lifetime memory.peak) is reported.
+  # The hello ran in another sandbox, whose own share differs from this
+  # one's by a few MiB (56 MiB over it was seen): 20% allowed below too.
   wait_for 120 pool_ready python:
   local hits idle
   hits=$(python_pool_hits)
@@ -237,7 +239,29 @@ EOF
   peak=$(j pooled .run.memory_bytes)
   check pooled_peak "$(brief pooled); $((${peak:-0} >> 20)) MiB for 64 MiB, a pooled hello's $((${base:-0} >> 20)) MiB, idle sandbox $((${idle:-0} >> 20)) MiB, booted pooled sandboxes' peak $((${boot:-0} >> 20)) MiB, pool hits $hits -> $hits2" \
     test "$(j pooled .status)" = ok -a "${hits2%.*}" -gt "${hits%.*}" -a "${peak:-0}" -ge "$(mib 64)" \
-    -a $((${peak:-0} - ${base:-0})) -ge $(($(mib 64) * 9 / 10)) -a $((${peak:-0} - ${base:-0})) -le $(($(mib 64) * 12 / 10))
+    -a $((${peak:-0} - ${base:-0})) -ge $(($(mib 64) * 8 / 10)) -a $((${peak:-0} - ${base:-0})) -le $(($(mib 64) * 12 / 10))
+
+  # A request's tests run one after the other in one sandbox, and the
+  # memory peak is reset between two programs (memory.peak on cgroup v2):
+  # the idle test after one that wrote 200 MiB reports less than that
+  # test did. Not its own 20-30 MiB, as on a host at full speed: under
+  # emulation gVisor hands the 200 MiB back to the host more slowly than
+  # runtimed's settle wait waits (127-155 MiB were seen; docs/security.md).
+  jq -n --rawfile src /dev/stdin '{language: "python", files: [{name: "t.py", content: $src}],
+    limits: {wall_time_ms: 120000, cpu_time_ms: 120000, memory_bytes: 536870912},
+    tests: [{stdin: "eat"}, {stdin: "idle"}]}' >"$work/judge.req" <<'EOF'
+import sys
+if sys.stdin.read().strip() == "eat":
+    x = bytearray(200 * 1024 * 1024)
+    x[::4096] = b'1' * len(x[::4096])
+print("done")
+EOF
+  curl -s --max-time 300 --unix-socket "$sock" -H 'Content-Type: application/json' \
+    --data-binary @"$work/judge.req" http://runtimed/v1/run >"$work/judge.json"
+  local eat after
+  eat=$(j judge '.tests[0].memory_bytes') after=$(j judge '.tests[1].memory_bytes')
+  check judged_peaks "$(jq -c '[.status, .summary, .message]' "$work/judge.json" 2>/dev/null | head -c 300); eat $((${eat:-0} >> 20)) MiB, then idle $((${after:-0} >> 20)) MiB" \
+    test "$(j judge .status)" = ok -a "${eat:-0}" -ge "$(mib 200)" -a "${after:-0}" -gt 0 -a "${after:-0}" -le $((${eat:-0} - $(mib 32)))
 }
 
 # leftovers NAME: containerd's namespace holds nothing but the pools'

@@ -29,7 +29,7 @@ var (
 	setupChecks = []string{"host_kind", "install", "images", "socket_activation", "enable_now",
 		"status_line", "reload"}
 	executionChecks = []string{"hello", "memory_limit", "timeout", "cpu_quota", "cpu_time_limit",
-		"pids_limit", "fork_bomb", "output_limit", "c_compile_run", "peak_memory", "pooled_peak"}
+		"pids_limit", "fork_bomb", "output_limit", "c_compile_run", "peak_memory", "pooled_peak", "judged_peaks"}
 	afterChecks = []string{"journal", "kill_restart", "after_kill", "leftovers"}
 	c2Checks    = []string{"containerd2", "images"}
 )
