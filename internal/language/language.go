@@ -75,6 +75,26 @@ func (l *Language) UnnamedFile(i int, content string) string {
 	return name
 }
 
+// SourceName is the name a source file of the language must have for
+// its compiler, given its content. Java wants a public top-level type in
+// a file of the type's name: for a language with an entry name pattern,
+// a source file whose content matches it is named after the match, in
+// the same directory. Other files keep name.
+func (l *Language) SourceName(name, content string) string {
+	if l.entryName == nil || !slices.Contains(l.sources, strings.ToLower(path.Ext(name))) {
+		return name
+	}
+	m := l.entryName.FindStringSubmatch(content)
+	if len(m) < 2 || m[1] == "" {
+		return name
+	}
+	want := m[1] + l.Extension
+	if dir := path.Dir(name); dir != "." {
+		want = dir + "/" + want
+	}
+	return want
+}
+
 // Compiled reports whether the language has a compile stage.
 func (l *Language) Compiled() bool { return len(l.compile) > 0 }
 

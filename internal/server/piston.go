@@ -123,7 +123,7 @@ func (st *state) pistonPlan(req *api.PistonExecuteRequest) (execution.Plan, *api
 	timeout, _ := st.timeout(0) // Piston's requests have no deadline of their own
 	return execution.Plan{
 		Language:      lang,
-		Files:         files,
+		Files:         nameSources(lang, files, st.cfg.Requests),
 		Stdin:         req.Stdin,
 		Args:          req.Args,
 		Limits:        run,

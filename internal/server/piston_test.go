@@ -43,6 +43,8 @@ func TestPistonPlan(t *testing.T) {
 			[]string{"file0.code.c", "file1.code.c"}, []string{"int main(){}", "int f;"}, resolved(def.Defaults, 0, 0, 0), resolved(def.CompileDefaults, 0, 0, 0)},
 		{"java: named after its public class", `{"language":"java","version":"17","files":[{"content":"import x;\npublic final class Hello_1 {}"},{"content":"class B {}"}]}`,
 			[]string{"Hello_1.java", "file1.code.java"}, []string{"import x;\npublic final class Hello_1 {}", "class B {}"}, resolved(def.Defaults, 0, 0, 0), resolved(def.CompileDefaults, 0, 0, 0)},
+		{"java: a named file too", `{"language":"java","version":"17","files":[{"name":"test.java","content":"public class Main {}"}]}`,
+			[]string{"Main.java"}, []string{"public class Main {}"}, resolved(def.Defaults, 0, 0, 0), resolved(def.CompileDefaults, 0, 0, 0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -377,7 +377,7 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	}
 	return execution.Plan{
 		Language:           lang,
-		Files:              req.Files,
+		Files:              nameSources(lang, req.Files, s.cfg.Requests),
 		Stdin:              req.Stdin,
 		Args:               req.Args,
 		Limits:             limits,

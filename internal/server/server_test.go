@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,50 @@ func TestRunPassesTheJob(t *testing.T) {
 	wantCompile := api.Limits{MemoryBytes: 512 << 20, CPU: 1, WallTimeMS: 10000, CPUTimeMS: 10000, Pids: 128, OutputBytes: 64 << 10}
 	if plan.CompileLimits != wantCompile {
 		t.Fatalf("compile limits %+v, want %+v", plan.CompileLimits, wantCompile)
+	}
+}
+
+// A Java file may have any name: a source file is named after the
+// public class it declares, in its directory; a file without one, a
+// request's other files and a rename that would clash keep their names.
+func TestJavaFilesNamedAfterTheirClass(t *testing.T) {
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, nil)
+	tests := []struct {
+		name  string
+		files string
+		want  []string
+	}{
+		{"entry", `[{"name":"main.java","content":"public class Main {}"}]`, []string{"Main.java"}},
+		{"several", `[{"name":"solution.java","content":"import java.util.*;\npublic final class Solution {}"},{"name":"pkg/util.java","content":"package pkg;\npublic class Util {}"},{"name":"helper.java","content":"class Helper {}"},{"name":"data.txt","content":"public class X {}"}]`,
+			[]string{"Solution.java", "pkg/Util.java", "helper.java", "data.txt"}},
+		{"already right", `[{"name":"Main.java","content":"public class Main {}"}]`, []string{"Main.java"}},
+		{"a clash keeps the names", `[{"name":"a.java","content":"public class Main {}"},{"name":"Main.java","content":"class Other {}"}]`,
+			[]string{"a.java", "Main.java"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(executor.plans)
+			status, body := post(t, srv, `{"language":"java","files":`+tt.files+`}`)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			var got []string
+			for _, f := range executor.plans[before].Files {
+				got = append(got, f.Name)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("files %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// Other languages' files are never renamed.
+	before := len(executor.plans)
+	if status, body := post(t, srv, `{"language":"c","files":[{"name":"main.c","content":"public class Main {}"}]}`); status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if name := executor.plans[before].Files[0].Name; name != "main.c" {
+		t.Fatalf("a C file renamed to %q", name)
 	}
 }
 

@@ -2,12 +2,14 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -111,6 +113,30 @@ func validateFiles(files []api.File, req config.Requests) *api.Error {
 		return tooLarge("files", "files hold %d bytes; the maximum is %d", total, req.MaxCodeBytes)
 	}
 	return nil
+}
+
+// nameSources gives each source file the name its compiler wants for
+// its content (a Java file is named after its public class), so a
+// client may send Java in a file of any name. Where the new names would
+// not make a valid set of files (two files for one class, a name taken),
+// the files keep the names the client gave and the compiler says what is
+// wrong. files is not changed.
+func nameSources(lang *language.Language, files []api.File, req config.Requests) []api.File {
+	var out []api.File
+	for i, f := range files {
+		name := lang.SourceName(f.Name, f.Content)
+		if name == f.Name {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(files)
+		}
+		out[i].Name = name
+	}
+	if out == nil || validateFiles(out, req) != nil {
+		return files
+	}
+	return out
 }
 
 // validateInput checks a run's stdin and args; prefix names the test

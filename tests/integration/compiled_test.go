@@ -120,6 +120,11 @@ func TestJavaMainClass(t *testing.T) {
 		"two classes in two files, in a package": files(
 			"app/Main.java", "package app;\npublic class Main { public static void main(String[] a) { System.out.println(Helper.twice(Integer.parseInt(new java.util.Scanner(System.in).next()))); } }\n",
 			"app/Helper.java", "package app;\nclass Helper { static int twice(int x) { return 2 * x; } }\n"),
+		"public main class in a file of any name": files("main.java",
+			"import java.util.*;\npublic class Main { public static void main(String[] a) { System.out.println(new Scanner(System.in).nextInt() * 2); } }\n"),
+		"public classes in files of other names": files(
+			"solution.java", "public class Solution { public static void main(String[] a) { System.out.println(Twice.of(new java.util.Scanner(System.in).nextInt())); } }\n",
+			"lib/twice.java", "public class Twice { static int of(int x) { return 2 * x; } }\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			resp := runOK(t, &api.RunRequest{Language: "java", Files: fs, Stdin: "21\n"})
