@@ -34,6 +34,7 @@ var runCommand = &cli.Command{
 	ArgsUsage: "FILE... [-- ARGS...]",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "language", Aliases: []string{"l"}, Usage: "language (default: from the first file's extension)"},
+		&cli.StringFlag{Name: "language-version", Usage: "the language's version, a semver range such as 3.11 or 3.x (default: the newest)"},
 		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own"},
 		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
 		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
@@ -62,6 +63,7 @@ var runCommand = &cli.Command{
 
 type runOptions struct {
 	Language string
+	Version  string
 	Files    []string
 	Args     []string
 	Stdin    string
@@ -74,6 +76,7 @@ type runOptions struct {
 func runOptionsFrom(c *cli.Context) (runOptions, error) {
 	opts := runOptions{
 		Language: c.String("language"),
+		Version:  c.String("language-version"),
 		Stdin:    c.String("stdin"),
 		JSON:     c.Bool("json"),
 	}
@@ -121,7 +124,7 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 // comes (with --json, the whole result at the end), and returns the exit
 // code runtimectl should exit with.
 func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	req := &api.RunRequest{Language: opts.Language, Args: opts.Args, Limits: opts.Limits}
+	req := &api.RunRequest{Language: opts.Language, Version: opts.Version, Args: opts.Args, Limits: opts.Limits}
 	// Files keep their paths relative to the first file's directory, which
 	// becomes /box; a file outside it keeps only its base name.
 	dir := filepath.Dir(opts.Files[0])

@@ -65,7 +65,7 @@ func TestRunFilesExitCodes(t *testing.T) {
 			var got api.RunRequest
 			cl := fakeDaemon(t, api.RunResponse{Status: tc.status, Run: &api.StageResult{Status: tc.status, ExitCode: tc.exit, Stdout: "out", Stderr: "err"}}, &got)
 			var stdout, stderr bytes.Buffer
-			code, err := runFiles(context.Background(), cl, runOptions{Files: []string{main, lib}, Args: []string{"a"}}, strings.NewReader(""), &stdout, &stderr)
+			code, err := runFiles(context.Background(), cl, runOptions{Version: "3.x", Files: []string{main, lib}, Args: []string{"a"}}, strings.NewReader(""), &stdout, &stderr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestRunFilesExitCodes(t *testing.T) {
 			if stdout.String() != "out" || !strings.HasPrefix(stderr.String(), "err") || !strings.Contains(stderr.String(), tc.reason) {
 				t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
 			}
-			if got.Language != "python" || len(got.Files) != 2 || got.Files[0].Name != "main.py" || got.Files[1].Name != "pkg/lib.py" || got.Args[0] != "a" {
+			if got.Language != "python" || got.Version != "3.x" || len(got.Files) != 2 || got.Files[0].Name != "main.py" || got.Files[1].Name != "pkg/lib.py" || got.Args[0] != "a" {
 				t.Fatalf("request %+v", got)
 			}
 		})

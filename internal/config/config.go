@@ -37,9 +37,13 @@ type Limits = api.Limits
 // a main method among the compiled classes, and {memory_bytes} for the
 // stage's memory limit.
 type Language struct {
+	// Name is the language's name where the table's key is not: a
+	// language has several versions, one table each, that share a name
+	// ([languages."python-3.11"] with name = "python"). Empty: the key.
+	Name string `toml:"name"`
 	// Version is the language's version in semver form (major, or
 	// major.minor, or major.minor.patch); requests select it with a
-	// semver range such as "3", "3.11.x" or "*".
+	// semver range such as "3", "3.11.x" or "*", the newest that matches.
 	Version string   `toml:"version"`
 	Aliases []string `toml:"aliases"`
 	// Runtime names what runs the language when that is not its name
@@ -573,7 +577,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateLimitPair("compile_defaults", "compile_maximums", c.CompileDefaults, c.CompileMaximums)...)
 
 	req(len(c.Languages) > 0, "at least one language must be configured")
-	seen := map[string]string{}
+	seen := map[string]string{}                // name or alias: its language's name
+	versions := map[string]map[string]string{} // name: version: table
 	langs := make([]string, 0, len(c.Languages))
 	for name := range c.Languages {
 		langs = append(langs, name)
@@ -581,9 +586,20 @@ func (c *Config) Validate() error {
 	sort.Strings(langs)
 	for _, name := range langs {
 		l := c.Languages[name]
+		lang := LanguageName(name, l)
+		req(validLanguageName(lang), "languages.%s.name %q must be a lower-case word", name, lang)
 		req(l.Image != "", "languages.%s.image must be set", name)
-		_, err := semver.NewVersion(l.Version)
+		v, err := semver.NewVersion(l.Version)
 		req(err == nil, "languages.%s.version %q must be a version in semver form: 3, 3.11 or 3.11.2", name, l.Version)
+		if err == nil {
+			if versions[lang] == nil {
+				versions[lang] = map[string]string{}
+			}
+			if other, dup := versions[lang][v.String()]; dup {
+				errs = append(errs, fmt.Errorf("languages.%s: %s %s is also languages.%s", name, lang, l.Version, other))
+			}
+			versions[lang][v.String()] = name
+		}
 		if l.EntryNamePattern != "" {
 			re, err := regexp.Compile(l.EntryNamePattern)
 			req(err == nil && re.NumSubexp() >= 1, "languages.%s.entry_name_pattern must be a regular expression with a group: %v", name, err)
@@ -611,15 +627,32 @@ func (c *Config) Validate() error {
 			req(strings.HasPrefix(e, "."), "languages.%s.sources: %q must start with a dot", name, e)
 		}
 		req(strings.HasPrefix(l.Extension, "."), "languages.%s.extension must start with a dot", name)
-		for _, key := range append([]string{name}, l.Aliases...) {
-			if other, dup := seen[key]; dup {
+		// The versions of a language may repeat its aliases; another
+		// language may not use them.
+		for _, key := range append([]string{lang}, l.Aliases...) {
+			if other, dup := seen[key]; dup && other != lang {
 				errs = append(errs, fmt.Errorf("languages.%s: name or alias %q is already used by %s", name, key, other))
 				continue
 			}
-			seen[key] = name
+			seen[key] = lang
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// LanguageName is the name of the language the table key describes:
+// its name field, or the key.
+func LanguageName(key string, l Language) string {
+	if l.Name != "" {
+		return l.Name
+	}
+	return key
+}
+
+// validLanguageName reports whether name can name a language in
+// requests: lower case, no space or slash.
+func validLanguageName(name string) bool {
+	return name != "" && name == strings.ToLower(name) && !strings.ContainsAny(name, " \t\n/")
 }
 
 // validateLimitPair checks a defaults section and its maximums.

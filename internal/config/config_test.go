@@ -98,6 +98,21 @@ func TestValidate(t *testing.T) {
 			c.Languages["python"] = l
 		}, "languages.python.run"},
 		{"no concurrency", func(c *Config) { c.Requests.MaxConcurrent = 0 }, "max_concurrent"},
+		{"a version twice", func(c *Config) {
+			l := c.Languages["python"]
+			l.Name = "python" // the same version as languages.python
+			c.Languages["python-again"] = l
+		}, "is also languages.python"},
+		{"another language's name", func(c *Config) {
+			l := c.Languages["ruby"]
+			l.Aliases = []string{"node"}
+			c.Languages["ruby-2"] = Language{Name: "ruby", Version: "2.7.0", Image: l.Image, Run: l.Run, Extension: l.Extension, Aliases: l.Aliases}
+		}, `"node" is already used by javascript`},
+		{"a name in capitals", func(c *Config) {
+			l := c.Languages["python"]
+			l.Name, l.Version = "Python", "3.99.0"
+			c.Languages["python-3.99"] = l
+		}, `languages.python-3.99.name "Python"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +123,24 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A language may have several versions, one table each under a name of
+// their own; they may share aliases.
+func TestLanguageVersions(t *testing.T) {
+	cfg := Default()
+	l := cfg.Languages["python"]
+	l.Name, l.Version, l.Image = "python", "3.99.1", "runtimed.local/python:3.99"
+	cfg.Languages["python-3.99"] = l
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := LanguageName("python-3.99", l); got != "python" {
+		t.Fatalf("name %q", got)
+	}
+	if got := LanguageName("python", cfg.Languages["python"]); got != "python" {
+		t.Fatalf("name %q", got)
 	}
 }
 

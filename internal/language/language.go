@@ -4,6 +4,8 @@
 package language
 
 import (
+	"errors"
+	"fmt"
 	"path"
 	"regexp"
 	"slices"
@@ -187,16 +189,24 @@ func StageDefaults(cfg config.Config, c config.Language) (run, compile config.Li
 	return c.Limits.Over(cfg.Defaults), c.CompileLimits.Over(cfg.CompileDefaults)
 }
 
-// Registry finds languages by name or alias.
+// Registry finds languages by name or alias, and their versions.
 type Registry struct {
-	byName map[string]*Language
+	byName map[string][]*Language // newest version first
 	sorted []*Language
 }
 
-// NewRegistry builds a registry from cfg's languages.
+// ErrUnknownLanguage and ErrUnknownVersion are why Select found nothing.
+var (
+	ErrUnknownLanguage = errors.New("unknown language")
+	ErrUnknownVersion  = errors.New("unknown version")
+)
+
+// NewRegistry builds a registry from cfg's languages: a table each
+// version.
 func NewRegistry(cfg config.Config) *Registry {
-	r := &Registry{byName: map[string]*Language{}}
-	for name, c := range cfg.Languages {
+	r := &Registry{byName: map[string][]*Language{}}
+	for key, c := range cfg.Languages {
+		name := config.LanguageName(key, c)
 		run, compile := StageDefaults(cfg, c)
 		sources := c.Sources
 		if len(sources) == 0 {
@@ -223,20 +233,73 @@ func NewRegistry(cfg config.Config) *Registry {
 			l.entryName, _ = regexp.Compile(c.EntryNamePattern)
 		}
 		r.sorted = append(r.sorted, l)
-		r.byName[name] = l
-		for _, a := range c.Aliases {
-			r.byName[a] = l
+		r.byName[name] = append(r.byName[name], l)
+	}
+	sort.Slice(r.sorted, func(i, j int) bool { return before(r.sorted[i], r.sorted[j]) })
+	// An alias names the versions whose tables list it: a language's
+	// common aliases are in each of its tables, and an alias such as
+	// python3.11 in one only.
+	for _, l := range r.sorted {
+		for _, a := range l.Aliases {
+			if a != l.Name && !slices.Contains(r.byName[a], l) {
+				r.byName[a] = append(r.byName[a], l)
+			}
 		}
 	}
-	sort.Slice(r.sorted, func(i, j int) bool { return r.sorted[i].Name < r.sorted[j].Name })
+	for _, vs := range r.byName {
+		sort.Slice(vs, func(i, j int) bool { return before(vs[i], vs[j]) })
+	}
 	return r
 }
 
-// Lookup finds a language by name or alias, case-insensitively.
-func (r *Registry) Lookup(name string) (*Language, bool) {
-	l, ok := r.byName[strings.ToLower(strings.TrimSpace(name))]
-	return l, ok
+// before orders languages by name, then newest version first.
+func before(a, b *Language) bool {
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	if a.semver != nil && b.semver != nil && !a.semver.Equal(b.semver) {
+		return a.semver.GreaterThan(b.semver)
+	}
+	return a.Version > b.Version
 }
 
-// All returns every language, sorted by name.
+// Lookup finds a language by name or alias, case-insensitively: its
+// newest version.
+func (r *Registry) Lookup(name string) (*Language, bool) {
+	vs := r.Versions(name)
+	if len(vs) == 0 {
+		return nil, false
+	}
+	return vs[0], true
+}
+
+// Versions returns the versions of the language of that name or alias,
+// newest first.
+func (r *Registry) Versions(name string) []*Language {
+	return r.byName[strings.ToLower(strings.TrimSpace(name))]
+}
+
+// Select finds the newest version of a language that a request's
+// version selector matches (see Language.Matches; empty: the newest).
+// The error wraps ErrUnknownLanguage or ErrUnknownVersion and says what
+// there is.
+func (r *Registry) Select(name, selector string) (*Language, error) {
+	vs := r.Versions(name)
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("%w %q", ErrUnknownLanguage, name)
+	}
+	for _, l := range vs {
+		if l.Matches(selector) {
+			return l, nil
+		}
+	}
+	have := make([]string, len(vs))
+	for i, l := range vs {
+		have[i] = l.Version
+	}
+	return nil, fmt.Errorf("%w: %s has %s, none of them %q", ErrUnknownVersion, vs[0].Name, strings.Join(have, ", "), selector)
+}
+
+// All returns every version of every language, sorted by name, newest
+// version first.
 func (r *Registry) All() []*Language { return r.sorted }

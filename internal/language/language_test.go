@@ -357,3 +357,65 @@ func TestStageDefaults(t *testing.T) {
 		})
 	}
 }
+
+// A language's versions: the newest a selector matches, the newest by
+// default; an alias names the versions that list it; All lists each.
+func TestVersions(t *testing.T) {
+	cfg := config.Default()
+	old := cfg.Languages["python"]
+	newer := old
+	newer.Name, newer.Version, newer.Image, newer.Aliases = "python", "3.13.5", "runtimed.local/python:3.13", []string{"py", "python3", "python3.13", "snake"}
+	older := old
+	older.Name, older.Version, older.Image, older.Aliases = "python", "3.9.2", "runtimed.local/python:3.9", []string{"py", "python3", "python3.9"}
+	cfg.Languages["python-3.13"] = newer
+	cfg.Languages["python-3.9"] = older
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRegistry(cfg)
+	for _, tc := range []struct{ name, selector, want string }{
+		{"python", "", "3.13.5"},
+		{"python", "*", "3.13.5"},
+		{"Python", "3", "3.13.5"},
+		{"py", "3.11", old.Version},
+		{"python", "3.11.x", old.Version},
+		{"python", old.Version, old.Version},
+		{"python3", "3.9.2", "3.9.2"},
+		{"python3.11", "", old.Version},
+		{"python3.13", "", "3.13.5"},
+		{"python3.9", "*", "3.9.2"},
+		{"python", "^3.10", "3.13.5"},
+	} {
+		l, err := r.Select(tc.name, tc.selector)
+		if err != nil || l.Version != tc.want || l.Name != "python" {
+			t.Errorf("Select(%q, %q) = %+v, %v; want %s", tc.name, tc.selector, l, err, tc.want)
+		}
+	}
+	if l, ok := r.Lookup("py"); !ok || l.Version != "3.13.5" || l.Image != "runtimed.local/python:3.13" {
+		t.Errorf("Lookup(py) = %+v", l)
+	}
+	if _, err := r.Select("python", "2"); !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), "3.13.5, "+old.Version+", 3.9.2") {
+		t.Errorf("python 2: %v", err)
+	}
+	if _, err := r.Select("python", "latest!"); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("a selector that does not parse: %v", err)
+	}
+	if _, err := r.Select("python3.13", "3.11"); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("python3.13 at 3.11: %v", err)
+	}
+	if _, err := r.Select("cobol", ""); !errors.Is(err, ErrUnknownLanguage) {
+		t.Errorf("cobol: %v", err)
+	}
+	var got []string
+	for _, l := range r.All() {
+		if l.Name == "python" {
+			got = append(got, l.Version)
+			if !slices.Contains(l.Aliases, "py") || slices.Contains(l.Aliases, "snake") != (l.Version == "3.13.5") {
+				t.Errorf("python %s has aliases %q", l.Version, l.Aliases)
+			}
+		}
+	}
+	if !slices.Equal(got, []string{"3.13.5", old.Version, "3.9.2"}) {
+		t.Errorf("All lists python %q", got)
+	}
+}

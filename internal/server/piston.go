@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -73,14 +75,14 @@ func (st *state) pistonPlan(req *api.PistonExecuteRequest) (execution.Plan, *api
 	if strings.TrimSpace(req.Language) == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required as a string")
 	}
-	lang, ok := st.langs.Lookup(req.Language)
-	if !ok || !lang.Matches(req.Version) {
+	lang, err := st.langs.Select(req.Language, req.Version)
+	if err != nil {
 		version := req.Version
 		if version == "" {
 			version = "*"
 		}
 		code := api.CodeUnknownVersion
-		if !ok {
+		if errors.Is(err, language.ErrUnknownLanguage) {
 			code = api.CodeUnknownLanguage
 		}
 		return execution.Plan{}, badRequest(code, "language", "%s-%s runtime is unknown", req.Language, version)

@@ -347,12 +347,12 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	if req.Language == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
 	}
-	lang, ok := s.langs.Lookup(req.Language)
-	if !ok {
+	lang, err := s.langs.Select(req.Language, req.Version)
+	if errors.Is(err, language.ErrUnknownLanguage) {
 		return execution.Plan{}, badRequest(api.CodeUnknownLanguage, "language", "unknown language %q; GET /v1/runtimes lists them", req.Language)
 	}
-	if !lang.Matches(req.Version) {
-		return execution.Plan{}, badRequest(api.CodeUnknownVersion, "version", "%s has version %s, not %q", lang.Name, lang.Version, req.Version)
+	if err != nil {
+		return execution.Plan{}, badRequest(api.CodeUnknownVersion, "version", "%v", err)
 	}
 	if aerr := validateFiles(req.Files, s.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr

@@ -355,6 +355,73 @@ func TestRuntimesAndHealth(t *testing.T) {
 	}
 }
 
+// A language with two versions: both listed by /v1/runtimes and Piston's
+// runtimes, the newest run by default, the other by its selector, and an
+// unknown version named with the versions there are.
+func TestLanguageVersions(t *testing.T) {
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, func(c *config.Config) {
+		l := c.Languages["python"]
+		l.Name, l.Version, l.Image = "python", "3.13.5", "runtimed.local/python:3.13"
+		c.Languages["python-3.13"] = l
+	})
+	var rs api.RuntimesResponse
+	getJSON(t, srv.URL+"/v1/runtimes", &rs)
+	var listed []string
+	for _, r := range rs.Runtimes {
+		if r.Language == "python" {
+			listed = append(listed, r.Version+" "+r.Image)
+		}
+	}
+	if !slices.Equal(listed, []string{"3.13.5 runtimed.local/python:3.13", "3.11.2 runtimed.local/python:3.11"}) {
+		t.Fatalf("/v1/runtimes lists python %q", listed)
+	}
+	for _, tc := range []struct{ version, want string }{{"", "3.13.5"}, {"3.11", "3.11.2"}, {"3.x", "3.13.5"}, {"<3.12", "3.11.2"}} {
+		before := len(executor.plans)
+		status, body := post(t, srv, `{"language":"py","version":"`+tc.version+`","files":[{"name":"a.py","content":""}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("version %q: %d %s", tc.version, status, body)
+		}
+		var resp api.RunResponse
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if l := executor.plans[before].Language; l.Version != tc.want || resp.Version != tc.want {
+			t.Errorf("version %q ran %s (%s), answered %s; want %s", tc.version, l.Version, l.Image, resp.Version, tc.want)
+		}
+	}
+	status, body := post(t, srv, `{"language":"python","version":"2","files":[{"name":"a.py","content":""}]}`)
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "unknown_version") || !strings.Contains(string(body), "3.13.5, 3.11.2") {
+		t.Fatalf("python 2: %d %s", status, body)
+	}
+	var prs []api.PistonRuntime
+	getJSON(t, srv.URL+"/api/v2/runtimes", &prs)
+	listed = nil
+	for _, r := range prs {
+		if r.Language == "python" {
+			listed = append(listed, r.Version)
+		}
+	}
+	if !slices.Equal(listed, []string{"3.13.5", "3.11.2"}) {
+		t.Fatalf("Piston runtimes list python %q", listed)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func tcpServer(t *testing.T, executor Executor, change func(*config.Config)) (*httptest.Server, string) {
 	t.Helper()
 	const secret = "rtd_secret-for-tests"
