@@ -41,10 +41,19 @@ images: deps build
 	packaging/scripts/with-containerd.sh $(CONTAINERD) \
 		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE) $(IMAGE_ARGS)
 
-## run: everything above, then runtimed in the foreground (Ctrl-C stops it)
-run: images
-	packaging/scripts/with-containerd.sh $(CONTAINERD) \
-		bin/runtimed --config $(CONFIG) --recipes packaging/images --log-format text
+# make run builds these images before it serves; the daemon builds the
+# others while it serves (with LANGUAGES, make run builds those, and only those).
+RUN_FIRST ?= python,javascript
+
+## run: deps, build, the python and javascript images, then runtimed in the foreground
+##   (Ctrl-C stops it), which builds the other images while it serves
+##   (LANGUAGES=python,c: those images only)
+run: deps build
+	packaging/scripts/with-containerd.sh $(CONTAINERD) sh -c '\
+		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE) \
+			$(subst $(comma), ,$(or $(LANGUAGES),$(RUN_FIRST))) && \
+		exec bin/runtimed --config $(CONFIG) --recipes packaging/images --cache $(IMAGE_CACHE) \
+			--log-format text $(if $(LANGUAGES),,--build-missing)'
 
 ## test: lint, unit tests, fuzzing, the integration and security suites against a private containerd + runsc, then the package's install test
 test: lint test-unit fuzz test-integration test-security test-install

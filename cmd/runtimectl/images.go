@@ -138,6 +138,9 @@ func imagesList(c *cli.Context) error {
 	fmt.Fprintln(w, "IMAGE\tLANGUAGES\tSIZE\tCREATED\tRECIPE")
 	for _, im := range res.Images {
 		size, created := "missing", "-"
+		if im.Building {
+			size = "building"
+		}
 		if im.Present {
 			size, created = humanBytes(im.SizeBytes), im.Created.Local().Format("2006-01-02 15:04")
 		}

@@ -21,7 +21,10 @@ var runtimesCommand = &cli.Command{
 		fmt.Fprintln(w, "LANGUAGE\tVERSION\tEXTENSION\tALIASES\tIMAGE")
 		for _, r := range rs.Runtimes {
 			img := r.Image
-			if !r.ImagePresent {
+			switch {
+			case r.ImageBuilding:
+				img += " (building)"
+			case !r.ImagePresent:
 				img += " (missing)"
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Language, r.Version, r.Extension, strings.Join(r.Aliases, ","), img)

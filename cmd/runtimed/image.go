@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -26,6 +29,8 @@ var imageCommand = &cli.Command{
 				&cli.StringFlag{Name: "cache", Usage: "directory of built images, OCI layouts (overrides images.cache)"},
 				&cli.StringFlag{Name: "mirror", Usage: "Debian mirror for debootstrap (overrides images.mirror)"},
 				&cli.BoolFlag{Name: "no-import", Usage: "build into the cache only"},
+				&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "images built at once (default: the number of CPUs)"},
+				&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print what the build's commands print (debootstrap, apt), not only a line per step"},
 			},
 			Action: imageBuildAction,
 		},
@@ -48,7 +53,10 @@ func imageBuildAction(c *cli.Context) error {
 		}
 	}
 	ctx := namespaces.WithNamespace(c.Context, cfg.Namespace)
-	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Output: os.Stderr}
+	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Progress: os.Stderr}
+	if c.Bool("verbose") {
+		opts.Output = os.Stderr
+	}
 
 	var client *containerd.Client
 	if !c.Bool("no-import") {
@@ -57,22 +65,45 @@ func imageBuildAction(c *cli.Context) error {
 		}
 		defer client.Close()
 	}
-	for _, r := range recipes {
-		p, err := image.Provide(ctx, client, r, opts, cfg.Runtime.Snapshotter)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		switch {
-		case p.Current:
-			fmt.Printf("%s: %s is up to date\n", r.Name, r.Reference)
-		case p.Cached:
-			fmt.Printf("%s: using the cached build %s\n", r.Name, p.Dir)
-		default:
-			fmt.Printf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond))
-		}
-		if p.Imported {
-			fmt.Printf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond))
-		}
+	jobs := c.Int("jobs")
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
 	}
-	return nil
+	// Images are built side by side, each on its parent's layers (built
+	// once, by whichever needs them first).
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, jobs)
+	)
+	for _, r := range recipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p, err := image.Provide(ctx, client, r, opts, cfg.Runtime.Snapshotter)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+				fmt.Fprintf(os.Stderr, "%s: failed: %v\n", r.Name, err)
+				return
+			}
+			switch {
+			case p.Current:
+				fmt.Printf("%s: %s is up to date\n", r.Name, r.Reference)
+			case p.Cached:
+				fmt.Printf("%s: using the cached build %s\n", r.Name, p.Dir)
+			default:
+				fmt.Printf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond))
+			}
+			if p.Imported {
+				fmt.Printf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond))
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

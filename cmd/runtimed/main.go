@@ -33,6 +33,8 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "log format: text, json or auto (json unless on a terminal)"},
 			&cli.StringFlag{Name: "log-level", Usage: "log level (overrides the config)"},
 			&cli.StringFlag{Name: "recipes", Usage: "directory of image recipes (overrides images.recipes)"},
+			&cli.StringFlag{Name: "cache", Usage: "directory of built images, OCI layouts (overrides images.cache)"},
+			&cli.BoolFlag{Name: "build-missing", Usage: "build, while serving, the images of the languages that have a recipe and no image (until then they answer image_not_ready)"},
 		},
 		// --generate-bash-completion lists what may come next; the bash
 		// and zsh completion scripts ask it.

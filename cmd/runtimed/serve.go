@@ -51,8 +51,8 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	if v := c.String("log-level"); v != "" {
 		cfg.LogLevel = v
 	}
-	// --recipes is a global flag and image build's; --cache and --mirror
-	// are image build's.
+	// --recipes and --cache are global flags and image build's; --mirror
+	// is image build's.
 	for flag, key := range map[string]*string{"recipes": &cfg.Images.Recipes, "cache": &cfg.Images.Cache, "mirror": &cfg.Images.Mirror} {
 		if v := c.String(flag); v != "" {
 			if flag != "mirror" {
@@ -259,6 +259,13 @@ func serveAction(c *cli.Context) error {
 	}
 	log.WithFields(logrus.Fields{"socket": lns[0].Addr().String(), "containerd": cfg.Containerd}).Info("runtimed is serving")
 	notify(log, daemon.SdNotifyReady, "STATUS=serving")
+	// The images missing, built while the daemon serves the languages it
+	// has; stopped by the daemon's stop.
+	buildCtx, stopBuilds := context.WithCancel(context.Background())
+	defer stopBuilds()
+	if c.Bool("build-missing") {
+		go apiServer.BuildMissing(buildCtx)
+	}
 
 	status := time.NewTicker(5 * time.Second)
 	defer status.Stop()
@@ -276,6 +283,7 @@ func serveAction(c *cli.Context) error {
 		case sig := <-stopCh:
 			log.WithField("signal", sig.String()).Info("stopping: no new requests; waiting for executions under way")
 			notify(log, daemon.SdNotifyStopping, "STATUS=stopping")
+			stopBuilds()
 			shutdown(servers, apiServer, drain, time.Duration(cfg.ShutdownTimeoutMS)*time.Millisecond, log)
 			if !socketActivated {
 				_ = os.Remove(cfg.Socket)

@@ -1,8 +1,6 @@
 package image
 
 import (
-	"github.com/runtimed/runtimed/pkg/oci"
-
 	"context"
 	"fmt"
 	"io"
@@ -11,8 +9,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/runtimed/runtimed/pkg/oci"
 )
 
 // Debootstrap runs debootstrap(8). Arguments are passed as a list, never
@@ -98,29 +102,58 @@ func slim(root string, patterns []string) error {
 }
 
 // chroot runs argv inside root with chroot(8): the recipe's setup
-// commands, and its check, so that a broken image is never imported. A
-// proc file system is mounted for the command (the dynamic loader needs
-// it to resolve $ORIGIN).
-func chroot(ctx context.Context, root string, argv []string, out io.Writer) (err error) {
-	proc := filepath.Join(root, "proc")
-	if err := os.MkdirAll(proc, 0o555); err != nil {
-		return err
+// commands, and its check, so that a broken image is never imported.
+// proc (the dynamic loader needs it to resolve $ORIGIN) and the host's
+// /dev are mounted for the command.
+func chroot(ctx context.Context, root string, argv []string, out io.Writer) error {
+	return withBuildMounts(root, false, func() error {
+		cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
+		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%v: %w", argv, err)
+		}
+		return nil
+	})
+}
+
+// withBuildMounts runs f with proc and the host's /dev mounted in root,
+// and, if resolv, the host's resolv.conf over root's (to reach the
+// mirror), and unmounts them after. Nothing of them is left in root:
+// the mount points are root's own.
+func withBuildMounts(root string, resolv bool, f func() error) (err error) {
+	type mnt struct{ src, dst, fstype string }
+	mounts := []mnt{{"proc", "proc", "proc"}, {"/dev", "dev", ""}}
+	if resolv {
+		mounts = append(mounts, mnt{"/etc/resolv.conf", "etc/resolv.conf", ""})
 	}
-	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount proc in %s: %w", root, err)
-	}
+	var mounted []string
 	defer func() {
-		if uerr := unix.Unmount(proc, unix.MNT_DETACH); uerr != nil && err == nil {
-			err = fmt.Errorf("unmount proc in %s: %w", root, uerr)
+		for i := len(mounted) - 1; i >= 0; i-- {
+			if uerr := unix.Unmount(mounted[i], unix.MNT_DETACH); uerr != nil && err == nil {
+				err = fmt.Errorf("unmount %s: %w", mounted[i], uerr)
+			}
 		}
 	}()
-	cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%v: %w", argv, err)
+	for _, m := range mounts {
+		dst := filepath.Join(root, m.dst)
+		if m.fstype == "proc" {
+			if err := os.MkdirAll(dst, 0o555); err != nil {
+				return err
+			}
+		}
+		var merr error
+		if m.fstype != "" {
+			merr = unix.Mount(m.src, dst, m.fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		} else {
+			merr = unix.Mount(m.src, dst, "", unix.MS_BIND|unix.MS_REC, "")
+		}
+		if merr != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.src, dst, merr)
+		}
+		mounted = append(mounted, dst)
 	}
-	return nil
+	return f()
 }
 
 // BuildOpts say where and how images are built.
@@ -128,7 +161,12 @@ type BuildOpts struct {
 	// CacheDir holds the built OCI layouts, one per recipe digest.
 	CacheDir string
 	Mirror   string
-	Output   io.Writer
+	// Output receives what the build's commands print (debootstrap,
+	// apt, the setup and check commands); each build also keeps it in a
+	// log whose end a failure quotes.
+	Output io.Writer
+	// Progress receives a line per step of each build, with its time.
+	Progress io.Writer
 	Debootstrap
 }
 
@@ -138,13 +176,38 @@ func cached(cacheDir string, recipe Recipe) bool {
 	return err == nil
 }
 
-// build builds recipe's root filesystem and writes it to the cache as an
-// OCI image layout, returning the layout's directory. A layout already
-// cached for the recipe's digest is returned without rebuilding.
+// buildLocks keeps two builds of one layout (a base several images are
+// built on at once) from running together in this process; across
+// processes the second build's rename finds the first's layout.
+var buildLocks sync.Map // digest: *sync.Mutex
+
+// build builds recipe's image, on its parent's (or its suite's base,
+// built first if need be), and writes it to the cache as an OCI image
+// layout, returning the layout's directory. A layout already cached for
+// the recipe's digest is returned without rebuilding. The layout's
+// lower layers are its parent's blobs, hard-linked: the cache holds each
+// layer once.
 func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	dir := layoutDir(opts.CacheDir, recipe)
 	if cached(opts.CacheDir, recipe) {
 		return dir, nil
+	}
+	mu, _ := buildLocks.LoadOrStore(recipe.Digest, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if cached(opts.CacheDir, recipe) {
+		return dir, nil
+	}
+	if recipe.parent == nil && !recipe.base {
+		base := baseRecipe(recipe.Suite)
+		recipe.parent = &base
+	}
+	var parentDir string
+	if recipe.parent != nil {
+		var err error
+		if parentDir, err = build(ctx, *recipe.parent, opts); err != nil {
+			return "", err
+		}
 	}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return "", err
@@ -154,46 +217,24 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	root := filepath.Join(work, "rootfs")
-	out := opts.Output
-	if out == nil {
-		out = io.Discard
-	}
-	deb := opts.Debootstrap
-	if deb.Output == nil {
-		deb.Output = out
-	}
-	if err := deb.Run(ctx, DebootstrapOpts{
-		Suite: recipe.Suite, Target: root, Mirror: opts.Mirror,
-		Variant: "minbase", Include: recipe.Packages,
-	}); err != nil {
+	logFile, err := os.Create(filepath.Join(work, "build.log"))
+	if err != nil {
 		return "", err
 	}
-	if err := slim(root, append(slices.Clone(slimPaths), recipe.Remove...)); err != nil {
-		return "", fmt.Errorf("slim %s: %w", recipe.Name, err)
+	defer logFile.Close()
+	out := io.Writer(logFile)
+	if opts.Output != nil {
+		out = io.MultiWriter(logFile, opts.Output)
 	}
-	for _, argv := range recipe.Setup {
-		if err := chroot(ctx, root, argv, out); err != nil {
-			return "", fmt.Errorf("setup %s: %w", recipe.Name, err)
-		}
-	}
-	if err := mountPoints(root); err != nil {
-		return "", err
-	}
-	if len(recipe.Check) > 0 {
-		if err := chroot(ctx, root, recipe.Check, out); err != nil {
-			return "", fmt.Errorf("check %s: %w", recipe.Name, err)
-		}
-	}
-	if err := slim(root, runtimePaths); err != nil {
-		return "", err
-	}
-	if err := neutralHostFiles(root); err != nil {
-		return "", err
-	}
+	steps := &progress{w: opts.Progress, name: recipe.Name}
 	layout := filepath.Join(work, "layout")
-	if err := writeLayout(ctx, root, layout, recipe); err != nil {
-		return "", fmt.Errorf("write layout for %s: %w", recipe.Name, err)
+	if recipe.base {
+		err = buildBase(ctx, recipe, work, layout, opts, out, steps)
+	} else {
+		err = buildLayer(ctx, recipe, parentDir, work, layout, opts, out, steps)
+	}
+	if err != nil {
+		return "", withLogTail(err, logFile.Name())
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
@@ -207,7 +248,8 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 		}
 		return "", err
 	}
-	// Builds of the recipe's earlier versions are of no further use.
+	// Builds of the recipe's earlier versions are of no further use (the
+	// images built on them hold their own links to the blobs).
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "*"))
 	for _, o := range old {
 		if o != dir {
@@ -215,6 +257,189 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// buildBase builds a suite's base layer: debootstrap's minbase, slimmed,
+// with runtimed's mount points and no word of the build host.
+func buildBase(ctx context.Context, recipe Recipe, work, layout string, opts BuildOpts, out io.Writer, steps *progress) error {
+	root := filepath.Join(work, "rootfs")
+	deb := opts.Debootstrap
+	deb.Output = out
+	if err := steps.do("debootstrap "+recipe.Suite+" (minbase)", func() error {
+		return deb.Run(ctx, DebootstrapOpts{Suite: recipe.Suite, Target: root, Mirror: opts.Mirror, Variant: "minbase"})
+	}); err != nil {
+		return err
+	}
+	if err := slim(root, slimPaths); err != nil {
+		return fmt.Errorf("slim %s: %w", recipe.Name, err)
+	}
+	if err := mountPoints(root); err != nil {
+		return err
+	}
+	if err := slim(root, runtimePaths); err != nil {
+		return err
+	}
+	if err := neutralHostFiles(root); err != nil {
+		return err
+	}
+	return steps.do("layer", func() error {
+		empty := filepath.Join(work, "empty")
+		if err := os.Mkdir(empty, 0o755); err != nil {
+			return err
+		}
+		return writeLayout(ctx, layout, recipe, "", func(w io.Writer) error {
+			return archive.WriteDiff(ctx, w, empty, root)
+		})
+	})
+}
+
+// buildLayer builds recipe's layer on its parent's layout: the parent's
+// root unpacked as the lower directory of an overlay, the packages
+// installed with apt in the overlay, the layer what the overlay's upper
+// directory holds.
+func buildLayer(ctx context.Context, recipe Recipe, parentDir, work, layout string, opts BuildOpts, out io.Writer, steps *progress) (err error) {
+	lower, upper, ovl, merged := filepath.Join(work, "lower"), filepath.Join(work, "upper"), filepath.Join(work, "ovl"), filepath.Join(work, "merged")
+	for _, d := range []string{lower, upper, ovl, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := steps.do("unpack "+recipe.parent.Name, func() error { return unpackLayout(ctx, parentDir, lower) }); err != nil {
+		return err
+	}
+	// No metadata-only copies and no redirects: the upper directory
+	// must hold whole files, as the layer does.
+	data := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + ovl + ",metacopy=off,redirect_dir=off,index=off"
+	if err := unix.Mount("overlay", merged, "overlay", 0, data); err != nil {
+		return fmt.Errorf("mount the overlay for %s: %w", recipe.Name, err)
+	}
+	defer func() {
+		if uerr := unix.Unmount(merged, unix.MNT_DETACH); uerr != nil && err == nil {
+			err = fmt.Errorf("unmount the overlay of %s: %w", recipe.Name, uerr)
+		}
+	}()
+	if err := steps.do(fmt.Sprintf("install %s", strings.Join(recipe.Packages, " ")), func() error {
+		return install(ctx, merged, recipe.Packages, out)
+	}); err != nil {
+		return fmt.Errorf("install %s: %w", recipe.Name, err)
+	}
+	if err := slim(merged, append(slices.Clone(slimPaths), recipe.Remove...)); err != nil {
+		return fmt.Errorf("slim %s: %w", recipe.Name, err)
+	}
+	for _, argv := range recipe.Setup {
+		if err := steps.do("setup", func() error { return chroot(ctx, merged, argv, out) }); err != nil {
+			return fmt.Errorf("setup %s: %w", recipe.Name, err)
+		}
+	}
+	if len(recipe.Check) > 0 {
+		if err := steps.do("check", func() error { return chroot(ctx, merged, recipe.Check, out) }); err != nil {
+			return fmt.Errorf("check %s: %w", recipe.Name, err)
+		}
+	}
+	if err := slim(merged, runtimePaths); err != nil {
+		return err
+	}
+	if err := keepHostFilesNeutral(merged); err != nil {
+		return err
+	}
+	return steps.do("layer", func() error {
+		return writeLayout(ctx, layout, recipe, parentDir, func(w io.Writer) error {
+			return overlayDiff(ctx, w, lower, upper)
+		})
+	})
+}
+
+// overlayDiff writes the layer from an overlay's upper directory alone:
+// its files are the layer's, its whiteouts (and opaque directories) the
+// layer's deletions of what lower holds.
+func overlayDiff(ctx context.Context, w io.Writer, lower, upper string) error {
+	cw := archive.NewChangeWriter(w, upper)
+	if err := fs.DiffDirChanges(ctx, lower, upper, fs.DiffSourceOverlayFS, cw.HandleChange); err != nil {
+		cw.Close()
+		return fmt.Errorf("diff the overlay: %w", err)
+	}
+	return cw.Close()
+}
+
+// install installs packages with apt into root, a Debian root built by
+// debootstrap (its sources.list names the mirror): root gets proc, the
+// host's /dev and, for the mirror's name, the host's resolv.conf, for the
+// time of the install only.
+func install(ctx context.Context, root string, packages []string, out io.Writer) error {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
+	for _, k := range []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return withBuildMounts(root, true, func() error {
+		for _, argv := range [][]string{
+			{"apt-get", "-q", "update"},
+			append([]string{"apt-get", "-q", "-y", "--no-install-recommends", "install"}, packages...),
+		} {
+			cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
+			cmd.Env = env
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%v: %w", argv, err)
+			}
+		}
+		return nil
+	})
+}
+
+// unpackLayout unpacks the layers of the layout in dir into root, in
+// order, applying their deletions.
+func unpackLayout(ctx context.Context, dir, root string) error {
+	manifest, _, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	for _, l := range manifest.Layers {
+		f, err := os.Open(blobPath(dir, l.Digest))
+		if err != nil {
+			return err
+		}
+		_, err = archive.Apply(ctx, root, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+		}
+	}
+	return nil
+}
+
+// withLogTail adds the end of a failed build's log to its error.
+func withLogTail(err error, log string) error {
+	data, rerr := os.ReadFile(log)
+	if rerr != nil || len(data) == 0 {
+		return err
+	}
+	const tail = 2048
+	if len(data) > tail {
+		data = data[len(data)-tail:]
+	}
+	return fmt.Errorf("%w; the build's output ended with:\n%s", err, strings.TrimSpace(string(data)))
+}
+
+// progress prints a line per step of one build.
+type progress struct {
+	w    io.Writer
+	name string
+}
+
+// do runs step f, then says how long it took, or that it failed.
+func (p *progress) do(step string, f func() error) error {
+	start := time.Now()
+	err := f()
+	if p.w != nil {
+		verdict := time.Since(start).Round(100 * time.Millisecond).String()
+		if err != nil {
+			verdict = "failed after " + verdict
+		}
+		fmt.Fprintf(p.w, "%s: %s (%s)\n", p.name, step, verdict)
+	}
+	return err
 }
 
 // layoutDir is where recipe's layout is cached.
@@ -247,6 +472,18 @@ func neutralHostFiles(root string) error {
 		if err := os.Chmod(p, 0o644); err != nil { // past the umask
 			return err
 		}
+	}
+	return nil
+}
+
+// keepHostFilesNeutral puts back hostFiles in root where a package
+// changed them.
+func keepHostFilesNeutral(root string) error {
+	for name, content := range hostFiles {
+		if data, err := os.ReadFile(filepath.Join(root, name)); err == nil && string(data) == content {
+			continue
+		}
+		return neutralHostFiles(root)
 	}
 	return nil
 }

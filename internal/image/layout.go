@@ -4,33 +4,46 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// writeLayout writes root as a one-layer OCI image layout in dir. The
-// layer is an uncompressed tar: the cache is local, and an uncompressed
-// layer unpacks faster.
-func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
+// writeLayout writes recipe's image as an OCI image layout in dir: the
+// layers of the layout in parentDir (none if empty), hard-linked, then
+// the one writeLayer writes. A layer is an uncompressed tar: the cache is
+// local, and an uncompressed layer unpacks faster (its digest is its
+// diff ID).
+func writeLayout(ctx context.Context, dir string, recipe Recipe, parentDir string, writeLayer func(io.Writer) error) error {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return err
 	}
-	empty, err := os.MkdirTemp(dir, ".empty-")
-	if err != nil {
-		return err
+	var layers []ocispec.Descriptor
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if parentDir != "" {
+		manifest, config, err := readManifest(parentDir)
+		if err != nil {
+			return err
+		}
+		for _, l := range manifest.Layers {
+			if err := linkBlob(blobPath(parentDir, l.Digest), filepath.Join(blobs, l.Digest.Encoded())); err != nil {
+				return err
+			}
+		}
+		layers, env = manifest.Layers, config.Config.Env
 	}
-	defer os.Remove(empty)
 
 	tmp, err := os.CreateTemp(dir, ".layer-")
 	if err != nil {
@@ -39,9 +52,9 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
-	if err := archive.WriteDiff(ctx, cw, empty, root); err != nil {
+	if err := writeLayer(cw); err != nil {
 		tmp.Close()
-		return fmt.Errorf("tar root: %w", err)
+		return fmt.Errorf("tar the layer: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -54,16 +67,24 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(blobs, layer.Digest.Encoded())); err != nil {
 		return err
 	}
+	layers = append(slices.Clone(layers), layer)
+	diffIDs := make([]digest.Digest, len(layers))
+	for i, l := range layers {
+		diffIDs[i] = l.Digest
+	}
 
 	created := time.Now().UTC()
 	config := ocispec.Image{
 		Created:  &created,
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Config: ocispec.ImageConfig{
-			Env:    append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, recipe.Env...),
+			Env:    mergeEnv(env, recipe.Env),
 			Labels: map[string]string{labelRecipe: recipe.Digest},
 		},
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs},
+	}
+	for _, name := range recipe.Layers() {
+		config.History = append(config.History, ocispec.History{Created: &created, CreatedBy: "runtimed image build: " + name})
 	}
 	configDesc, err := writeJSONBlob(blobs, ocispec.MediaTypeImageConfig, config)
 	if err != nil {
@@ -73,15 +94,15 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
 		Config:    configDesc,
-		Layers:    []ocispec.Descriptor{layer},
+		Layers:    layers,
 	}
 	manifestDesc, err := writeJSONBlob(blobs, ocispec.MediaTypeImageManifest, manifest)
 	if err != nil {
 		return err
 	}
-	manifestDesc.Annotations = map[string]string{
-		ocispec.AnnotationRefName: recipe.Reference,
-		labelRecipe:               recipe.Digest,
+	manifestDesc.Annotations = map[string]string{labelRecipe: recipe.Digest}
+	if recipe.Reference != "" {
+		manifestDesc.Annotations[ocispec.AnnotationRefName] = recipe.Reference
 	}
 	manifestDesc.Platform = &config.Platform
 	index := ocispec.Index{
@@ -93,6 +114,69 @@ func writeLayout(ctx context.Context, root, dir string, recipe Recipe) error {
 		return err
 	}
 	return writeJSON(filepath.Join(dir, "index.json"), index)
+}
+
+// mergeEnv is base's environment with over's variables set over it.
+func mergeEnv(base, over []string) []string {
+	out := slices.Clone(base)
+	for _, kv := range over {
+		name, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// linkBlob puts the blob at src at dst too: a hard link (the cache holds
+// a layer once however many images have it), or a copy where src is on
+// another file system.
+func linkBlob(src, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil || errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// readManifest reads the manifest and config of a one-image layout.
+func readManifest(dir string) (ocispec.Manifest, ocispec.Image, error) {
+	var manifest ocispec.Manifest
+	var config ocispec.Image
+	mdesc, err := readLayout(dir)
+	if err != nil {
+		return manifest, config, err
+	}
+	data, err := os.ReadFile(blobPath(dir, mdesc.Digest))
+	if err != nil {
+		return manifest, config, err
+	}
+	if err := json.Unmarshal(data, &manifest); err != nil {
+		return manifest, config, fmt.Errorf("layout %s: manifest: %w", dir, err)
+	}
+	if data, err = os.ReadFile(blobPath(dir, manifest.Config.Digest)); err != nil {
+		return manifest, config, err
+	}
+	if err := json.Unmarshal(data, &config); err != nil {
+		return manifest, config, fmt.Errorf("layout %s: config: %w", dir, err)
+	}
+	return manifest, config, nil
 }
 
 func writeJSONBlob(blobs, mediaType string, v any) (ocispec.Descriptor, error) {

@@ -183,7 +183,7 @@ func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out
 	defer unlock()
 	ctx = m.ns(ctx)
 	change := api.ImageChange{Reference: r.Reference, Action: api.ImageUpToDate}
-	p, err := Provide(ctx, m.client, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out}, m.snapshotter)
+	p, err := Provide(ctx, m.client, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out, Progress: out}, m.snapshotter)
 	if err != nil {
 		return change, err
 	}

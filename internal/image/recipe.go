@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 
 // builderVersion changes when the way images are built changes, so that
 // every image is rebuilt even though no recipe did.
-const builderVersion = "5"
+const builderVersion = "6"
 
 // labelRecipe on an image in containerd holds the digest of the recipe it
 // was built from.
@@ -42,15 +43,49 @@ type Recipe struct {
 	Setup [][]string `toml:"setup"`
 	// Check is a command run in the new root (chroot) to prove it works.
 	Check []string `toml:"check"`
-	// Env is the image config's environment.
+	// Env is the image config's environment (after its parent's).
 	Env []string `toml:"env"`
+	// Parent, if set, names the recipe (in the same directory, of the
+	// same suite) whose image this one is built on: its layers come
+	// first, and this recipe's packages are a layer on top. Without, the
+	// image is built on the suite's base layer, debootstrap's minbase.
+	Parent string `toml:"parent"`
 
-	// Digest identifies the recipe's content and the builder's version.
+	// Digest identifies the recipe's content, its parent's (or the
+	// base's) and the builder's version.
 	Digest string `toml:"-"`
+
+	// parent is the recipe whose layout this one's layer goes on: Parent's,
+	// or the suite's base (which has none).
+	parent *Recipe
+	// base marks a suite's base: debootstrap's minbase, no image of its own.
+	base bool
 }
 
-// LoadRecipe reads and checks one recipe file, strictly.
+// baseRecipe is the base layer of suite's images: debootstrap's minbase,
+// slimmed, with runtimed's mount points.
+func baseRecipe(suite string) Recipe {
+	sum := sha256.Sum256([]byte("runtimed-image-builder/" + builderVersion + "\nbase\n" + suite + "\n"))
+	return Recipe{Name: "base-" + suite, Suite: suite, Digest: "sha256:" + hex.EncodeToString(sum[:]), base: true}
+}
+
+// Layers are the names of the recipes whose layers an image of r has,
+// bottom first: the base, its ancestors, r.
+func (r Recipe) Layers() []string {
+	var out []string
+	for p := &r; p != nil; p = p.parent {
+		out = append([]string{p.Name}, out...)
+	}
+	return out
+}
+
+// LoadRecipe reads and checks one recipe file, strictly, and its
+// parent's, from the same directory.
 func LoadRecipe(path string) (Recipe, error) {
+	return loadRecipe(path, nil)
+}
+
+func loadRecipe(path string, children []string) (Recipe, error) {
 	var r Recipe
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -74,7 +109,25 @@ func LoadRecipe(path string) (Recipe, error) {
 			return r, fmt.Errorf("recipe %s: remove path %q must be absolute and without \"..\"", path, p)
 		}
 	}
-	sum := sha256.Sum256(append([]byte("runtimed-image-builder/"+builderVersion+"\n"), data...))
+	parent := baseRecipe(r.Suite)
+	if r.Parent != "" {
+		if !recipeName.MatchString(r.Parent) {
+			return r, fmt.Errorf("recipe %s: parent %q is not a recipe name", path, r.Parent)
+		}
+		if r.Parent == r.Name || slices.Contains(children, r.Parent) {
+			return r, fmt.Errorf("recipe %s: parent %s is built on %s itself", path, r.Parent, r.Name)
+		}
+		p, err := loadRecipe(filepath.Join(filepath.Dir(path), r.Parent+".toml"), append(children, r.Name))
+		if err != nil {
+			return r, fmt.Errorf("recipe %s: parent: %w", path, err)
+		}
+		if p.Suite != r.Suite {
+			return r, fmt.Errorf("recipe %s: suite %s, its parent %s's %s: a layer goes on its own release only", path, r.Suite, p.Name, p.Suite)
+		}
+		parent = p
+	}
+	r.parent = &parent
+	sum := sha256.Sum256(append([]byte("runtimed-image-builder/"+builderVersion+"\n"+parent.Digest+"\n"), data...))
 	r.Digest = "sha256:" + hex.EncodeToString(sum[:])
 	return r, nil
 }

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +164,117 @@ func TestNeutralHostFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(etc, "hosts")); err != nil {
 		t.Fatal("no /etc/hosts")
+	}
+}
+
+// A recipe built on a parent: its layers are the base's, the parent's,
+// its own; its digest follows the parent's, so a changed parent rebuilds
+// its children, and a changed child leaves the parent's as it was.
+func TestRecipeParent(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"gcc\"]\n")
+	write("cpp", "name = \"cpp\"\nreference = \"r/cpp:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"g++\"]\n")
+	load := func(name string) Recipe {
+		t.Helper()
+		r, err := LoadRecipe(filepath.Join(dir, name+".toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	c, cpp := load("c"), load("cpp")
+	if got := strings.Join(cpp.Layers(), " "); got != "base-bookworm c cpp" {
+		t.Fatalf("cpp's layers: %s", got)
+	}
+	if got := strings.Join(c.Layers(), " "); got != "base-bookworm c" {
+		t.Fatalf("c's layers: %s", got)
+	}
+	if cpp.parent.Digest != c.Digest || c.parent.Digest != baseRecipe("bookworm").Digest {
+		t.Fatal("a parent's digest is not the one its recipe has")
+	}
+	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"gcc\", \"make\"]\n")
+	c2, cpp2 := load("c"), load("cpp")
+	if c2.Digest == c.Digest || cpp2.Digest == cpp.Digest {
+		t.Fatal("a changed parent left its child's digest: the child would not be rebuilt")
+	}
+	write("cpp", "name = \"cpp\"\nreference = \"r/cpp:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"g++\", \"gdb\"]\n")
+	if c3, cpp3 := load("c"), load("cpp"); c3.Digest != c2.Digest || cpp3.Digest == cpp2.Digest {
+		t.Fatal("a changed child changed its parent's digest, or kept its own")
+	}
+	all, err := LoadRecipes(dir)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("LoadRecipes: %v %v", all, err)
+	}
+
+	for _, tc := range []struct{ name, body, want string }{
+		{"loop", "name = \"loop\"\nreference = \"r/l:1\"\nsuite = \"bookworm\"\nparent = \"loop\"\npackages = [\"x\"]\n", "built on loop itself"},
+		{"missing", "name = \"missing\"\nreference = \"r/m:1\"\nsuite = \"bookworm\"\nparent = \"nothere\"\npackages = [\"x\"]\n", "nothere.toml"},
+		{"other-suite", "name = \"other-suite\"\nreference = \"r/o:1\"\nsuite = \"trixie\"\nparent = \"c\"\npackages = [\"x\"]\n", "its own release only"},
+		{"bad-name", "name = \"bad-name\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"../c\"\npackages = [\"x\"]\n", "not a recipe name"},
+	} {
+		write(tc.name, tc.body)
+		if _, err := LoadRecipe(filepath.Join(dir, tc.name+".toml")); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+		os.Remove(filepath.Join(dir, tc.name+".toml"))
+	}
+	// Two recipes that are each other's parent.
+	write("a", "name = \"a\"\nreference = \"r/a:1\"\nsuite = \"bookworm\"\nparent = \"b\"\npackages = [\"x\"]\n")
+	write("b", "name = \"b\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"a\"\npackages = [\"x\"]\n")
+	if _, err := LoadRecipe(filepath.Join(dir, "a.toml")); err == nil || !strings.Contains(err.Error(), "itself") {
+		t.Errorf("a cycle: %v", err)
+	}
+}
+
+// A layout built on a parent's links the parent's layers (stored once)
+// and lists them first; the environment is the parent's with its own.
+func TestLayoutOnAParent(t *testing.T) {
+	cache := t.TempDir()
+	base := baseRecipe("bookworm")
+	child := Recipe{Name: "child", Reference: "r/child:1", Suite: "bookworm", Env: []string{"A=2", "B=1"}, Digest: "sha256:" + strings.Repeat("cd", 32), parent: &base}
+	parentDir := filepath.Join(cache, "parent")
+	if err := writeLayout(context.Background(), parentDir, Recipe{Name: "p", Env: []string{"A=1"}, Digest: "sha256:" + strings.Repeat("ef", 32)}, "", func(w io.Writer) error {
+		_, err := w.Write(make([]byte, 1024))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	childDir := filepath.Join(cache, "child")
+	if err := writeLayout(context.Background(), childDir, child, parentDir, func(w io.Writer) error {
+		_, err := w.Write(make([]byte, 2048))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pm, _, err := readManifest(parentDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, cc, err := readManifest(childDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.Layers) != 2 || cm.Layers[0].Digest != pm.Layers[0].Digest || len(cc.RootFS.DiffIDs) != 2 || cc.RootFS.DiffIDs[1] != cm.Layers[1].Digest {
+		t.Fatalf("child's layers %+v, diff IDs %v; parent's %+v", cm.Layers, cc.RootFS.DiffIDs, pm.Layers)
+	}
+	a, err := os.Stat(blobPath(parentDir, pm.Layers[0].Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Stat(blobPath(childDir, pm.Layers[0].Digest))
+	if err != nil || !os.SameFile(a, b) {
+		t.Fatalf("the parent's layer is not linked into the child's layout: %v", err)
+	}
+	if got := strings.Join(cc.Config.Env, " "); got != "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=2 B=1" {
+		t.Fatalf("env %s", got)
+	}
+	if cc.Config.Labels[labelRecipe] != child.Digest {
+		t.Fatalf("labels %v", cc.Config.Labels)
 	}
 }

@@ -35,6 +35,7 @@ var statusOf = map[api.ErrorCode]int{
 	api.CodeTooManyConcurrent:    http.StatusTooManyRequests,
 	api.CodeBusy:                 http.StatusServiceUnavailable,
 	api.CodeImageMissing:         http.StatusServiceUnavailable,
+	api.CodeImageNotReady:        http.StatusServiceUnavailable,
 	api.CodeUnavailable:          http.StatusServiceUnavailable,
 	api.CodeImageFailed:          http.StatusInternalServerError,
 	api.CodeInternal:             http.StatusInternalServerError,

@@ -107,6 +107,9 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "could not list the images", err)
 		return
 	}
+	for i := range list {
+		_, list[i].Building = s.backfill.building(list[i].Reference)
+	}
 	writeJSON(w, http.StatusOK, api.Images{Images: list})
 }
 

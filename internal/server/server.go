@@ -58,6 +58,8 @@ type Server struct {
 	// streamWriteTimeout bounds each write of a streamed answer (see
 	// stream).
 	streamWriteTimeout time.Duration
+	// backfill is what BuildMissing is building.
+	backfill backfill
 	// active counts the requests being served, so that a shutdown can
 	// wait for the ones it cut off to answer.
 	active sync.WaitGroup
@@ -305,6 +307,10 @@ func (s *Server) runError(ctx context.Context, w http.ResponseWriter, r *http.Re
 		log.WithError(err).Warn("containerd is unavailable")
 		return newError(api.CodeUnavailable, "containerd does not answer; retry later")
 	case e != nil && e.Code == api.CodeImageMissing:
+		if nr := s.notReady(w, lang.Name, lang.Image); nr != nil {
+			log.WithError(err).Info("image not built yet")
+			return nr
+		}
 		log.WithError(err).Warn("image missing")
 		return newError(api.CodeImageMissing, "the %s image is not installed (%s); runtimectl images build %s installs it", lang.Name, lang.Image, lang.Name)
 	default:
@@ -428,9 +434,12 @@ func decodeError(err error, maxBody int64) *api.Error {
 func (s *Server) handleRuntimes(w http.ResponseWriter, r *http.Request) {
 	out := api.RuntimesResponse{Runtimes: []api.Runtime{}}
 	for _, l := range stateFrom(r.Context()).langs.All() {
+		present := s.imagePresent(r, l)
+		_, building := s.backfill.building(l.Image)
+		building = building && !present
 		out.Runtimes = append(out.Runtimes, api.Runtime{
 			Language: l.Name, Version: l.Version, Aliases: l.Aliases,
-			Extension: l.Extension, Image: l.Image, ImagePresent: s.imagePresent(r, l),
+			Extension: l.Extension, Image: l.Image, ImagePresent: present, ImageBuilding: building,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -32,7 +32,10 @@ const (
 	// Platform errors (5xx): the request was fine, runtimed was not.
 	CodeBusy         ErrorCode = "busy"
 	CodeImageMissing ErrorCode = "image_missing"
-	CodeUnavailable  ErrorCode = "unavailable"
+	// CodeImageNotReady: the language's image is being built (503, with
+	// Retry-After).
+	CodeImageNotReady ErrorCode = "image_not_ready"
+	CodeUnavailable   ErrorCode = "unavailable"
 	// CodeImageFailed: an image build, import or pull failed (500, or 502
 	// when a registry failed it).
 	CodeImageFailed ErrorCode = "image_failed"

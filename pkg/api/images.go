@@ -41,6 +41,9 @@ type Image struct {
 	// and RecipeState how the image relates to it.
 	Recipe      string      `json:"recipe,omitempty"`
 	RecipeState RecipeState `json:"recipe_state"`
+	// Building: the daemon is building it in the background (or will,
+	// after the ones before it); its languages answer image_not_ready.
+	Building bool `json:"building,omitempty"`
 }
 
 // Images is the answer of GET /v1/images.

@@ -129,6 +129,8 @@ type Runtime struct {
 	Extension    string   `json:"extension"`
 	Image        string   `json:"image"`
 	ImagePresent bool     `json:"image_present"`
+	// ImageBuilding: the daemon is building the image in the background.
+	ImageBuilding bool `json:"image_building,omitempty"`
 }
 
 // RuntimesResponse is the body of GET /v1/runtimes.

@@ -330,9 +330,10 @@ run = ["lua5.4", "{entry}"]
 	}
 }
 
-// dockerArchiveWithout writes, from the one-layer OCI layout in dir, an
-// archive in `docker save`'s format of the image named name, with the
-// entries under the given prefixes left out of its layer.
+// dockerArchiveWithout writes, from the OCI layout in dir, an archive in
+// `docker save`'s format of the image named name: one layer, the
+// layout's in order (a later entry replaces an earlier one; whiteouts
+// are left out), with the entries under the given prefixes left out.
 func dockerArchiveWithout(t *testing.T, dir, name string, drop ...string) string {
 	t.Helper()
 	var index ocispec.Index
@@ -349,30 +350,34 @@ func dockerArchiveWithout(t *testing.T, dir, name string, drop ...string) string
 	blob := func(d digest.Digest) string { return filepath.Join(dir, "blobs", "sha256", d.Encoded()) }
 	readJSON(filepath.Join(dir, "index.json"), &index)
 	readJSON(blob(index.Manifests[0].Digest), &manifest)
-	src, err := os.Open(blob(manifest.Layers[0].Digest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	var layer bytes.Buffer
-	tr, tw := tar.NewReader(src), tar.NewWriter(&layer)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
+	tw := tar.NewWriter(&layer)
+	for _, l := range manifest.Layers {
+		src, err := os.Open(blob(l.Digest))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(strings.TrimPrefix(h.Name, "./"), p) }) {
-			continue
+		tr := tar.NewReader(src)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := strings.TrimPrefix(h.Name, "./")
+			if strings.HasPrefix(filepath.Base(name), ".wh.") || slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(name, p) }) {
+				continue
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
+		src.Close()
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
