@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +217,7 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(work)
 	logFile, err := os.Create(filepath.Join(work, "build.log"))
 	if err != nil {
 		return "", err
@@ -257,6 +258,44 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// removeWork removes a build's work directory, after unmounting what
+// is still mounted under it (an unmount that failed): os.RemoveAll goes
+// down into mount points, and the host's /dev is bind-mounted in a build.
+// If something stays mounted, the directory stays too.
+func removeWork(work string) {
+	for _, m := range mountsUnder(work) {
+		_ = unix.Unmount(m, unix.MNT_DETACH)
+	}
+	if left := mountsUnder(work); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "runtimed image build: %s left in place: still mounted there: %v\n", work, left)
+		return
+	}
+	_ = os.RemoveAll(work)
+}
+
+// mountsUnder lists the mount points under dir, deepest first.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		// Unknown: assume the worst.
+		return []string{"(mountinfo unreadable: " + err.Error() + ")"}
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		// Octal escapes (\040 for a space) never occur in the paths
+		// runtimed makes.
+		if p := f[4]; strings.HasPrefix(p, dir+"/") || p == dir {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // buildBase builds a suite's base layer: debootstrap's minbase, slimmed,

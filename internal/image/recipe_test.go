@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/runtimed/runtimed/internal/config"
 )
 
@@ -276,5 +278,37 @@ func TestLayoutOnAParent(t *testing.T) {
 	}
 	if cc.Config.Labels[labelRecipe] != child.Digest {
 		t.Fatalf("labels %v", cc.Config.Labels)
+	}
+}
+
+// A build's work directory is removed without going into what is still
+// mounted in it: a host directory bind-mounted there keeps its files.
+func TestRemoveWorkUnmountsFirst(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	host := t.TempDir()
+	keep := filepath.Join(host, "null")
+	if err := os.WriteFile(keep, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	dev := filepath.Join(work, "merged", "dev")
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, dev, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := mountsUnder(work); len(got) != 1 || got[0] != dev {
+		unix.Unmount(dev, unix.MNT_DETACH)
+		t.Fatalf("mounts under the work directory: %v", got)
+	}
+	removeWork(work)
+	if data, err := os.ReadFile(keep); err != nil || string(data) != "host" {
+		t.Fatalf("the bind-mounted host directory lost its file: %v", err)
+	}
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Fatalf("the work directory is still there: %v", err)
 	}
 }
