@@ -42,7 +42,7 @@ func imageBuildAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	recipes, err := image.LoadRecipes(cfg.Images.Recipes)
+	recipes, err := image.LoadRecipesWith(cfg.Images.Recipes, cfg.WithExtraPackages().ExtraPackages)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -79,6 +80,11 @@ type Language struct {
 	// run pool); 0 turns the pool off. A pool holds one, grows while
 	// requests find it empty, and shrinks when they stop.
 	PoolSize int `toml:"pool_size"`
+	// Packages are Debian packages added to the language's image: its
+	// recipe's build (the recipe whose reference is Image) installs them
+	// with the recipe's own, so an operator adds libraries without a
+	// recipe of their own.
+	Packages []string `toml:"packages"`
 }
 
 // Runtime says how containerd starts a sandbox.
@@ -106,7 +112,33 @@ type Images struct {
 	Mirror string `toml:"mirror"`
 	// MaxImportBytes caps an image archive sent to POST /v1/images/import.
 	MaxImportBytes int64 `toml:"max_import_bytes"`
+	// ExtraPackages are the languages' packages by image reference
+	// (Config.WithExtraPackages fills it): a build of that image's recipe
+	// installs them too.
+	ExtraPackages map[string][]string `toml:"-"`
 }
+
+// WithExtraPackages is c's images section with ExtraPackages filled in
+// from the languages' packages.
+func (c Config) WithExtraPackages() Images {
+	im := c.Images
+	im.ExtraPackages = map[string][]string{}
+	for _, l := range c.Languages {
+		for _, p := range l.Packages {
+			if !slices.Contains(im.ExtraPackages[l.Image], p) {
+				im.ExtraPackages[l.Image] = append(im.ExtraPackages[l.Image], p)
+			}
+		}
+	}
+	for _, ps := range im.ExtraPackages {
+		slices.Sort(ps)
+	}
+	return im
+}
+
+// DebianPackage matches a Debian package name (Debian policy 5.6.7): it
+// can never read as an option to apt.
+var DebianPackage = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 
 // Pool bounds the warm pools together.
 type Pool struct {
@@ -606,6 +638,9 @@ func (c *Config) Validate() error {
 		}
 		req(len(l.Run) > 0, "languages.%s.run must be set", name)
 		req(l.PoolSize >= 0 && l.PoolSize <= 64, "languages.%s.pool_size must be from 0 to 64", name)
+		for _, p := range l.Packages {
+			req(DebianPackage.MatchString(p), "languages.%s.packages: %q is not a Debian package name", name, p)
+		}
 		for _, stage := range []struct {
 			key        string
 			own        Limits

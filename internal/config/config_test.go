@@ -108,6 +108,11 @@ func TestValidate(t *testing.T) {
 			l.Aliases = []string{"node"}
 			c.Languages["ruby-2"] = Language{Name: "ruby", Version: "2.7.0", Image: l.Image, Run: l.Run, Extension: l.Extension, Aliases: l.Aliases}
 		}, `"node" is already used by javascript`},
+		{"a package that is an option", func(c *Config) {
+			l := c.Languages["python"]
+			l.Packages = []string{"python3-numpy", "--force-yes"}
+			c.Languages["python"] = l
+		}, `languages.python.packages: "--force-yes"`},
 		{"a name in capitals", func(c *Config) {
 			l := c.Languages["python"]
 			l.Name, l.Version = "Python", "3.99.0"
@@ -141,6 +146,27 @@ func TestLanguageVersions(t *testing.T) {
 	}
 	if got := LanguageName("python", cfg.Languages["python"]); got != "python" {
 		t.Fatalf("name %q", got)
+	}
+}
+
+// The languages' packages, by the image they go into.
+func TestWithExtraPackages(t *testing.T) {
+	cfg := Default()
+	py := cfg.Languages["python"]
+	py.Packages = []string{"python3-numpy", "python3-pandas"}
+	cfg.Languages["python"] = py
+	other := py
+	other.Name, other.Version, other.Packages = "python", "3.11.9", []string{"python3-scipy", "python3-numpy"}
+	cfg.Languages["python-again"] = other
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	im := cfg.WithExtraPackages()
+	if got := strings.Join(im.ExtraPackages[py.Image], " "); got != "python3-numpy python3-pandas python3-scipy" {
+		t.Fatalf("python's image gets %q", got)
+	}
+	if len(im.ExtraPackages) != 1 || cfg.Images.ExtraPackages != nil {
+		t.Fatalf("extra packages %v; the config's own images section %v", im.ExtraPackages, cfg.Images.ExtraPackages)
 	}
 }
 

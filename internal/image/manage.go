@@ -82,9 +82,9 @@ func (m *Manager) lock(ctx context.Context) (func(), error) {
 // List describes each image of uses (reference → the languages using
 // it), then every other image in the namespace. Recipes are read from
 // recipesDir each time, so that an edited recipe shows as changed.
-func (m *Manager) List(ctx context.Context, recipesDir string, uses map[string][]string) ([]api.Image, error) {
+func (m *Manager) List(ctx context.Context, cfg config.Images, uses map[string][]string) ([]api.Image, error) {
 	ctx = m.ns(ctx)
-	recipes, err := recipesByReference(recipesDir)
+	recipes, err := recipesByReference(cfg.Recipes, cfg.ExtraPackages)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +143,12 @@ func (m *Manager) List(ctx context.Context, recipesDir string, uses map[string][
 
 // recipesByReference reads the recipes in dir (none if it does not
 // exist) by the reference they build.
-func recipesByReference(dir string) (map[string]Recipe, error) {
+func recipesByReference(dir string, extra map[string][]string) (map[string]Recipe, error) {
 	out := map[string]Recipe{}
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return out, nil
 	}
-	rs, err := LoadRecipes(dir)
+	rs, err := LoadRecipesWith(dir, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return api.ImageChange{}, fmt.Errorf("no recipe %s in %s: %w", name, cfg.Recipes, errdefs.ErrNotFound)
 	}
-	r, err := LoadRecipe(path)
+	r, err := LoadRecipeWith(path, cfg.ExtraPackages)
 	if err != nil {
 		return api.ImageChange{}, err
 	}

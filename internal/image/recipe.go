@@ -82,10 +82,17 @@ func (r Recipe) Layers() []string {
 // LoadRecipe reads and checks one recipe file, strictly, and its
 // parent's, from the same directory.
 func LoadRecipe(path string) (Recipe, error) {
-	return loadRecipe(path, nil)
+	return loadRecipe(path, nil, nil)
 }
 
-func loadRecipe(path string, children []string) (Recipe, error) {
+// LoadRecipeWith is LoadRecipe with extra packages by image reference
+// (config.Images.ExtraPackages): a recipe whose reference has some
+// installs them too, and its digest (so its children's too) says so.
+func LoadRecipeWith(path string, extra map[string][]string) (Recipe, error) {
+	return loadRecipe(path, extra, nil)
+}
+
+func loadRecipe(path string, extra map[string][]string, children []string) (Recipe, error) {
 	var r Recipe
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -104,6 +111,25 @@ func loadRecipe(path string, children []string) (Recipe, error) {
 	case len(r.Packages) == 0:
 		return r, fmt.Errorf("recipe %s: packages must be set", path)
 	}
+	for _, p := range r.Packages {
+		if !config.DebianPackage.MatchString(p) {
+			return r, fmt.Errorf("recipe %s: %q is not a Debian package name", path, p)
+		}
+	}
+	// The languages' own packages, in the digest as what the recipe says.
+	var added []string
+	for _, p := range extra[r.Reference] {
+		if !config.DebianPackage.MatchString(p) {
+			return r, fmt.Errorf("recipe %s: extra package %q is not a Debian package name", path, p)
+		}
+		if !slices.Contains(r.Packages, p) {
+			r.Packages = append(r.Packages, p)
+			added = append(added, p)
+		}
+	}
+	if len(added) > 0 {
+		data = append(append(data, "\n# runtimed: the languages' packages\n"...), strings.Join(added, " ")...)
+	}
 	for _, p := range r.Remove {
 		if !filepath.IsAbs(p) || strings.Contains(p, "..") {
 			return r, fmt.Errorf("recipe %s: remove path %q must be absolute and without \"..\"", path, p)
@@ -117,7 +143,7 @@ func loadRecipe(path string, children []string) (Recipe, error) {
 		if r.Parent == r.Name || slices.Contains(children, r.Parent) {
 			return r, fmt.Errorf("recipe %s: parent %s is built on %s itself", path, r.Parent, r.Name)
 		}
-		p, err := loadRecipe(filepath.Join(filepath.Dir(path), r.Parent+".toml"), append(children, r.Name))
+		p, err := loadRecipe(filepath.Join(filepath.Dir(path), r.Parent+".toml"), extra, append(children, r.Name))
 		if err != nil {
 			return r, fmt.Errorf("recipe %s: parent: %w", path, err)
 		}
@@ -133,7 +159,10 @@ func loadRecipe(path string, children []string) (Recipe, error) {
 }
 
 // LoadRecipes reads every *.toml recipe in dir, sorted by name.
-func LoadRecipes(dir string) ([]Recipe, error) {
+func LoadRecipes(dir string) ([]Recipe, error) { return LoadRecipesWith(dir, nil) }
+
+// LoadRecipesWith is LoadRecipes with extra packages (see LoadRecipeWith).
+func LoadRecipesWith(dir string, extra map[string][]string) ([]Recipe, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.toml"))
 	if err != nil {
 		return nil, err
@@ -143,7 +172,7 @@ func LoadRecipes(dir string) ([]Recipe, error) {
 	}
 	var out []Recipe
 	for _, p := range paths {
-		r, err := LoadRecipe(p)
+		r, err := LoadRecipeWith(p, extra)
 		if err != nil {
 			return nil, err
 		}

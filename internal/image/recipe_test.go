@@ -44,7 +44,7 @@ func TestRecipesMatchLanguages(t *testing.T) {
 func TestRecipeDigestFollowsContent(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "x.toml")
-	body := "name = \"x\"\nreference = \"r/x:1\"\nsuite = \"bookworm\"\npackages = [\"a\"]\n"
+	body := "name = \"x\"\nreference = \"r/x:1\"\nsuite = \"bookworm\"\npackages = [\"aa\"]\n"
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestRecipeDigestFollowsContent(t *testing.T) {
 	if _, err := LoadRecipe(p); err == nil || !strings.Contains(err.Error(), "packages2") {
 		t.Fatalf("unknown key: %v", err)
 	}
-	if err := os.WriteFile(p, []byte(strings.Replace(body, `"a"`, `"a", "b"`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(strings.Replace(body, `"aa"`, `"aa", "bb"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c, err := LoadRecipe(p)
@@ -215,10 +215,10 @@ func TestRecipeParent(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ name, body, want string }{
-		{"loop", "name = \"loop\"\nreference = \"r/l:1\"\nsuite = \"bookworm\"\nparent = \"loop\"\npackages = [\"x\"]\n", "built on loop itself"},
-		{"missing", "name = \"missing\"\nreference = \"r/m:1\"\nsuite = \"bookworm\"\nparent = \"nothere\"\npackages = [\"x\"]\n", "nothere.toml"},
-		{"other-suite", "name = \"other-suite\"\nreference = \"r/o:1\"\nsuite = \"trixie\"\nparent = \"c\"\npackages = [\"x\"]\n", "its own release only"},
-		{"bad-name", "name = \"bad-name\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"../c\"\npackages = [\"x\"]\n", "not a recipe name"},
+		{"loop", "name = \"loop\"\nreference = \"r/l:1\"\nsuite = \"bookworm\"\nparent = \"loop\"\npackages = [\"xz-utils\"]\n", "built on loop itself"},
+		{"missing", "name = \"missing\"\nreference = \"r/m:1\"\nsuite = \"bookworm\"\nparent = \"nothere\"\npackages = [\"xz-utils\"]\n", "nothere.toml"},
+		{"other-suite", "name = \"other-suite\"\nreference = \"r/o:1\"\nsuite = \"trixie\"\nparent = \"c\"\npackages = [\"xz-utils\"]\n", "its own release only"},
+		{"bad-name", "name = \"bad-name\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"../c\"\npackages = [\"xz-utils\"]\n", "not a recipe name"},
 	} {
 		write(tc.name, tc.body)
 		if _, err := LoadRecipe(filepath.Join(dir, tc.name+".toml")); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -227,8 +227,8 @@ func TestRecipeParent(t *testing.T) {
 		os.Remove(filepath.Join(dir, tc.name+".toml"))
 	}
 	// Two recipes that are each other's parent.
-	write("a", "name = \"a\"\nreference = \"r/a:1\"\nsuite = \"bookworm\"\nparent = \"b\"\npackages = [\"x\"]\n")
-	write("b", "name = \"b\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"a\"\npackages = [\"x\"]\n")
+	write("a", "name = \"a\"\nreference = \"r/a:1\"\nsuite = \"bookworm\"\nparent = \"b\"\npackages = [\"xz-utils\"]\n")
+	write("b", "name = \"b\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"a\"\npackages = [\"xz-utils\"]\n")
 	if _, err := LoadRecipe(filepath.Join(dir, "a.toml")); err == nil || !strings.Contains(err.Error(), "itself") {
 		t.Errorf("a cycle: %v", err)
 	}
@@ -310,5 +310,44 @@ func TestRemoveWorkUnmountsFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(work); !os.IsNotExist(err) {
 		t.Fatalf("the work directory is still there: %v", err)
+	}
+}
+
+// A language's packages go into its image's recipe: the build installs
+// them, the digest (and its children's) changes with them, and a name
+// that could read as an option to apt is refused.
+func TestExtraPackages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"gcc\"]\n")
+	write("cpp", "name = \"cpp\"\nreference = \"r/cpp:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"g++\"]\n")
+	plain, err := LoadRecipesWith(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := LoadRecipesWith(dir, map[string][]string{"r/c:1": {"libgmp-dev", "gcc"}, "r/other:1": {"zz"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(with[0].Packages, " ") != "gcc libgmp-dev" || strings.Join(with[1].Packages, " ") != "g++" {
+		t.Fatalf("packages: c %v, cpp %v", with[0].Packages, with[1].Packages)
+	}
+	if with[0].Digest == plain[0].Digest || with[1].Digest == plain[1].Digest {
+		t.Fatal("extra packages left a digest as it was: the image would not be rebuilt")
+	}
+	if with[1].parent.Digest != with[0].Digest {
+		t.Fatal("cpp is not built on the c with the extra packages")
+	}
+	if _, err := LoadRecipesWith(dir, map[string][]string{"r/c:1": {"--allow-unauthenticated"}}); err == nil || !strings.Contains(err.Error(), "not a Debian package name") {
+		t.Fatalf("an option as a package: %v", err)
+	}
+	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"-o=APT::x\"]\n")
+	if _, err := LoadRecipe(filepath.Join(dir, "c.toml")); err == nil || !strings.Contains(err.Error(), "not a Debian package name") {
+		t.Fatalf("an option in a recipe: %v", err)
 	}
 }

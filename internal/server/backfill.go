@@ -61,7 +61,8 @@ func (s *Server) BuildMissing(ctx context.Context) {
 	for _, l := range st.langs.All() {
 		uses[l.Image] = append(uses[l.Image], l.Name)
 	}
-	list, err := s.images.List(ctx, st.cfg.Images.Recipes, uses)
+	images := st.cfg.WithExtraPackages()
+	list, err := s.images.List(ctx, images, uses)
 	if err != nil {
 		s.log.WithError(err).Error("background image builds: list the images")
 		return
@@ -88,7 +89,7 @@ func (s *Server) BuildMissing(ctx context.Context) {
 		log := s.log.WithFields(logrus.Fields{"image": im.Reference, "recipe": im.Recipe})
 		out := log.WriterLevel(logrus.DebugLevel)
 		start := time.Now()
-		c, err := s.images.Build(ctx, st.cfg.Images, im.Recipe, out)
+		c, err := s.images.Build(ctx, images, im.Recipe, out)
 		out.Close()
 		s.backfill.done(im.Reference)
 		if err != nil {

@@ -31,7 +31,7 @@ type slowImages struct {
 	result map[string]chan error
 }
 
-func (f *slowImages) List(_ context.Context, _ string, uses map[string][]string) ([]api.Image, error) {
+func (f *slowImages) List(_ context.Context, _ config.Images, uses map[string][]string) ([]api.Image, error) {
 	return []api.Image{
 		{Reference: "runtimed.local/javascript:18", Languages: uses["runtimed.local/javascript:18"], Present: true, Recipe: "javascript", RecipeState: api.RecipeCurrent},
 		{Reference: "runtimed.local/lua:5.4", Languages: uses["runtimed.local/lua:5.4"], Recipe: "lua", RecipeState: api.RecipeNotBuilt},

@@ -19,7 +19,7 @@ import (
 
 // Images manages the language images (image.Manager).
 type Images interface {
-	List(ctx context.Context, recipesDir string, uses map[string][]string) ([]api.Image, error)
+	List(ctx context.Context, cfg config.Images, uses map[string][]string) ([]api.Image, error)
 	Build(ctx context.Context, cfg config.Images, recipe string, out io.Writer) (api.ImageChange, error)
 	ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error)
 	Pull(ctx context.Context, ref string) (api.ImageChange, error)
@@ -102,7 +102,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	for _, l := range st.langs.All() {
 		uses[l.Image] = append(uses[l.Image], l.Name)
 	}
-	list, err := s.images.List(r.Context(), st.cfg.Images.Recipes, uses)
+	list, err := s.images.List(r.Context(), st.cfg.WithExtraPackages(), uses)
 	if err != nil {
 		s.internal(w, r, "could not list the images", err)
 		return
@@ -129,7 +129,7 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 	logw := logFrom(r.Context()).WithField("recipe", req.Recipe).WriterLevel(logrus.DebugLevel)
 	defer logw.Close()
 	tail := &tailBuffer{max: buildLogTail}
-	c, err := s.images.Build(r.Context(), stateFrom(r.Context()).cfg.Images, req.Recipe, io.MultiWriter(logw, tail))
+	c, err := s.images.Build(r.Context(), stateFrom(r.Context()).cfg.WithExtraPackages(), req.Recipe, io.MultiWriter(logw, tail))
 	if err != nil {
 		if out := tail.String(); out != "" && !errdefs.IsNotFound(err) && !errdefs.IsInvalidArgument(err) {
 			err = fmt.Errorf("%w\n%s", err, out)

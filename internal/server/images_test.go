@@ -31,8 +31,8 @@ type fakeImages struct {
 	imported []byte
 }
 
-func (f *fakeImages) List(_ context.Context, dir string, uses map[string][]string) ([]api.Image, error) {
-	f.calls = append(f.calls, "list "+dir)
+func (f *fakeImages) List(_ context.Context, cfg config.Images, uses map[string][]string) ([]api.Image, error) {
+	f.calls = append(f.calls, "list "+cfg.Recipes)
 	f.uses = uses
 	return []api.Image{{Reference: "runtimed.local/python:3.11", Languages: uses["runtimed.local/python:3.11"], RecipeState: api.RecipeChanged}}, f.err
 }
