@@ -49,11 +49,8 @@ RUN_FIRST ?= python,javascript
 ##   (Ctrl-C stops it), which builds the other images while it serves
 ##   (LANGUAGES=python,c: those images only)
 run: deps build
-	packaging/scripts/with-containerd.sh $(CONTAINERD) sh -c '\
-		bin/runtimed --config $(CONFIG) image build --recipes packaging/images --cache $(IMAGE_CACHE) \
-			$(subst $(comma), ,$(or $(LANGUAGES),$(RUN_FIRST))) && \
-		exec bin/runtimed --config $(CONFIG) --recipes packaging/images --cache $(IMAGE_CACHE) \
-			--log-format text $(if $(LANGUAGES),,--build-missing)'
+	packaging/scripts/with-containerd.sh $(CONTAINERD) packaging/scripts/run.sh \
+		"$(CONFIG)" "$(IMAGE_CACHE)" "$(or $(LANGUAGES),$(RUN_FIRST))" $(if $(LANGUAGES),,--build-missing)
 
 ## test: lint, unit tests, fuzzing, the integration and security suites against a private containerd + runsc, then the package's install test
 test: lint test-unit fuzz test-integration test-security test-install

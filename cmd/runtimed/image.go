@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -52,7 +54,11 @@ func imageBuildAction(c *cli.Context) error {
 			return fmt.Errorf("no recipe for some of %v", names)
 		}
 	}
-	ctx := namespaces.WithNamespace(c.Context, cfg.Namespace)
+	// Ctrl-C or a stop ends the builds under way cleanly: their commands
+	// are killed, their overlays unmounted, their work removed.
+	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx := namespaces.WithNamespace(sigCtx, cfg.Namespace)
 	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Progress: os.Stderr}
 	if c.Bool("verbose") {
 		opts.Output = os.Stderr

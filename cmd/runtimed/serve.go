@@ -261,10 +261,20 @@ func serveAction(c *cli.Context) error {
 	notify(log, daemon.SdNotifyReady, "STATUS=serving")
 	// The images missing, built while the daemon serves the languages it
 	// has; stopped by the daemon's stop.
-	buildCtx, stopBuilds := context.WithCancel(context.Background())
+	buildCtx, cancelBuilds := context.WithCancel(context.Background())
+	buildsDone := make(chan struct{})
+	stopBuilds := func() {
+		cancelBuilds()
+		<-buildsDone
+	}
 	defer stopBuilds()
 	if c.Bool("build-missing") {
-		go apiServer.BuildMissing(buildCtx)
+		go func() {
+			defer close(buildsDone)
+			apiServer.BuildMissing(buildCtx)
+		}()
+	} else {
+		close(buildsDone)
 	}
 
 	status := time.NewTicker(5 * time.Second)

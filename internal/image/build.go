@@ -55,20 +55,15 @@ func (d Debootstrap) Run(ctx context.Context, opts DebootstrapOpts) error {
 	if opts.Mirror != "" {
 		args = append(args, opts.Mirror)
 	}
-	cmd := command(ctx, bin, args...)
+	// debootstrap mounts proc and sys in the target for its second
+	// stage: in a mount namespace of its own, they end with it.
+	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", `umask 022 && exec "$0" "$@"`, bin}, args...)...)
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Stdout, cmd.Stderr = d.Output, d.Output
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("debootstrap %s into %s: %w", opts.Suite, opts.Target, err)
 	}
 	return nil
-}
-
-// command runs name with args under umask 022, whatever the caller's (the
-// daemon's is 077): the files an image build creates must be readable in
-// the sandbox. The arguments are passed as a list, never parsed by the
-// shell.
-func command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `umask 022 && exec "$0" "$@"`, name}, args...)...)
 }
 
 // slimPaths are removed from every image: nothing in a sandbox reads
@@ -104,57 +99,45 @@ func slim(root string, patterns []string) error {
 
 // chroot runs argv inside root with chroot(8): the recipe's setup
 // commands, and its check, so that a broken image is never imported.
-// proc (the dynamic loader needs it to resolve $ORIGIN) and the host's
-// /dev are mounted for the command.
 func chroot(ctx context.Context, root string, argv []string, out io.Writer) error {
-	return withBuildMounts(root, false, func() error {
-		cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
-		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%v: %w", argv, err)
-		}
-		return nil
-	})
+	cmd := chrootCommand(ctx, root, false, argv)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%v: %w", argv, err)
+	}
+	return nil
 }
 
-// withBuildMounts runs f with proc and the host's /dev mounted in root,
-// and, if resolv, the host's resolv.conf over root's (to reach the
-// mirror), and unmounts them after. Nothing of them is left in root:
-// the mount points are root's own.
-func withBuildMounts(root string, resolv bool, f func() error) (err error) {
-	type mnt struct{ src, dst, fstype string }
-	mounts := []mnt{{"proc", "proc", "proc"}, {"/dev", "dev", ""}}
+// chrootScript mounts what a command in the new root needs, then execs
+// chroot: proc (the dynamic loader resolves $ORIGIN through it), the
+// host's /dev and, for an install, the host's resolv.conf (to reach the
+// mirror). It runs in a mount namespace of its own whose mounts
+// propagate nowhere: they end with it, however it ends, and an unmount
+// never reaches the host's /dev (whose mounts are shared on a systemd
+// host).
+const chrootScript = `set -e
+umask 022
+root=$1 resolv=$2
+shift 2
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount --rbind /dev "$root/dev"
+if [ "$resolv" = yes ]; then mount --bind /etc/resolv.conf "$root/etc/resolv.conf"; fi
+exec chroot "$root" "$@"`
+
+// chrootCommand is argv in root (see chrootScript), in a mount
+// namespace of its own.
+func chrootCommand(ctx context.Context, root string, resolv bool, argv []string) *exec.Cmd {
+	flag := "no"
 	if resolv {
-		mounts = append(mounts, mnt{"/etc/resolv.conf", "etc/resolv.conf", ""})
+		flag = "yes"
 	}
-	var mounted []string
-	defer func() {
-		for i := len(mounted) - 1; i >= 0; i-- {
-			if uerr := unix.Unmount(mounted[i], unix.MNT_DETACH); uerr != nil && err == nil {
-				err = fmt.Errorf("unmount %s: %w", mounted[i], uerr)
-			}
-		}
-	}()
-	for _, m := range mounts {
-		dst := filepath.Join(root, m.dst)
-		if m.fstype == "proc" {
-			if err := os.MkdirAll(dst, 0o555); err != nil {
-				return err
-			}
-		}
-		var merr error
-		if m.fstype != "" {
-			merr = unix.Mount(m.src, dst, m.fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-		} else {
-			merr = unix.Mount(m.src, dst, "", unix.MS_BIND|unix.MS_REC, "")
-		}
-		if merr != nil {
-			return fmt.Errorf("mount %s on %s: %w", m.src, dst, merr)
-		}
-		mounted = append(mounted, dst)
-	}
-	return f()
+	args := append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", chrootScript, "sh", root, flag}, argv...)
+	cmd := exec.CommandContext(ctx, "unshare", args...)
+	// A killed build's children (dpkg, a postinst) may hold its output
+	// open: the wait for them ends.
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
 }
 
 // BuildOpts say where and how images are built.
@@ -265,6 +248,10 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 // down into mount points, and the host's /dev is bind-mounted in a build.
 // If something stays mounted, the directory stays too.
 func removeWork(work string) {
+	// mountinfo has the paths resolved.
+	if real, err := filepath.EvalSymlinks(work); err == nil {
+		work = real
+	}
 	for _, m := range mountsUnder(work) {
 		_ = unix.Unmount(m, unix.MNT_DETACH)
 	}
@@ -404,27 +391,36 @@ func overlayDiff(ctx context.Context, w io.Writer, lower, upper string) error {
 // debootstrap (its sources.list names the mirror): root gets proc, the
 // host's /dev and, for the mirror's name, the host's resolv.conf, for the
 // time of the install only.
-func install(ctx context.Context, root string, packages []string, out io.Writer) error {
+func install(ctx context.Context, root string, packages []string, out io.Writer) (err error) {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
 	for _, k := range []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	return withBuildMounts(root, true, func() error {
-		for _, argv := range [][]string{
-			{"apt-get", "-q", "update"},
-			append([]string{"apt-get", "-q", "-y", "--no-install-recommends", "install"}, packages...),
-		} {
-			cmd := command(ctx, "chroot", append([]string{root}, argv...)...)
-			cmd.Env = env
-			cmd.Stdout, cmd.Stderr = out, out
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("%v: %w", argv, err)
-			}
+	// No package starts a service in the build (policy-rc.d, 101:
+	// "action not allowed").
+	policy := filepath.Join(root, "usr/sbin/policy-rc.d")
+	if err := os.WriteFile(policy, []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := os.Remove(policy); rerr != nil && err == nil {
+			err = rerr
 		}
-		return nil
-	})
+	}()
+	for _, argv := range [][]string{
+		{"apt-get", "-q", "update"},
+		append([]string{"apt-get", "-q", "-y", "--no-install-recommends", "install"}, packages...),
+	} {
+		cmd := chrootCommand(ctx, root, true, argv)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%v: %w", argv, err)
+		}
+	}
+	return nil
 }
 
 // unpackLayout unpacks the layers of the layout in dir into root, in

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,12 @@ type Recipe struct {
 	base bool
 }
 
+// suiteName is a Debian release's name (bookworm, trixie, sid).
+var suiteName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// maxAncestors bounds a recipe's chain of parents.
+const maxAncestors = 8
+
 // baseRecipe is the base layer of suite's images: debootstrap's minbase,
 // slimmed, with runtimed's mount points.
 func baseRecipe(suite string) Recipe {
@@ -110,6 +117,15 @@ func loadRecipe(path string, extra map[string][]string, children []string) (Reci
 		return r, fmt.Errorf("recipe %s: suite must be set", path)
 	case len(r.Packages) == 0:
 		return r, fmt.Errorf("recipe %s: packages must be set", path)
+	case r.Name != strings.TrimSuffix(filepath.Base(path), ".toml"):
+		return r, fmt.Errorf("recipe %s: name %q must be the file's name", path, r.Name)
+	case !recipeName.MatchString(r.Name) || strings.HasPrefix(r.Name, "base-"):
+		return r, fmt.Errorf("recipe %s: name %q must be a lower-case word, not base-*, which names the bases", path, r.Name)
+	case !suiteName.MatchString(r.Suite):
+		return r, fmt.Errorf("recipe %s: suite %q is not a Debian release's name", path, r.Suite)
+	}
+	if slices.Contains(children, r.Name) {
+		return r, fmt.Errorf("recipe %s: built on %s itself", path, r.Name)
 	}
 	for _, p := range r.Packages {
 		if !config.DebianPackage.MatchString(p) {
@@ -142,6 +158,9 @@ func loadRecipe(path string, extra map[string][]string, children []string) (Reci
 		}
 		if r.Parent == r.Name || slices.Contains(children, r.Parent) {
 			return r, fmt.Errorf("recipe %s: parent %s is built on %s itself", path, r.Parent, r.Name)
+		}
+		if len(children) >= maxAncestors {
+			return r, fmt.Errorf("recipe %s: more than %d recipes below it", path, maxAncestors)
 		}
 		p, err := loadRecipe(filepath.Join(filepath.Dir(path), r.Parent+".toml"), extra, append(children, r.Name))
 		if err != nil {

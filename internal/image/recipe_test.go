@@ -219,6 +219,9 @@ func TestRecipeParent(t *testing.T) {
 		{"missing", "name = \"missing\"\nreference = \"r/m:1\"\nsuite = \"bookworm\"\nparent = \"nothere\"\npackages = [\"xz-utils\"]\n", "nothere.toml"},
 		{"other-suite", "name = \"other-suite\"\nreference = \"r/o:1\"\nsuite = \"trixie\"\nparent = \"c\"\npackages = [\"xz-utils\"]\n", "its own release only"},
 		{"bad-name", "name = \"bad-name\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"../c\"\npackages = [\"xz-utils\"]\n", "not a recipe name"},
+		{"renamed", "name = \"other\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"xz-utils\"]\n", "must be the file's name"},
+		{"base-x", "name = \"base-x\"\nreference = \"r/b:1\"\nsuite = \"bookworm\"\npackages = [\"xz-utils\"]\n", "not base-*"},
+		{"odd-suite", "name = \"odd-suite\"\nreference = \"r/b:1\"\nsuite = \"../x\"\npackages = [\"xz-utils\"]\n", "not a Debian release"},
 	} {
 		write(tc.name, tc.body)
 		if _, err := LoadRecipe(filepath.Join(dir, tc.name+".toml")); err == nil || !strings.Contains(err.Error(), tc.want) {
