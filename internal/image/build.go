@@ -163,7 +163,22 @@ func cached(cacheDir string, recipe Recipe) bool {
 // buildLocks keeps two builds of one layout (a base several images are
 // built on at once) from running together in this process; across
 // processes the second build's rename finds the first's layout.
-var buildLocks sync.Map // digest: *sync.Mutex
+var buildLocks = struct {
+	sync.Mutex
+	byDigest map[string]*sync.Mutex
+}{byDigest: map[string]*sync.Mutex{}}
+
+// buildLock is the lock of the builds of digest.
+func buildLock(digest string) *sync.Mutex {
+	buildLocks.Lock()
+	defer buildLocks.Unlock()
+	mu, ok := buildLocks.byDigest[digest]
+	if !ok {
+		mu = &sync.Mutex{}
+		buildLocks.byDigest[digest] = mu
+	}
+	return mu
+}
 
 // build builds recipe's image, on its parent's (or its suite's base,
 // built first if need be), and writes it to the cache as an OCI image
@@ -176,9 +191,9 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 	if cached(opts.CacheDir, recipe) {
 		return dir, nil
 	}
-	mu, _ := buildLocks.LoadOrStore(recipe.Digest, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	mu := buildLock(recipe.Digest)
+	mu.Lock()
+	defer mu.Unlock()
 	if cached(opts.CacheDir, recipe) {
 		return dir, nil
 	}
@@ -249,8 +264,8 @@ func build(ctx context.Context, recipe Recipe, opts BuildOpts) (string, error) {
 // If something stays mounted, the directory stays too.
 func removeWork(work string) {
 	// mountinfo has the paths resolved.
-	if real, err := filepath.EvalSymlinks(work); err == nil {
-		work = real
+	if resolved, err := filepath.EvalSymlinks(work); err == nil {
+		work = resolved
 	}
 	for _, m := range mountsUnder(work) {
 		_ = unix.Unmount(m, unix.MNT_DETACH)

@@ -304,7 +304,7 @@ func TestRemoveWorkUnmountsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := mountsUnder(work); len(got) != 1 || got[0] != dev {
-		unix.Unmount(dev, unix.MNT_DETACH)
+		_ = unix.Unmount(dev, unix.MNT_DETACH)
 		t.Fatalf("mounts under the work directory: %v", got)
 	}
 	removeWork(work)
