@@ -174,12 +174,7 @@ func TestNeutralHostFiles(t *testing.T) {
 // its children, and a changed child leaves the parent's as it was.
 func TestRecipeParent(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, body string) { writeRecipe(t, dir, name, body) }
 	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"gcc\"]\n")
 	write("cpp", "name = \"cpp\"\nreference = \"r/cpp:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"g++\"]\n")
 	load := func(name string) Recipe {
@@ -321,12 +316,7 @@ func TestRemoveWorkUnmountsFirst(t *testing.T) {
 // that could read as an option to apt is refused.
 func TestExtraPackages(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, body string) { writeRecipe(t, dir, name, body) }
 	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"gcc\"]\n")
 	write("cpp", "name = \"cpp\"\nreference = \"r/cpp:1\"\nsuite = \"bookworm\"\nparent = \"c\"\npackages = [\"g++\"]\n")
 	plain, err := LoadRecipesWith(dir, nil)
@@ -352,5 +342,13 @@ func TestExtraPackages(t *testing.T) {
 	write("c", "name = \"c\"\nreference = \"r/c:1\"\nsuite = \"bookworm\"\npackages = [\"-o=APT::x\"]\n")
 	if _, err := LoadRecipe(filepath.Join(dir, "c.toml")); err == nil || !strings.Contains(err.Error(), "not a Debian package name") {
 		t.Fatalf("an option in a recipe: %v", err)
+	}
+}
+
+// writeRecipe writes dir/name.toml.
+func writeRecipe(t *testing.T, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
