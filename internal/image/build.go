@@ -57,8 +57,7 @@ func (d Debootstrap) Run(ctx context.Context, opts DebootstrapOpts) error {
 	}
 	// debootstrap mounts proc and sys in the target for its second
 	// stage: in a mount namespace of its own, they end with it.
-	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", `umask 022 && exec "$0" "$@"`, bin}, args...)...)
-	cmd.WaitDelay = 10 * time.Second
+	cmd := isolated(ctx, `umask 022 && exec "$0" "$@"`, append([]string{bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = d.Output, d.Output
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("debootstrap %s into %s: %w", opts.Suite, opts.Target, err)
@@ -101,7 +100,7 @@ func slim(root string, patterns []string) error {
 // commands, and its check, so that a broken image is never imported.
 func chroot(ctx context.Context, root string, argv []string, out io.Writer) error {
 	cmd := chrootCommand(ctx, root, false, argv)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	cmd.Env = chrootEnv
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%v: %w", argv, err)
@@ -125,6 +124,9 @@ mount --rbind /dev "$root/dev"
 if [ "$resolv" = yes ]; then mount --bind /etc/resolv.conf "$root/etc/resolv.conf"; fi
 exec chroot "$root" "$@"`
 
+// chrootEnv is the environment of the commands run in a new root.
+var chrootEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+
 // chrootCommand is argv in root (see chrootScript), in a mount
 // namespace of its own.
 func chrootCommand(ctx context.Context, root string, resolv bool, argv []string) *exec.Cmd {
@@ -132,8 +134,13 @@ func chrootCommand(ctx context.Context, root string, resolv bool, argv []string)
 	if resolv {
 		flag = "yes"
 	}
-	args := append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", chrootScript, "sh", root, flag}, argv...)
-	cmd := exec.CommandContext(ctx, "unshare", args...)
+	return isolated(ctx, chrootScript, append([]string{"sh", root, flag}, argv...)...)
+}
+
+// isolated runs the shell script with args ($0 first) in a mount
+// namespace of its own whose mounts propagate nowhere.
+func isolated(ctx context.Context, script string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", script}, args...)...)
 	// A killed build's children (dpkg, a postinst) may hold its output
 	// open: the wait for them ends.
 	cmd.WaitDelay = 10 * time.Second
@@ -407,7 +414,7 @@ func overlayDiff(ctx context.Context, w io.Writer, lower, upper string) error {
 // host's /dev and, for the mirror's name, the host's resolv.conf, for the
 // time of the install only.
 func install(ctx context.Context, root string, packages []string, out io.Writer) (err error) {
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
+	env := append(slices.Clone(chrootEnv), "DEBIAN_FRONTEND=noninteractive")
 	for _, k := range []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

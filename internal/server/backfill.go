@@ -57,12 +57,8 @@ func (s *Server) BuildMissing(ctx context.Context) {
 		return
 	}
 	st := s.state.Load()
-	uses := map[string][]string{}
-	for _, l := range st.langs.All() {
-		uses[l.Image] = append(uses[l.Image], l.Name)
-	}
 	images := st.cfg.WithExtraPackages()
-	list, err := s.images.List(ctx, images, uses)
+	list, err := s.images.List(ctx, images, imageUses(st.langs))
 	if err != nil {
 		s.log.WithError(err).Error("background image builds: list the images")
 		return

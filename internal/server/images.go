@@ -14,6 +14,7 @@ import (
 
 	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/internal/image"
+	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -98,11 +99,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := stateFrom(r.Context())
-	uses := map[string][]string{}
-	for _, l := range st.langs.All() {
-		uses[l.Image] = append(uses[l.Image], l.Name)
-	}
-	list, err := s.images.List(r.Context(), st.cfg.WithExtraPackages(), uses)
+	list, err := s.images.List(r.Context(), st.cfg.WithExtraPackages(), imageUses(st.langs))
 	if err != nil {
 		s.internal(w, r, "could not list the images", err)
 		return
@@ -111,6 +108,15 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		_, list[i].Building = s.backfill.building(list[i].Reference)
 	}
 	writeJSON(w, http.StatusOK, api.Images{Images: list})
+}
+
+// imageUses maps each language image to the languages that run in it.
+func imageUses(langs *language.Registry) map[string][]string {
+	uses := map[string][]string{}
+	for _, l := range langs.All() {
+		uses[l.Image] = append(uses[l.Image], l.Name)
+	}
+	return uses
 }
 
 // buildLogTail is how much of a failed build's output its answer quotes.
