@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runtimed/runtimed/internal/image"
+	"github.com/runtimed/runtimed/internal/language"
 )
 
 var imageCommand = &cli.Command{
@@ -25,7 +26,9 @@ var imageCommand = &cli.Command{
 		{
 			Name:      "build",
 			Usage:     "build each recipe's image (unless cached) and import it into containerd (unless current)",
-			ArgsUsage: "[LANGUAGE...]",
+			ArgsUsage: "[LANGUAGE[@VERSION]|RECIPE...]",
+			Description: "Builds the image of each language named (its newest version, or the newest that VERSION\n" +
+				"selects: python@3.11), or of each recipe named; all recipes without arguments.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "recipes", Usage: "directory of image recipes, *.toml (overrides images.recipes)"},
 				&cli.StringFlag{Name: "cache", Usage: "directory of built images, OCI layouts (overrides images.cache)"},
@@ -48,11 +51,12 @@ func imageBuildAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if names := c.Args().Slice(); len(names) > 0 {
-		recipes = slices.DeleteFunc(recipes, func(r image.Recipe) bool { return !slices.Contains(names, r.Name) })
-		if len(recipes) != len(names) {
-			return fmt.Errorf("no recipe for some of %v", names)
+	if args := c.Args().Slice(); len(args) > 0 {
+		names, err := image.RecipeNames(cfg.WithExtraPackages(), args, language.NewRegistry(cfg).ImageOf)
+		if err != nil {
+			return err
 		}
+		recipes = slices.DeleteFunc(recipes, func(r image.Recipe) bool { return !slices.Contains(names, r.Name) })
 	}
 	// Ctrl-C or a stop ends the builds under way cleanly: their commands
 	// are killed, their overlays unmounted, their work removed.

@@ -226,7 +226,12 @@ func serveAction(c *cli.Context) error {
 	}()
 
 	apiServer := server.New(cfg, execution.New(execution.AcquireFunc(runner.Acquire), m), runner, m, log)
-	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, runner.ImageChanged))
+	// A changed image empties its pools, and may run another version.
+	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, func(ref string) {
+		runner.ImageChanged(ref)
+		apiServer.RefreshVersions(c.Context)
+	}))
+	apiServer.RefreshVersions(c.Context)
 	lns, err := listen(cfg, log)
 	if err != nil {
 		return err
@@ -356,6 +361,7 @@ func reload(c *cli.Context, running config.Config, api *server.Server, log *logr
 		}
 	}
 	api.Reload(cfg)
+	api.RefreshVersions(c.Context)
 	log.WithFields(logrus.Fields{"languages": len(cfg.Languages), "tokens": len(cfg.Tokens)}).Info("configuration reloaded")
 	return cfg, true
 }

@@ -1,12 +1,14 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -335,7 +337,7 @@ func buildBase(ctx context.Context, recipe Recipe, work, layout string, opts Bui
 		if err := os.Mkdir(empty, 0o755); err != nil {
 			return err
 		}
-		return writeLayout(ctx, layout, recipe, "", func(w io.Writer) error {
+		return writeLayout(ctx, layout, recipe, "", "", func(w io.Writer) error {
 			return archive.WriteDiff(ctx, w, empty, root)
 		})
 	})
@@ -366,10 +368,17 @@ func buildLayer(ctx context.Context, recipe Recipe, parentDir, work, layout stri
 			err = fmt.Errorf("unmount the overlay of %s: %w", recipe.Name, uerr)
 		}
 	}()
-	if err := steps.do(fmt.Sprintf("install %s", strings.Join(recipe.Packages, " ")), func() error {
-		return install(ctx, merged, recipe.Packages, out)
-	}); err != nil {
-		return fmt.Errorf("install %s: %w", recipe.Name, err)
+	if len(recipe.Packages) > 0 {
+		if err := steps.do(fmt.Sprintf("install %s", strings.Join(recipe.Packages, " ")), func() error {
+			return install(ctx, merged, recipe.Packages, out)
+		}); err != nil {
+			return fmt.Errorf("install %s: %w", recipe.Name, err)
+		}
+	}
+	for _, d := range recipe.Downloads {
+		if err := steps.do("download "+d.URL, func() error { return d.provide(ctx, merged, work) }); err != nil {
+			return fmt.Errorf("%s: %w", recipe.Name, err)
+		}
 	}
 	if err := slim(merged, append(slices.Clone(slimPaths), recipe.Remove...)); err != nil {
 		return fmt.Errorf("slim %s: %w", recipe.Name, err)
@@ -384,6 +393,21 @@ func buildLayer(ctx context.Context, recipe Recipe, parentDir, work, layout stri
 			return fmt.Errorf("check %s: %w", recipe.Name, err)
 		}
 	}
+	var version string
+	if len(recipe.Version) > 0 {
+		if err := steps.do("version", func() error {
+			var buf bytes.Buffer
+			if err := chroot(ctx, merged, recipe.Version, io.MultiWriter(&buf, out)); err != nil {
+				return err
+			}
+			if version = findVersion(buf.String()); version == "" {
+				return fmt.Errorf("%v printed no version (x.y.z): %q", recipe.Version, buf.String())
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("version %s: %w", recipe.Name, err)
+		}
+	}
 	if err := slim(merged, runtimePaths); err != nil {
 		return err
 	}
@@ -391,10 +415,23 @@ func buildLayer(ctx context.Context, recipe Recipe, parentDir, work, layout stri
 		return err
 	}
 	return steps.do("layer", func() error {
-		return writeLayout(ctx, layout, recipe, parentDir, func(w io.Writer) error {
+		return writeLayout(ctx, layout, recipe, version, parentDir, func(w io.Writer) error {
 			return overlayDiff(ctx, w, lower, upper)
 		})
 	})
+}
+
+// versionPattern finds a version in what a version command printed:
+// x.y.z, or x.y, not part of a longer dotted name (v20.19.2, go1.24.4
+// and "25.0.5" count).
+var versionPattern = regexp.MustCompile(`(?:^|[^0-9.])(\d+\.\d+(?:\.\d+)?)(?:$|[^0-9.]|\.[^0-9])`)
+
+// findVersion is the first version in out, or "".
+func findVersion(out string) string {
+	if m := versionPattern.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // overlayDiff writes the layer from an overlay's upper directory alone:

@@ -25,7 +25,7 @@ import (
 // the one writeLayer writes. A layer is an uncompressed tar: the cache is
 // local, and an uncompressed layer unpacks faster (its digest is its
 // diff ID).
-func writeLayout(ctx context.Context, dir string, recipe Recipe, parentDir string, writeLayer func(io.Writer) error) error {
+func writeLayout(ctx context.Context, dir string, recipe Recipe, version, parentDir string, writeLayer func(io.Writer) error) error {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return err
@@ -82,6 +82,9 @@ func writeLayout(ctx context.Context, dir string, recipe Recipe, parentDir strin
 			Labels: map[string]string{labelRecipe: recipe.Digest},
 		},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs},
+	}
+	if version != "" {
+		config.Config.Labels[LabelVersion] = version
 	}
 	for _, name := range recipe.Layers() {
 		config.History = append(config.History, ocispec.History{Created: &created, CreatedBy: "runtimed image build: " + name})

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -160,19 +161,17 @@ func recipesByReference(dir string, extra map[string][]string) (map[string]Recip
 
 var recipeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_+.-]*$`)
 
-// Build builds the named recipe's image (unless the build cache holds
-// it) and imports it (unless containerd holds it already, built from
-// this recipe). The build's output goes to out.
-func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, out io.Writer) (api.ImageChange, error) {
+// Build builds the named recipe's image, or a language's (see
+// RecipeNames), unless the build cache holds it, and imports it (unless
+// containerd holds it already, built from this recipe). The build's
+// output goes to out.
+func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out io.Writer) (api.ImageChange, error) {
 	start := time.Now()
-	if !recipeName.MatchString(name) {
-		return api.ImageChange{}, fmt.Errorf("recipe %q: %w", name, errdefs.ErrInvalidArgument)
+	names, err := RecipeNames(cfg, []string{name}, imageOf)
+	if err != nil {
+		return api.ImageChange{}, err
 	}
-	path := filepath.Join(cfg.Recipes, name+".toml")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return api.ImageChange{}, fmt.Errorf("no recipe %s in %s: %w", name, cfg.Recipes, errdefs.ErrNotFound)
-	}
-	r, err := LoadRecipeWith(path, cfg.ExtraPackages)
+	r, err := LoadRecipeWith(filepath.Join(cfg.Recipes, names[0]+".toml"), cfg.ExtraPackages)
 	if err != nil {
 		return api.ImageChange{}, err
 	}
@@ -477,4 +476,47 @@ func (m *Manager) size(ctx context.Context, ref string) int64 {
 // imageSize is the size of img's content for this platform.
 func (m *Manager) imageSize(ctx context.Context, img images.Image) (int64, error) {
 	return containerd.NewImageWithPlatform(m.client, img, platforms.Default()).Size(ctx)
+}
+
+// RecipeNames names the recipes to build for what a user asked for:
+// each of names is a language, given to imageOf (nil: none), which
+// answers the image the language runs in, whose recipe it names; or
+// else a recipe's name. The error wraps errdefs.ErrNotFound where
+// neither fits.
+func RecipeNames(cfg config.Images, names []string, imageOf func(string) (string, error)) ([]string, error) {
+	byRef, err := recipesByReference(cfg.Recipes, cfg.ExtraPackages)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		var langErr error
+		if imageOf != nil {
+			ref, err := imageOf(n)
+			if err == nil {
+				r, ok := byRef[ref]
+				if !ok {
+					return nil, fmt.Errorf("%s runs in %s, which no recipe in %s builds: %w", n, ref, cfg.Recipes, errdefs.ErrNotFound)
+				}
+				if !slices.Contains(out, r.Name) {
+					out = append(out, r.Name)
+				}
+				continue
+			}
+			langErr = err
+		}
+		if recipeName.MatchString(n) {
+			if _, err := os.Stat(filepath.Join(cfg.Recipes, n+".toml")); err == nil {
+				if !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+				continue
+			}
+		}
+		if langErr != nil {
+			return nil, fmt.Errorf("%q is neither a language (%w) nor a recipe in %s: %w", n, langErr, cfg.Recipes, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("no recipe %s in %s: %w", n, cfg.Recipes, errdefs.ErrNotFound)
+	}
+	return out, nil
 }

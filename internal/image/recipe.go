@@ -26,6 +26,10 @@ const builderVersion = "6"
 // was built from.
 const labelRecipe = "io.runtimed.recipe"
 
+// LabelVersion, in an image's config, is the version of what the image
+// runs, as its recipe's version command printed it (x.y.z).
+const LabelVersion = "io.runtimed.version"
+
 // Recipe says how to build one language's image.
 type Recipe struct {
 	// Name is the language name, and the recipe's file name.
@@ -44,6 +48,14 @@ type Recipe struct {
 	Setup [][]string `toml:"setup"`
 	// Check is a command run in the new root (chroot) to prove it works.
 	Check []string `toml:"check"`
+	// Version is a command run in the new root (chroot) that prints the
+	// version of what the image runs: its first x.y.z (or x.y) is the
+	// image's io.runtimed.version label, which runtimed reports as the
+	// language's version.
+	Version []string `toml:"version"`
+	// Downloads are archives from outside Debian's archive, pinned by
+	// digest, unpacked into the image after its packages are installed.
+	Downloads []Download `toml:"download"`
 	// Env is the image config's environment (after its parent's).
 	Env []string `toml:"env"`
 	// Parent, if set, names the recipe (in the same directory, of the
@@ -115,8 +127,8 @@ func loadRecipe(path string, extra map[string][]string, children []string) (Reci
 		return r, fmt.Errorf("recipe %s: reference must be set", path)
 	case r.Suite == "":
 		return r, fmt.Errorf("recipe %s: suite must be set", path)
-	case len(r.Packages) == 0:
-		return r, fmt.Errorf("recipe %s: packages must be set", path)
+	case len(r.Packages) == 0 && len(r.Downloads) == 0:
+		return r, fmt.Errorf("recipe %s: packages (or a download) must be set", path)
 	case r.Name != strings.TrimSuffix(filepath.Base(path), ".toml"):
 		return r, fmt.Errorf("recipe %s: name %q must be the file's name", path, r.Name)
 	case !recipeName.MatchString(r.Name) || strings.HasPrefix(r.Name, "base-"):
@@ -145,6 +157,11 @@ func loadRecipe(path string, extra map[string][]string, children []string) (Reci
 	}
 	if len(added) > 0 {
 		data = append(append(data, "\n# runtimed: the languages' packages\n"...), strings.Join(added, " ")...)
+	}
+	for _, d := range r.Downloads {
+		if err := d.check(); err != nil {
+			return r, fmt.Errorf("recipe %s: %w", path, err)
+		}
 	}
 	for _, p := range r.Remove {
 		if !filepath.IsAbs(p) || strings.Contains(p, "..") {

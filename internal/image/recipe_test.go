@@ -2,12 +2,14 @@ package image
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/runtimed/runtimed/internal/config"
@@ -15,29 +17,31 @@ import (
 
 const recipesDir = "../../packaging/images"
 
-// Every built-in language has a recipe whose image is the one the
-// language runs in, and every recipe belongs to a language.
+// Every built-in language's image has a recipe, every recipe belongs to
+// a language, and each proves its image works and says what it runs.
 func TestRecipesMatchLanguages(t *testing.T) {
 	recipes, err := LoadRecipes(recipesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	langs := config.DefaultLanguages()
-	if len(recipes) != len(langs) {
-		t.Fatalf("%d recipes for %d languages", len(recipes), len(langs))
+	used := map[string]bool{}
+	for _, l := range config.DefaultLanguages() {
+		used[l.Image] = true
 	}
 	for _, r := range recipes {
-		l, ok := langs[r.Name]
-		if !ok {
-			t.Errorf("recipe %s has no language", r.Name)
-			continue
+		if !used[r.Reference] {
+			t.Errorf("recipe %s builds %s, which no language runs in", r.Name, r.Reference)
 		}
-		if l.Image != r.Reference {
-			t.Errorf("%s: language runs %s, recipe builds %s", r.Name, l.Image, r.Reference)
-		}
+		delete(used, r.Reference)
 		if len(r.Check) == 0 {
 			t.Errorf("%s: recipe has no check", r.Name)
 		}
+		if len(r.Version) == 0 {
+			t.Errorf("%s: recipe has no version command", r.Name)
+		}
+	}
+	for ref := range used {
+		t.Errorf("no recipe builds %s", ref)
 	}
 }
 
@@ -239,14 +243,14 @@ func TestLayoutOnAParent(t *testing.T) {
 	base := baseRecipe("bookworm")
 	child := Recipe{Name: "child", Reference: "r/child:1", Suite: "bookworm", Env: []string{"A=2", "B=1"}, Digest: "sha256:" + strings.Repeat("cd", 32), parent: &base}
 	parentDir := filepath.Join(cache, "parent")
-	if err := writeLayout(context.Background(), parentDir, Recipe{Name: "p", Env: []string{"A=1"}, Digest: "sha256:" + strings.Repeat("ef", 32)}, "", func(w io.Writer) error {
+	if err := writeLayout(context.Background(), parentDir, Recipe{Name: "p", Env: []string{"A=1"}, Digest: "sha256:" + strings.Repeat("ef", 32)}, "", "", func(w io.Writer) error {
 		_, err := w.Write(make([]byte, 1024))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	childDir := filepath.Join(cache, "child")
-	if err := writeLayout(context.Background(), childDir, child, parentDir, func(w io.Writer) error {
+	if err := writeLayout(context.Background(), childDir, child, "2.1.3", parentDir, func(w io.Writer) error {
 		_, err := w.Write(make([]byte, 2048))
 		return err
 	}); err != nil {
@@ -274,8 +278,29 @@ func TestLayoutOnAParent(t *testing.T) {
 	if got := strings.Join(cc.Config.Env, " "); got != "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=2 B=1" {
 		t.Fatalf("env %s", got)
 	}
-	if cc.Config.Labels[labelRecipe] != child.Digest {
+	if cc.Config.Labels[labelRecipe] != child.Digest || cc.Config.Labels[LabelVersion] != "2.1.3" {
 		t.Fatalf("labels %v", cc.Config.Labels)
+	}
+	if _, pc, _ := readManifest(parentDir); pc.Config.Labels[LabelVersion] != "" {
+		t.Fatalf("a layout without a version has the label: %v", pc.Config.Labels)
+	}
+}
+
+func TestVersionPattern(t *testing.T) {
+	for out, want := range map[string]string{
+		"Python 3.13.5\n":                               "3.13.5",
+		"v20.19.2\n":                                    "20.19.2",
+		"go version go1.24.4 linux/amd64\n":             "1.24.4",
+		"rustc 1.85.1 (4eb161250 2025-03-15) (built)\n": "1.85.1",
+		"openjdk version \"25.0.5\" 2025-10-21\nOpenJDK Runtime Environment (build 25.0.5+8-Debian-1)": "25.0.5",
+		"Lua 5.4.7  Copyright (C) 1994-2024 Lua.org, PUC-Rio\n":                                        "5.4.7",
+		"Version 5.9.3\n": "5.9.3",
+		"8.4\n":           "8.4",
+		"no version here": "",
+	} {
+		if got := findVersion(out); got != want {
+			t.Errorf("%q: %q, want %q", out, got, want)
+		}
 	}
 }
 
@@ -350,5 +375,31 @@ func writeRecipe(t *testing.T, dir, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A build names recipes, or languages: NAME is its newest version's
+// image's recipe, NAME@VERSION the one VERSION selects.
+func TestRecipeNames(t *testing.T) {
+	cfg := config.Images{Recipes: recipesDir}
+	imageOf := func(name string) (string, error) {
+		switch name {
+		case "python", "py":
+			return "runtimed.local/python:3.13", nil
+		case "python@3.11":
+			return "runtimed.local/python:3.11", nil
+		case "orphan":
+			return "example.org/orphan:1", nil
+		}
+		return "", errors.New("unknown language")
+	}
+	got, err := RecipeNames(cfg, []string{"python", "py", "python@3.11", "c-gcc14"}, imageOf)
+	if err != nil || strings.Join(got, " ") != "python-3.13 python c-gcc14" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, n := range []string{"nosuch", "orphan", "../python"} {
+		if _, err := RecipeNames(cfg, []string{n}, imageOf); !errdefs.IsNotFound(err) {
+			t.Errorf("%s: %v, want not found", n, err)
+		}
 	}
 }

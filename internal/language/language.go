@@ -203,7 +203,14 @@ var (
 
 // NewRegistry builds a registry from cfg's languages: a table each
 // version.
-func NewRegistry(cfg config.Config) *Registry {
+func NewRegistry(cfg config.Config) *Registry { return NewRegistryWith(cfg, nil) }
+
+// NewRegistryWith is NewRegistry where the images say what they run:
+// imageVersions has, by image reference, the version an image's recipe
+// recorded (x.y.z). A language reports its image's version where that
+// refines its own (the table says 8.4, the image 8.4.27), and its own
+// otherwise (see VersionOf).
+func NewRegistryWith(cfg config.Config, imageVersions map[string]string) *Registry {
 	r := &Registry{byName: map[string][]*Language{}}
 	for key, c := range cfg.Languages {
 		name := config.LanguageName(key, c)
@@ -214,7 +221,7 @@ func NewRegistry(cfg config.Config) *Registry {
 		}
 		l := &Language{
 			Name:            name,
-			Version:         c.Version,
+			Version:         VersionOf(c.Version, imageVersions[c.Image]),
 			Aliases:         slices.Clone(c.Aliases),
 			Runtime:         c.Runtime,
 			Defaults:        run,
@@ -227,8 +234,9 @@ func NewRegistry(cfg config.Config) *Registry {
 			sources:         sources,
 			memoryErrors:    slices.Clone(c.MemoryErrors),
 		}
-		// The configuration was validated: both parse.
-		l.semver, _ = semver.NewVersion(c.Version)
+		// The configuration was validated, and an image's version is
+		// used only where it refines the table's: both parse.
+		l.semver, _ = semver.NewVersion(l.Version)
 		if c.EntryNamePattern != "" {
 			l.entryName, _ = regexp.Compile(c.EntryNamePattern)
 		}
@@ -303,3 +311,27 @@ func (r *Registry) Select(name, selector string) (*Language, error) {
 // All returns every version of every language, sorted by name, newest
 // version first.
 func (r *Registry) All() []*Language { return r.sorted }
+
+// ImageOf answers the image a language runs in, named as a user would:
+// NAME (or an alias) for its newest version, NAME@VERSION for the newest
+// version VERSION selects (see Language.Matches).
+func (r *Registry) ImageOf(name string) (string, error) {
+	name, selector, _ := strings.Cut(name, "@")
+	l, err := r.Select(name, selector)
+	if err != nil {
+		return "", err
+	}
+	return l.Image, nil
+}
+
+// VersionOf is the version a language with version declared reports when
+// its image runs actual (empty: unknown): actual where it is declared or
+// refines it (declared 25, actual 25.0.5), else declared.
+func VersionOf(declared, actual string) string {
+	if actual != "" && (actual == declared || strings.HasPrefix(actual, declared+".")) {
+		if _, err := semver.NewVersion(actual); err == nil {
+			return actual
+		}
+	}
+	return declared
+}

@@ -3,6 +3,7 @@ package language
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,32 +17,26 @@ import (
 	"github.com/runtimed/runtimed/internal/image"
 )
 
-// Every built-in language has an image recipe of its name, and the other
-// way round.
+// Every built-in language's image has a recipe, and every recipe builds
+// the image of some language.
 func TestEveryLanguageHasARecipe(t *testing.T) {
-	recipes, err := filepath.Glob(filepath.Join("..", "..", "packaging", "images", "*.toml"))
+	recipes, err := image.LoadRecipes(filepath.Join("..", "..", "packaging", "images"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := map[string]bool{}
+	unused := map[string]string{}
 	for _, r := range recipes {
-		have[strings.TrimSuffix(filepath.Base(r), ".toml")] = true
+		unused[r.Reference] = r.Name
 	}
-	for name, l := range config.DefaultLanguages() {
-		if !have[name] {
-			t.Errorf("language %s has no recipe packaging/images/%s.toml", name, name)
-			continue
+	byRef := maps.Clone(unused)
+	for key, l := range config.DefaultLanguages() {
+		if _, ok := byRef[l.Image]; !ok {
+			t.Errorf("language table %s runs in %s, which no recipe in packaging/images builds", key, l.Image)
 		}
-		delete(have, name)
-		r, err := image.LoadRecipe(filepath.Join("..", "..", "packaging", "images", name+".toml"))
-		if err != nil {
-			t.Error(err)
-		} else if r.Reference != l.Image || r.Name != name {
-			t.Errorf("language %s runs in %s; its recipe %s builds %s", name, l.Image, r.Name, r.Reference)
-		}
+		delete(unused, l.Image)
 	}
-	for name := range have {
-		t.Errorf("recipe %s.toml has no language", name)
+	for _, name := range unused {
+		t.Errorf("recipe %s.toml builds no language's image", name)
 	}
 }
 
@@ -84,7 +79,7 @@ func TestCommands(t *testing.T) {
 	if py.Compiled() || py.NeedsMainClass() {
 		t.Fatal("python compiles")
 	}
-	if run := py.RunCommand("m.py", "", nil, 0); !slices.Equal(run, []string{"/usr/bin/python3.11", "-B", "m.py"}) {
+	if run := py.RunCommand("m.py", "", nil, 0); !slices.Equal(run, []string{"/usr/bin/python3.13", "-B", "m.py"}) {
 		t.Fatalf("python run %v", run)
 	}
 }
@@ -417,5 +412,44 @@ func TestVersions(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"3.13.5", old.Version, "3.9.2"}) {
 		t.Errorf("All lists python %q", got)
+	}
+}
+
+// A language reports the version its image says it runs where that
+// refines the table's (x.y → x.y.z), and is selected by it; another
+// version in the image leaves the table's.
+func TestImageVersions(t *testing.T) {
+	for _, tc := range []struct{ declared, actual, want string }{
+		{"25", "25.0.5", "25.0.5"},
+		{"8.4", "8.4.27", "8.4.27"},
+		{"3.13.5", "3.13.5", "3.13.5"},
+		{"3.13.5", "", "3.13.5"},
+		{"8.4", "8.2.28", "8.4"},
+		{"2", "20.1.0", "2"},
+	} {
+		if got := VersionOf(tc.declared, tc.actual); got != tc.want {
+			t.Errorf("VersionOf(%q, %q) = %q, want %q", tc.declared, tc.actual, got, tc.want)
+		}
+	}
+	cfg := config.Default()
+	r := NewRegistryWith(cfg, map[string]string{"runtimed.local/java:25": "25.0.5", "runtimed.local/java:17": "17.0.15", "runtimed.local/php:8.4": "8.2.1"})
+	j, err := r.Select("java", "25.0.5")
+	if err != nil || j.Version != "25.0.5" || j.Image != "runtimed.local/java:25" {
+		t.Fatalf("java 25.0.5: %+v %v", j, err)
+	}
+	if j, err := r.Select("java", "17.0.x"); err != nil || j.Version != "17.0.15" {
+		t.Fatalf("java 17.0.x: %+v %v", j, err)
+	}
+	if p, _ := r.Select("php", ""); p.Version != "8.4" {
+		t.Fatalf("php with an image of another version: %s", p.Version)
+	}
+	if ref, err := r.ImageOf("java@21"); err != nil || ref != "runtimed.local/java:21" {
+		t.Fatalf("ImageOf java@21: %q %v", ref, err)
+	}
+	if ref, err := r.ImageOf("py"); err != nil || ref != "runtimed.local/python:3.13" {
+		t.Fatalf("ImageOf py: %q %v", ref, err)
+	}
+	if _, err := r.ImageOf("python@2"); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("ImageOf python@2: %v", err)
 	}
 }

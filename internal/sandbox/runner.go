@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
 
+	"github.com/runtimed/runtimed/internal/image"
 	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
@@ -240,6 +241,25 @@ func (r *Runner) Version(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return v.Version, nil
+}
+
+// ImageVersion answers the version of what the image ref runs, as its
+// recipe recorded it (the io.runtimed.version label of its config); ""
+// for an image without one or one containerd does not hold.
+func (r *Runner) ImageVersion(ctx context.Context, ref string) (string, error) {
+	ctx = r.namespaced(ctx)
+	img, err := r.client.GetImage(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return "", err
+	}
+	return spec.Config.Labels[image.LabelVersion], nil
 }
 
 // ImagePresent reports whether containerd holds the image ref.

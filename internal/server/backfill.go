@@ -85,7 +85,7 @@ func (s *Server) BuildMissing(ctx context.Context) {
 		log := s.log.WithFields(logrus.Fields{"image": im.Reference, "recipe": im.Recipe})
 		out := log.WriterLevel(logrus.DebugLevel)
 		start := time.Now()
-		c, err := s.images.Build(ctx, images, im.Recipe, out)
+		c, err := s.images.Build(ctx, images, im.Recipe, nil, out)
 		out.Close()
 		s.backfill.done(im.Reference)
 		if err != nil {

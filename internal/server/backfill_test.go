@@ -33,14 +33,14 @@ type slowImages struct {
 
 func (f *slowImages) List(_ context.Context, _ config.Images, uses map[string][]string) ([]api.Image, error) {
 	return []api.Image{
-		{Reference: "runtimed.local/javascript:18", Languages: uses["runtimed.local/javascript:18"], Present: true, Recipe: "javascript", RecipeState: api.RecipeCurrent},
-		{Reference: "runtimed.local/lua:5.4", Languages: uses["runtimed.local/lua:5.4"], Recipe: "lua", RecipeState: api.RecipeNotBuilt},
-		{Reference: "runtimed.local/python:3.11", Languages: uses["runtimed.local/python:3.11"], Recipe: "python", RecipeState: api.RecipeNotBuilt},
+		{Reference: "runtimed.local/javascript:20", Languages: uses["runtimed.local/javascript:20"], Present: true, Recipe: "javascript", RecipeState: api.RecipeCurrent},
+		{Reference: "runtimed.local/lua:5.4-trixie", Languages: uses["runtimed.local/lua:5.4-trixie"], Recipe: "lua-5.4-trixie", RecipeState: api.RecipeNotBuilt},
+		{Reference: "runtimed.local/python:3.13", Languages: uses["runtimed.local/python:3.13"], Recipe: "python-3.13", RecipeState: api.RecipeNotBuilt},
 		{Reference: "example.org/other:1", Languages: []string{}, RecipeState: api.RecipeNone},
 	}, nil
 }
 
-func (f *slowImages) Build(ctx context.Context, _ config.Images, recipe string, _ io.Writer) (api.ImageChange, error) {
+func (f *slowImages) Build(ctx context.Context, _ config.Images, recipe string, _ func(string) (string, error), _ io.Writer) (api.ImageChange, error) {
 	f.mu.Lock()
 	f.builds = append(f.builds, recipe)
 	ch := f.result[recipe]
@@ -57,7 +57,7 @@ func (f *slowImages) Build(ctx context.Context, _ config.Images, recipe string, 
 // image_not_ready with Retry-After, the lists say which are building,
 // and once a build ends (or fails) its language is what its image is.
 func TestBuildMissing(t *testing.T) {
-	im := &slowImages{result: map[string]chan error{"lua": make(chan error), "python": make(chan error)}}
+	im := &slowImages{result: map[string]chan error{"lua-5.4-trixie": make(chan error), "python-3.13": make(chan error)}}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	executor := &fakeExecutor{err: fmt.Errorf("image: %w", sandbox.ErrImageMissing)}
@@ -87,7 +87,7 @@ func TestBuildMissing(t *testing.T) {
 		return append([]string(nil), im.builds...)
 	}
 	waitFor("lua's build", func() bool { return len(building()) == 1 })
-	if b := building(); b[0] != "lua" {
+	if b := building(); b[0] != "lua-5.4-trixie" {
 		t.Fatalf("built first: %v", b)
 	}
 	run := func(lang string) (int, http.Header, api.ErrorBody) {
@@ -116,19 +116,19 @@ func TestBuildMissing(t *testing.T) {
 	for _, i := range list.Images {
 		got[i.Reference] = i.Building
 	}
-	if !got["runtimed.local/python:3.11"] || !got["runtimed.local/lua:5.4"] || got["runtimed.local/javascript:18"] || got["example.org/other:1"] {
+	if !got["runtimed.local/python:3.13"] || !got["runtimed.local/lua:5.4-trixie"] || got["runtimed.local/javascript:20"] || got["example.org/other:1"] {
 		t.Fatalf("images building: %v", got)
 	}
 	var rs api.RuntimesResponse
 	getJSON(t, srv.URL+"/v1/runtimes", &rs)
 	for _, r := range rs.Runtimes {
-		if want := r.Language == "lua"; r.ImageBuilding != want {
-			t.Errorf("runtime %s: image_building %v", r.Language, r.ImageBuilding)
+		if want := r.Image == "runtimed.local/lua:5.4-trixie"; r.ImageBuilding != want {
+			t.Errorf("runtime %s %s: image_building %v", r.Language, r.Version, r.ImageBuilding)
 		}
 	}
 
 	// lua's build fails: lua is missing again; python's is under way.
-	im.result["lua"] <- errors.New("mirror unreachable")
+	im.result["lua-5.4-trixie"] <- errors.New("mirror unreachable")
 	waitFor("python's build", func() bool { return len(building()) == 2 })
 	if status, _, eb := run("lua"); eb.Error.Code != api.CodeImageMissing {
 		t.Fatalf("lua after its build failed: %d %s", status, eb.Error.Code)
@@ -136,7 +136,7 @@ func TestBuildMissing(t *testing.T) {
 	if _, _, eb := run("python"); eb.Error.Code != api.CodeImageNotReady {
 		t.Fatalf("python while built: %s", eb.Error.Code)
 	}
-	im.result["python"] <- nil
+	im.result["python-3.13"] <- nil
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -145,7 +145,7 @@ func TestBuildMissing(t *testing.T) {
 	if _, _, eb := run("python"); eb.Error.Code != api.CodeImageMissing {
 		t.Fatalf("python after its build: %s (the fake executor still says missing)", eb.Error.Code)
 	}
-	if b := building(); strings.Join(b, " ") != "lua python" {
+	if b := building(); strings.Join(b, " ") != "lua-5.4-trixie python-3.13" {
 		t.Fatalf("builds %v", b)
 	}
 }

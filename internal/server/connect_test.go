@@ -180,7 +180,7 @@ func TestPistonConnect(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			conn := dial(t, srv, path)
 			write(t, conn, pistonInit)
-			expect(t, conn, -1, `{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`)
+			expect(t, conn, -1, `{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`)
 			write(t, conn, `{"type":"data","stream":"stdin","data":"hello\n"}`)
 			expect(t, conn, -1, `{"type":"data","stream":"stdout","data":"HELLO\n"}`)
 			write(t, conn, `{"type":"signal","signal":"SIGKILL"}`)
@@ -198,7 +198,7 @@ func TestPistonConnectCompile(t *testing.T) {
 	conn := dial(t, srv, "/api/v2/connect")
 	write(t, conn, `{"type":"init","language":"c","version":"*","files":[{"content":"int main(){}"}]}`)
 	expect(t, conn, -1,
-		`{"type":"runtime","language":"c","version":"12.2.0"}`,
+		`{"type":"runtime","language":"c","version":"14.2.0"}`,
 		`{"type":"stage","stage":"compile"}`,
 		`{"type":"data","stream":"stderr","data":"warning: x\n"}`,
 		`{"type":"exit","stage":"compile","code":0,"signal":null}`,

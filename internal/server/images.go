@@ -21,7 +21,9 @@ import (
 // Images manages the language images (image.Manager).
 type Images interface {
 	List(ctx context.Context, cfg config.Images, uses map[string][]string) ([]api.Image, error)
-	Build(ctx context.Context, cfg config.Images, recipe string, out io.Writer) (api.ImageChange, error)
+	// Build builds the image of a recipe, or of a language through
+	// imageOf (see image.RecipeNames).
+	Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out io.Writer) (api.ImageChange, error)
 	ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error)
 	Pull(ctx context.Context, ref string) (api.ImageChange, error)
 	Remove(ctx context.Context, ref string) (api.ImageChange, error)
@@ -131,11 +133,13 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 		return nil, badRequest(api.CodeInvalidRequest, "recipe", "recipe must be set")
 	}
 	// The build's output goes to the log (debug), and its tail into the
-	// answer if it fails.
+	// answer if it fails. A language (python, python@3.11) is built by
+	// its image's recipe.
+	st := stateFrom(r.Context())
 	logw := logFrom(r.Context()).WithField("recipe", req.Recipe).WriterLevel(logrus.DebugLevel)
 	defer logw.Close()
 	tail := &tailBuffer{max: buildLogTail}
-	c, err := s.images.Build(r.Context(), stateFrom(r.Context()).cfg.WithExtraPackages(), req.Recipe, io.MultiWriter(logw, tail))
+	c, err := s.images.Build(r.Context(), st.cfg.WithExtraPackages(), req.Recipe, st.langs.ImageOf, io.MultiWriter(logw, tail))
 	if err != nil {
 		if out := tail.String(); out != "" && !errdefs.IsNotFound(err) && !errdefs.IsInvalidArgument(err) {
 			err = fmt.Errorf("%w\n%s", err, out)

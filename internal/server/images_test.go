@@ -37,7 +37,7 @@ func (f *fakeImages) List(_ context.Context, cfg config.Images, uses map[string]
 	return []api.Image{{Reference: "runtimed.local/python:3.11", Languages: uses["runtimed.local/python:3.11"], RecipeState: api.RecipeChanged}}, f.err
 }
 
-func (f *fakeImages) Build(_ context.Context, cfg config.Images, recipe string, out io.Writer) (api.ImageChange, error) {
+func (f *fakeImages) Build(_ context.Context, cfg config.Images, recipe string, _ func(string) (string, error), out io.Writer) (api.ImageChange, error) {
 	f.calls = append(f.calls, "build "+recipe+" "+cfg.Recipes)
 	if _, err := io.WriteString(out, f.buildLog); err != nil {
 		return api.ImageChange{}, err

@@ -191,9 +191,9 @@ func TestPistonStage(t *testing.T) {
 func TestLanguageDefaults(t *testing.T) {
 	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
 	srv := newTestServer(t, executor, func(c *config.Config) {
-		py := c.Languages["python"]
+		py := c.Languages["python-3.13"]
 		py.Limits = config.Limits{MemoryBytes: 256 << 20, WallTimeMS: 8000}
-		c.Languages["python"] = py
+		c.Languages["python-3.13"] = py
 	})
 	if status, body := post(t, srv, `{"language":"python","files":[{"name":"a.py","content":""}]}`); status != 200 {
 		t.Fatalf("%d %s", status, body)

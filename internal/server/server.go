@@ -4,6 +4,7 @@
 package server
 
 import (
+	"maps"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -39,6 +40,9 @@ type Platform interface {
 	// Version returns containerd's version, or an error if it does not answer.
 	Version(ctx context.Context) (string, error)
 	ImagePresent(ctx context.Context, ref string) (bool, error)
+	// ImageVersion answers the version an image's recipe recorded for
+	// what it runs ("" if none, or no such image).
+	ImageVersion(ctx context.Context, ref string) (string, error)
 	// Pools describes the warm pools.
 	Pools() []api.Pool
 }
@@ -63,6 +67,12 @@ type Server struct {
 	// active counts the requests being served, so that a shutdown can
 	// wait for the ones it cut off to answer.
 	active sync.WaitGroup
+	// versionsMu serializes the changes of state that imageVersions
+	// makes (RefreshVersions, Reload).
+	versionsMu sync.Mutex
+	// imageVersions are the versions the images say they run, by
+	// reference (see language.NewRegistryWith).
+	imageVersions map[string]string
 }
 
 type state struct {
@@ -188,8 +198,44 @@ func stateFrom(ctx context.Context) *state {
 // which must have been validated. Requests under way keep the old ones; a
 // token whose hash and limits did not change keeps its rate and slots.
 func (s *Server) Reload(cfg config.Config) {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
 	old := s.state.Load()
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+}
+
+// RefreshVersions asks containerd what each language's image runs (the
+// version its recipe recorded) and, where that changed, reports it as
+// the language's version from now on. It is called at the start, after a
+// reload and when an image changes. An image whose version does not
+// refine its language's is logged, and the language keeps its own.
+func (s *Server) RefreshVersions(ctx context.Context) {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
+	st := s.state.Load()
+	versions := map[string]string{}
+	for _, l := range st.langs.All() {
+		if _, done := versions[l.Image]; done {
+			continue
+		}
+		v, err := s.platform.ImageVersion(ctx, l.Image)
+		if err != nil {
+			s.log.WithError(err).WithField("image", l.Image).Warn("read the image's version")
+			v = s.imageVersions[l.Image]
+		}
+		versions[l.Image] = v
+	}
+	if maps.Equal(versions, s.imageVersions) {
+		return
+	}
+	s.imageVersions = versions
+	for key, c := range st.cfg.Languages {
+		if v := versions[c.Image]; v != "" && language.VersionOf(c.Version, v) != v {
+			s.log.WithFields(logrus.Fields{"language": key, "version": c.Version, "image": c.Image, "image_version": v}).
+				Warn("the language's image runs another version than its table says; it reports the table's")
+		}
+	}
+	s.state.Store(&state{cfg: st.cfg, langs: language.NewRegistryWith(st.cfg, versions), tokens: st.tokens})
 }
 
 // Wait waits, up to timeout, for every request being served to answer.

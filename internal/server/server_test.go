@@ -63,13 +63,20 @@ func (f *fakeExecutor) Execute(ctx context.Context, _ *logrus.Entry, p execution
 	return &api.RunResponse{Language: p.Language.Name, Version: p.Language.Version, Status: res.Status, Run: &res}, nil
 }
 
-type fakePlatform struct{ down bool }
+type fakePlatform struct {
+	down     bool
+	versions map[string]string
+}
 
 func (p fakePlatform) Version(context.Context) (string, error) {
 	if p.down {
 		return "", errors.New("connection refused")
 	}
 	return "1.6.20", nil
+}
+
+func (p fakePlatform) ImageVersion(_ context.Context, ref string) (string, error) {
+	return p.versions[ref], nil
 }
 
 func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) {
@@ -136,7 +143,7 @@ func TestRunPassesTheJob(t *testing.T) {
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
-	if resp.Language != "python" || resp.Version != "3.11.2" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
+	if resp.Language != "python" || resp.Version != "3.13.5" || resp.Status != api.StatusOK || resp.Run.Stdout != "hi\n" {
 		t.Fatalf("%+v", resp)
 	}
 	plan := executor.plans[0]
@@ -592,5 +599,43 @@ func TestMetricsCountRejectionsAndLoad(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// The versions the images record are the languages' versions once
+// RefreshVersions has read them: listed, selected, and in the answers; a
+// reload keeps them.
+func TestImageVersionsAreReported(t *testing.T) {
+	cfg := config.Default()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	s := New(cfg, executor, fakePlatform{versions: map[string]string{"runtimed.local/java:25": "25.0.5", "runtimed.local/php:8.4": "8.4.27"}},
+		metrics.New(), logrus.NewEntry(log))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	versions := func() map[string]bool {
+		var rs api.RuntimesResponse
+		getJSON(t, srv.URL+"/v1/runtimes", &rs)
+		out := map[string]bool{}
+		for _, r := range rs.Runtimes {
+			out[r.Language+" "+r.Version] = true
+		}
+		return out
+	}
+	if v := versions(); !v["java 25"] || !v["php 8.4"] {
+		t.Fatalf("before the images are read: %v", v)
+	}
+	s.RefreshVersions(context.Background())
+	if v := versions(); !v["java 25.0.5"] || !v["php 8.4.27"] || !v["java 21"] || v["java 25"] {
+		t.Fatalf("after: %v", v)
+	}
+	status, body := post(t, srv, `{"language":"java","version":"25.0.5","files":[{"name":"Main.java","content":"class Main{}"}]}`)
+	if status != 200 || !strings.Contains(string(body), `"version":"25.0.5"`) {
+		t.Fatalf("java 25.0.5: %d %s", status, body)
+	}
+	s.Reload(cfg)
+	if v := versions(); !v["php 8.4.27"] {
+		t.Fatalf("after a reload: %v", v)
 	}
 }

@@ -3,11 +3,13 @@
 package integration
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -41,10 +43,25 @@ var languageCases = []languageCase{
 		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
 		version:      "#include <cstdio>\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main() { undefined_name(); }"},
+	{language: "c23", file: "main.c",
+		hello:        "#include <stdio.h>\nint main(void){constexpr int n = 1; bool ok = true; if (ok && n) puts(\"hello, world\");return 0;}",
+		stdin:        "#include <stdio.h>\n#include <ctype.h>\nint main(void){int c;while((c=getchar())!=EOF&&c!='\\n')putchar(toupper(c));putchar('\\n');}",
+		version:      "#include <stdio.h>\nint main(void){static_assert(__STDC_VERSION__ > 201710L); printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
+		compileError: "int main(void) { return undefined_name; }"},
+	{language: "cpp20", file: "main.cpp",
+		hello:        "#include <iostream>\n#include <span>\n#include <ranges>\nint main(){int a[] = {1}; std::span<int> s(a); if (std::ranges::size(s) == 1) std::cout << \"hello, world\" << std::endl;}",
+		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
+		version:      "#include <cstdio>\nstatic_assert(__cplusplus == 202002L);\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
+		compileError: "int main() { undefined_name(); }"},
+	{language: "cpp23", file: "main.cpp",
+		hello:        "#include <print>\nint main(){std::println(\"hello, world\");}",
+		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
+		version:      "#include <cstdio>\nstatic_assert(__cplusplus > 202002L);\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
+		compileError: "int main() { undefined_name(); }"},
 	{language: "java", file: "Main.java",
 		hello:        "public class Main { public static void main(String[] a) { System.out.println(\"hello, world\"); } }",
 		stdin:        "import java.util.Scanner;\npublic class Main { public static void main(String[] a) { System.out.println(new Scanner(System.in).nextLine().toUpperCase()); } }",
-		version:      "public class Main { public static void main(String[] a) { System.out.println(System.getProperty(\"java.specification.version\")); } }",
+		version:      "public class Main { public static void main(String[] a) { System.out.println(System.getProperty(\"java.version\")); } }",
 		compileError: "public class Main { public static void main(String[] a) { int x = \"s\"; } }"},
 	{language: "bash", file: "main.sh",
 		hello:   `echo "hello, world"`,
@@ -75,7 +92,7 @@ var languageCases = []languageCase{
 	{language: "lua", file: "main.lua",
 		hello:   `print("hello, world")`,
 		stdin:   `print(io.read("l"):upper())`,
-		version: `print((_VERSION:gsub("Lua ", "")))`},
+		version: `print(io.popen("/usr/bin/lua5.4 -v"):read("a"):match("Lua (%d+%.%d+%.%d+)"))`},
 	{language: "typescript", file: "main.ts",
 		hello:        `const greeting: string = "hello, world"; console.log(greeting);`,
 		stdin:        `const line: string = require("fs").readFileSync(0, "utf8").split("\n")[0]; console.log(line.toUpperCase());`,
@@ -83,65 +100,77 @@ var languageCases = []languageCase{
 		compileError: `const n: number = "not a number";`},
 }
 
-// TestLanguages runs every built-in language: hello world, stdin, the
-// version it says it has, and a compile error where it compiles.
+// TestLanguages runs every built-in language, each of its versions:
+// hello world, stdin, the version it says it has (a full x.y.z, the one
+// the image's binary says), and a compile error where it compiles.
 func TestLanguages(t *testing.T) {
+	rs, err := env.Client.Runtimes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := map[string]bool{}
 	for _, c := range languageCases {
-		t.Run(c.language, func(t *testing.T) {
-			t.Run("hello", func(t *testing.T) {
-				resp := runOK(t, &api.RunRequest{Language: c.language, Files: files(c.file, c.hello)})
-				expectStatus(t, resp, api.StatusOK)
-				if resp.Run.Stdout != "hello, world\n" {
-					t.Fatalf("stdout %q stderr %q", resp.Run.Stdout, trim(resp.Run.Stderr))
-				}
-				if (c.compileError != "") != (resp.Compile != nil) {
-					t.Fatalf("compile stage: %+v", resp.Compile)
-				}
-			})
-			t.Run("stdin", func(t *testing.T) {
-				resp := runOK(t, &api.RunRequest{Language: c.language, Files: files(c.file, c.stdin), Stdin: "quiet words\nsecond line\n"})
-				expectStatus(t, resp, api.StatusOK)
-				if resp.Run.Stdout != "QUIET WORDS\n" {
-					t.Fatalf("stdout %q stderr %q", resp.Run.Stdout, trim(resp.Run.Stderr))
-				}
-			})
-			t.Run("version", func(t *testing.T) {
-				resp := runOK(t, &api.RunRequest{Language: c.language, Files: files(c.file, c.version)})
-				expectStatus(t, resp, api.StatusOK)
-				if got := strings.TrimSpace(resp.Run.Stdout); !sameVersion(resp.Version, got) {
-					t.Fatalf("%s says version %q; its image runs %q", c.language, resp.Version, got)
-				}
-			})
-			if c.compileError == "" {
-				return
+		tested[c.language] = true
+		var versions []string
+		for _, r := range rs.Runtimes {
+			if r.Language == c.language {
+				versions = append(versions, r.Version)
 			}
-			t.Run("compile error", func(t *testing.T) {
-				resp := runOK(t, &api.RunRequest{Language: c.language, Files: files(c.file, c.compileError)})
-				if resp.Status != api.StatusCompileError || resp.Compile == nil || resp.Run != nil {
-					t.Fatalf("status %q compile %+v run %+v", resp.Status, resp.Compile, resp.Run)
-				}
-				if resp.Compile.ExitCode == 0 || resp.Compile.Stdout+resp.Compile.Stderr == "" {
-					t.Fatalf("the compiler said nothing: %+v", resp.Compile)
-				}
-			})
-		})
+		}
+		if len(versions) == 0 {
+			t.Errorf("%s is not listed", c.language)
+		}
+		for _, v := range versions {
+			t.Run(c.language+"@"+v, func(t *testing.T) { testLanguage(t, c, v) })
+		}
+	}
+	builtin := map[string]bool{}
+	for key, l := range config.DefaultLanguages() {
+		builtin[config.LanguageName(key, l)] = true
+	}
+	for _, r := range rs.Runtimes {
+		if builtin[r.Language] && !tested[r.Language] {
+			t.Errorf("%s %s has no test case", r.Language, r.Version)
+		}
 	}
 }
 
-// sameVersion reports whether the version a language reports and the one
-// its image runs agree: equal, or one a range the other is in ("8.2"
-// holds 8.2.36; "17" holds 17).
-func sameVersion(reported, running string) bool {
-	if reported == running {
-		return true
-	}
-	within := func(rng, v string) bool {
-		c, err := semver.NewConstraint(rng)
-		if err != nil {
-			return false
+func testLanguage(t *testing.T, c languageCase, version string) {
+	t.Run("hello", func(t *testing.T) {
+		resp := runOK(t, &api.RunRequest{Language: c.language, Version: version, Files: files(c.file, c.hello)})
+		expectStatus(t, resp, api.StatusOK)
+		if resp.Run.Stdout != "hello, world\n" || resp.Run.Stderr != "" || resp.Version != version {
+			t.Fatalf("version %s stdout %q stderr %q", resp.Version, resp.Run.Stdout, trim(resp.Run.Stderr))
 		}
-		sv, err := semver.NewVersion(v)
-		return err == nil && c.Check(sv)
+		if (c.compileError != "") != (resp.Compile != nil) {
+			t.Fatalf("compile stage: %+v", resp.Compile)
+		}
+	})
+	t.Run("stdin", func(t *testing.T) {
+		resp := runOK(t, &api.RunRequest{Language: c.language, Version: version, Files: files(c.file, c.stdin), Stdin: "quiet words\nsecond line\n"})
+		expectStatus(t, resp, api.StatusOK)
+		if resp.Run.Stdout != "QUIET WORDS\n" {
+			t.Fatalf("stdout %q stderr %q", resp.Run.Stdout, trim(resp.Run.Stderr))
+		}
+	})
+	t.Run("version", func(t *testing.T) {
+		resp := runOK(t, &api.RunRequest{Language: c.language, Version: version, Files: files(c.file, c.version)})
+		expectStatus(t, resp, api.StatusOK)
+		got := strings.TrimSpace(resp.Run.Stdout)
+		if _, err := semver.StrictNewVersion(resp.Version); err != nil || resp.Version != got {
+			t.Fatalf("%s says version %q; its image runs %q (stderr %q)", c.language, resp.Version, got, trim(resp.Run.Stderr))
+		}
+	})
+	if c.compileError == "" {
+		return
 	}
-	return within(reported, running) || within(running, reported)
+	t.Run("compile error", func(t *testing.T) {
+		resp := runOK(t, &api.RunRequest{Language: c.language, Version: version, Files: files(c.file, c.compileError)})
+		if resp.Status != api.StatusCompileError || resp.Compile == nil || resp.Run != nil {
+			t.Fatalf("status %q compile %+v run %+v", resp.Status, resp.Compile, resp.Run)
+		}
+		if resp.Compile.ExitCode == 0 || resp.Compile.Stdout+resp.Compile.Stderr == "" {
+			t.Fatalf("the compiler said nothing: %+v", resp.Compile)
+		}
+	})
 }
