@@ -145,7 +145,7 @@ func TestInstallUseRemovePurge(t *testing.T) {
 		cache = "/var/cache/runtimed-build/images"
 	}
 	out := sh(t, "/usr/bin/runtimed", "--containerd", harness.Env.Containerd, "image", "build", "--cache", cache, "python")
-	if !strings.Contains(out, "python: imported runtimed.local/python:3.11") {
+	if !strings.Contains(out, "python-3.13: imported runtimed.local/python:3.13") {
 		t.Fatalf("runtimed image build python: %s", out)
 	}
 
@@ -169,11 +169,11 @@ func TestInstallUseRemovePurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = sh(t, "/usr/bin/runtimectl", "--socket", socket, "run", prog)
-	if out != "hello from the package (3, 11)\n" {
+	if out != "hello from the package (3, 13)\n" {
 		t.Errorf("runtimectl run: %q", out)
 	}
 	out = sh(t, "/usr/bin/runtimectl", "--socket", socket, "images", "ls")
-	if !strings.Contains(out, "runtimed.local/python:3.11") || !strings.Contains(out, "python: current") {
+	if !strings.Contains(out, "runtimed.local/python:3.13") || !strings.Contains(out, "python-3.13: current") {
 		t.Errorf("runtimectl images ls:\n%s", out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

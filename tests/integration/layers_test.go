@@ -26,10 +26,13 @@ import (
 func TestImagesShareLayers(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), harness.Namespace)
 	layers := map[string][]digest.Digest{}
-	for _, lang := range []string{"python", "javascript", "typescript", "c", "cpp", "bash"} {
-		l, ok := config.DefaultLanguages()[lang]
+	// The built-in tables of Debian 12's and Debian 13's images.
+	bookworm := []string{"python", "javascript", "typescript", "c", "cpp", "bash"}
+	trixie := []string{"python-3.13", "javascript-20", "typescript-5", "c-gcc14", "cpp-gcc14", "lua-5.4.7"}
+	for _, key := range append(slices.Clone(bookworm), trixie...) {
+		l, ok := config.DefaultLanguages()[key]
 		if !ok {
-			t.Fatalf("no language %s", lang)
+			t.Fatalf("no language table %s", key)
 		}
 		img, err := env.Ctr.ImageService().Get(ctx, l.Image)
 		if err != nil {
@@ -40,21 +43,27 @@ func TestImagesShareLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range m.Layers {
-			layers[lang] = append(layers[lang], d.Digest)
+			layers[key] = append(layers[key], d.Digest)
 		}
 	}
-	for _, lang := range []string{"javascript", "typescript", "c", "cpp", "bash"} {
-		if len(layers[lang]) < 2 || layers[lang][0] != layers["python"][0] {
-			t.Errorf("%s's layers %v do not start with python's base layer %v", lang, layers[lang], layers["python"][0])
+	for _, suite := range [][]string{bookworm, trixie} {
+		first := suite[0]
+		for _, key := range suite[1:] {
+			if len(layers[key]) < 2 || layers[key][0] != layers[first][0] {
+				t.Errorf("%s's layers %v do not start with %s's base layer %v", key, layers[key], first, layers[first][0])
+			}
+		}
+		if layers[suite[3]][1] == layers[first][1] {
+			t.Errorf("%s and %s have the same language layer", first, suite[3])
 		}
 	}
-	for child, parent := range map[string]string{"cpp": "c", "typescript": "javascript"} {
+	if layers["python"][0] == layers["python-3.13"][0] {
+		t.Error("Debian 12's and 13's images have the same base layer")
+	}
+	for child, parent := range map[string]string{"cpp": "c", "typescript": "javascript", "cpp-gcc14": "c-gcc14", "typescript-5": "javascript-20"} {
 		if len(layers[child]) != len(layers[parent])+1 || !slices.Equal(layers[child][:len(layers[parent])], layers[parent]) {
 			t.Errorf("%s's layers %v are not %s's %v and one more", child, layers[child], parent, layers[parent])
 		}
-	}
-	if layers["c"][1] == layers["python"][1] {
-		t.Error("python and c have the same language layer")
 	}
 }
 

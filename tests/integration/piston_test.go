@@ -247,13 +247,15 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 		if !ok {
 			t.Fatalf("a runtime without a language: %v", r)
 		}
-		byName[name] = r
+		if byName[name] == nil { // the newest version comes first
+			byName[name] = r
+		}
 		if _, ok := r["aliases"].([]any); !ok {
 			t.Errorf("%v: aliases is not an array", r)
 		}
 	}
 	for lang, want := range map[string]struct{ version, runtime string }{
-		"python": {"3.11.2", ""}, "javascript": {"18.20.4", "node"}, "c": {"12.2.0", "gcc"}, "cpp": {"12.2.0", "gcc"}, "java": {"17", ""},
+		"python": {"3.13.", ""}, "javascript": {"20.", "node"}, "c": {"14.2.", "gcc"}, "cpp": {"14.2.", "gcc"}, "java": {"25.", ""},
 	} {
 		r := byName[lang]
 		if r == nil {
@@ -261,7 +263,7 @@ func TestPistonRuntimesAndPackages(t *testing.T) {
 			continue
 		}
 		rt, _ := r["runtime"].(string)
-		if r["version"] != want.version || rt != want.runtime {
+		if v, _ := r["version"].(string); !strings.HasPrefix(v, want.version) || rt != want.runtime {
 			t.Errorf("%s: %v, want version %s runtime %q", lang, r, want.version, want.runtime)
 		}
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/runtimed/runtimed/tests/harness"
 )
 
-const pythonImage = "runtimed.local/python:3.11"
+const pythonImage = "runtimed.local/python:3.13"
 
 // TestWarmPool runs a runtimed of its own with the default pools and
 // shows that a request takes a ready sandbox, which is destroyed after
@@ -190,7 +190,7 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-var takesLine = regexp.MustCompile(`runtimed_pool_takes_total\{image="runtimed.local/python:3.11",result="(hit|miss)"\} (\d+)`)
+var takesLine = regexp.MustCompile(`runtimed_pool_takes_total\{image="runtimed.local/python:3.13",result="(hit|miss)"\} (\d+)`)
 
 // poolTakes reads the python pool's hits or misses from /metrics.
 func poolTakes(t *testing.T, socket, result string) int {

@@ -304,8 +304,8 @@ check install "$(tail -1 "$work/dpkg.log"); $(dpkg-query -W -f '${Version} ${Sta
 t0=$SECONDS
 runtimed image build --cache /mnt/images python c >"$work/images.log" 2>&1
 check images "$(tr '\n' ';' <"$work/images.log" | head -c 400) ($((SECONDS - t0)) s)" \
-  grep -q 'python: imported' "$work/images.log"
-grep -q 'c: imported' "$work/images.log" || result FAIL images "c was not imported"
+  grep -q 'python-3.13: imported' "$work/images.log"
+grep -q 'c-gcc14: imported' "$work/images.log" || result FAIL images "c was not imported"
 # Under emulation a compile takes several times as long: the admin gives
 # the compile stage more time in the config (applied by the reload below).
 
@@ -400,7 +400,7 @@ wait_for 180 runtimectl health
 wait_for 180 pool_ready python:
 runtimectl images ls >"$work/images2.txt" 2>&1
 check images "$(grep -E '^runtimed.local/(python|c):' "$work/images2.txt" | tr -s ' ' | tr '\n' ';')" \
-  test "$(grep -cE ' (python|c): current$' "$work/images2.txt")" = 2
+  test "$(grep -cE ' (python-3.13|c-gcc14): current$' "$work/images2.txt")" = 2
 executions
 leftovers leftovers
 

@@ -68,7 +68,8 @@ func TestVM(t *testing.T) {
 		t.Fatal("RUNTIMED_DEB names the package to install in the guest (make test-vm sets it)")
 	}
 	images := env("RUNTIMED_IMAGE_CACHE", "/var/cache/runtimed-build/images")
-	for _, lang := range []string{"python", "c"} {
+	// python and c: their newest versions' recipes.
+	for _, lang := range []string{"python-3.13", "c-gcc14"} {
 		if m, _ := filepath.Glob(filepath.Join(images, lang, "*", "index.json")); len(m) == 0 {
 			t.Fatalf("no %s image layout in %s (make images-cache)", lang, images)
 		}
