@@ -111,7 +111,7 @@ func TestPistonConnect(t *testing.T) {
 	t.Run("stdin and stdout", func(t *testing.T) {
 		c := dialWS(t, "/api/v2/connect")
 		c.send(pistonInitFor(t, "python", twoLines, nil))
-		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`)
+		c.expect(`{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`)
 		c.send(`{"type":"data","stream":"stdin","data":"first\n"}`)
 		c.expect(`{"type":"data","stream":"stdout","data":"got first\n"}`)
 		c.send(`{"type":"data","stream":"stdin","data":"second\n"}`)
@@ -122,7 +122,7 @@ func TestPistonConnect(t *testing.T) {
 	t.Run("SIGKILL", func(t *testing.T) {
 		c := dialWS(t, "/api/v2/piston/connect")
 		c.send(pistonInitFor(t, "python", "import time\nprint('sleeping', flush=True)\ntime.sleep(30)", nil))
-		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`,
+		c.expect(`{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`,
 			`{"type":"data","stream":"stdout","data":"sleeping\n"}`)
 		start := time.Now()
 		c.send(`{"type":"signal","signal":"SIGKILL"}`)
@@ -136,7 +136,7 @@ func TestPistonConnect(t *testing.T) {
 		c := dialWS(t, "/api/v2/connect")
 		src := "#include <stdio.h>\nint main(void){char b[64];if(fgets(b,sizeof b,stdin))printf(\"c:%s\",b);return 3;}\n"
 		c.send(pistonInitFor(t, "c", src, nil))
-		c.expect(`{"type":"runtime","language":"c","version":"12.2.0"}`, `{"type":"stage","stage":"compile"}`,
+		c.expect(`{"type":"runtime","language":"c","version":"14.2.0"}`, `{"type":"stage","stage":"compile"}`,
 			`{"type":"exit","stage":"compile","code":0,"signal":null}`, `{"type":"stage","stage":"run"}`)
 		c.send(`{"type":"data","stream":"stdin","data":"x\n"}`)
 		c.expect(`{"type":"data","stream":"stdout","data":"c:x\n"}`, `{"type":"exit","stage":"run","code":3,"signal":null}`)
@@ -145,7 +145,7 @@ func TestPistonConnect(t *testing.T) {
 	t.Run("a limit", func(t *testing.T) {
 		c := dialWS(t, "/api/v2/connect")
 		c.send(pistonInitFor(t, "python", "import sys\nsys.stdin.read()", map[string]any{"run_timeout": 1000}))
-		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`,
+		c.expect(`{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`,
 			`{"type":"exit","stage":"run","code":null,"signal":"SIGKILL"}`)
 		c.closed(api.CloseJobCompleted, "Job Completed")
 	})
@@ -170,7 +170,7 @@ func TestPistonConnect(t *testing.T) {
 			start := time.Now()
 			for i, m := range tc.msgs {
 				if i == len(tc.msgs)-1 && tc.started {
-					c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`,
+					c.expect(`{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`,
 						`{"type":"data","stream":"stdout","data":"up\n"}`)
 				}
 				c.send(m)

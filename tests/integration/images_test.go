@@ -148,7 +148,9 @@ run = ["lua5.4", "{entry}"]
 		}
 	})
 	run := func(lang, code string) (*api.RunResponse, error) {
-		return client.Run(ctx, &api.RunRequest{Language: lang, Files: harness.Files("main"+map[string]string{"bash": ".sh", "lua": ".lua", "pulled": ".lua", "upstream": ".lua"}[lang], code)})
+		// lua@5.4.4: Debian 12's, whose image the test builds and imports.
+		version := map[string]string{"lua": "5.4.4"}[lang]
+		return client.Run(ctx, &api.RunRequest{Language: lang, Version: version, Files: harness.Files("main"+map[string]string{"bash": ".sh", "lua": ".lua", "pulled": ".lua", "upstream": ".lua"}[lang], code)})
 	}
 	wantOutput := func(lang, code, want string) {
 		t.Helper()

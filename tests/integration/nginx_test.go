@@ -230,7 +230,7 @@ func TestNGINX(t *testing.T) {
 		defer func() { _ = conn.CloseNow() }()
 		c := &wsConn{t: t, conn: conn}
 		c.send(pistonInitFor(t, "python", twoLines, nil))
-		c.expect(`{"type":"runtime","language":"python","version":"3.11.2"}`, `{"type":"stage","stage":"run"}`)
+		c.expect(`{"type":"runtime","language":"python","version":"3.13.5"}`, `{"type":"stage","stage":"run"}`)
 		// A pause longer than none of nginx's timeouts should cut.
 		time.Sleep(2 * time.Second)
 		c.send(`{"type":"data","stream":"stdin","data":"one\n"}`)
