@@ -63,7 +63,10 @@ func imageBuildAction(c *cli.Context) error {
 	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx := namespaces.WithNamespace(sigCtx, cfg.Namespace)
-	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Progress: os.Stderr}
+	// The bar stays off when the commands' own output goes to the terminal.
+	status := newBuildStatus(len(recipes), !c.Bool("verbose"))
+	defer status.close()
+	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Progress: status}
 	if c.Bool("verbose") {
 		opts.Output = os.Stderr
 	}
@@ -94,23 +97,24 @@ func imageBuildAction(c *cli.Context) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			p, err := image.Provide(ctx, client, r, opts, cfg.Runtime.Snapshotter)
+			defer status.imageDone()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
-				fmt.Fprintf(os.Stderr, "%s: failed: %v\n", r.Name, err)
+				status.print(os.Stderr, fmt.Sprintf("%s: failed: %v\n", r.Name, err))
 				return
 			}
 			switch {
 			case p.Current:
-				fmt.Printf("%s: %s is up to date\n", r.Name, r.Reference)
+				status.print(os.Stdout, fmt.Sprintf("%s: %s is up to date\n", r.Name, r.Reference))
 			case p.Cached:
-				fmt.Printf("%s: using the cached build %s\n", r.Name, p.Dir)
+				status.print(os.Stdout, fmt.Sprintf("%s: using the cached build %s\n", r.Name, p.Dir))
 			default:
-				fmt.Printf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond))
+				status.print(os.Stdout, fmt.Sprintf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond)))
 			}
 			if p.Imported {
-				fmt.Printf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond))
+				status.print(os.Stdout, fmt.Sprintf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond)))
 			}
 		}()
 	}
