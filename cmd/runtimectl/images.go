@@ -26,9 +26,11 @@ var imagesCommand = &cli.Command{
 			Action:  imagesList,
 		},
 		{
-			Name:      "build",
-			Usage:     "build the language's image from its recipe (unless cached) and import it (unless current)",
-			ArgsUsage: "LANGUAGE...",
+			Name:  "build",
+			Usage: "build the language's image from its recipe (unless cached) and import it (unless current)",
+			Description: "LANGUAGE is a language's name or alias (its newest version), LANGUAGE@VERSION a version\n" +
+				"(python@3.11), or a recipe's name (python-3.13).",
+			ArgsUsage: "LANGUAGE[@VERSION]...",
 			Action: eachArg(func(c *cli.Context, name string) (*api.ImageResult, error) {
 				return client(c).BuildImage(c.Context, name)
 			}),

@@ -513,8 +513,11 @@ func RecipeNames(cfg config.Images, names []string, imageOf func(string) (string
 				continue
 			}
 		}
+		if !recipeName.MatchString(n) {
+			return nil, fmt.Errorf("%q names neither a language nor a recipe: %w", n, errdefs.ErrInvalidArgument)
+		}
 		if langErr != nil {
-			return nil, fmt.Errorf("%q is neither a language (%w) nor a recipe in %s: %w", n, langErr, cfg.Recipes, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("no recipe %s in %s, and no language of that name (%v): %w", n, cfg.Recipes, langErr, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("no recipe %s in %s: %w", n, cfg.Recipes, errdefs.ErrNotFound)
 	}
