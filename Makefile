@@ -48,7 +48,8 @@ RUN_FIRST ?= python,javascript
 ## run: deps, build, the python and javascript images, then runtimed in the foreground
 ##   (Ctrl-C stops it), which builds the other images while it serves
 ##   (LANGUAGES=python,c: those images only)
-run: deps build
+run:
+	packaging/scripts/deps.sh --no-gvisor
 	packaging/scripts/with-containerd.sh $(CONTAINERD) packaging/scripts/run.sh \
 		"$(CONFIG)" "$(IMAGE_CACHE)" "$(or $(LANGUAGES),$(RUN_FIRST))" $(if $(LANGUAGES),,--build-missing)
 

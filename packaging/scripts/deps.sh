@@ -33,7 +33,11 @@ if [ "${1:-}" = "--vm" ]; then
   fi
   exit 0
 fi
-if [ "${1:-}" = "--test" ]; then
+# --no-gvisor: all but gVisor; --gvisor: gVisor alone (make run builds it
+# while runtimed and the first images build).
+mode=${1:-}
+if [ "$mode" != "--gvisor" ]; then
+if [ "$mode" = "--test" ]; then
   command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
@@ -63,6 +67,9 @@ if ! getent group runtimed >/dev/null; then
   say "creating the system group runtimed"
   groupadd --system runtimed
 fi
+
+fi
+[ "$mode" != "--no-gvisor" ] || exit 0
 
 # gVisor: built once per pinned version into the cache, installed when the
 # installed binaries differ from the cached ones.

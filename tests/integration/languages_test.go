@@ -121,7 +121,12 @@ func TestLanguages(t *testing.T) {
 			t.Errorf("%s is not listed", c.language)
 		}
 		for _, v := range versions {
-			t.Run(c.language+"@"+v, func(t *testing.T) { testLanguage(t, c, v) })
+			// Two at a time (-parallel, GOMAXPROCS): the sandboxes overlap
+			// as requests do.
+			t.Run(c.language+"@"+v, func(t *testing.T) {
+				t.Parallel()
+				testLanguage(t, c, v)
+			})
 		}
 	}
 	builtin := map[string]bool{}
