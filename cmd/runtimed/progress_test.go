@@ -12,7 +12,9 @@ import (
 func TestBuildStatus(t *testing.T) {
 	var plain bytes.Buffer
 	s := &buildStatus{err: &plain, total: 4, start: time.Now(), stop: make(chan struct{})}
-	s.Write([]byte("python: install (2s)\n"))
+	if _, err := s.Write([]byte("python: install (2s)\n")); err != nil {
+		t.Fatal(err)
+	}
 	s.imageDone()
 	s.close()
 	if plain.String() != "python: install (2s)\n" {

@@ -517,7 +517,7 @@ func RecipeNames(cfg config.Images, names []string, imageOf func(string) (string
 			return nil, fmt.Errorf("%q names neither a language nor a recipe: %w", n, errdefs.ErrInvalidArgument)
 		}
 		if langErr != nil {
-			return nil, fmt.Errorf("no recipe %s in %s, and no language of that name (%v): %w", n, cfg.Recipes, langErr, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("no recipe %s in %s, and no language of that name (%w): %w", n, cfg.Recipes, langErr, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("no recipe %s in %s: %w", n, cfg.Recipes, errdefs.ErrNotFound)
 	}
