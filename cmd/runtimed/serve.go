@@ -27,6 +27,7 @@ import (
 	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/internal/server"
+	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
 
@@ -232,6 +233,12 @@ func serveAction(c *cli.Context) error {
 		apiServer.RefreshVersions(c.Context)
 	}))
 	apiServer.RefreshVersions(c.Context)
+	// The images --build-missing builds are marked before the first
+	// request: their languages answer image_not_ready, never missing.
+	var queued []api.Image
+	if c.Bool("build-missing") {
+		queued = apiServer.QueueMissing(c.Context)
+	}
 	lns, err := listen(cfg, log)
 	if err != nil {
 		return err
@@ -276,7 +283,7 @@ func serveAction(c *cli.Context) error {
 	if c.Bool("build-missing") {
 		go func() {
 			defer close(buildsDone)
-			apiServer.BuildMissing(buildCtx)
+			apiServer.BuildQueued(buildCtx, queued)
 		}()
 	} else {
 		close(buildsDone)

@@ -52,16 +52,20 @@ const notReadyRetry = "30"
 // image_not_ready (with Retry-After), not image_missing; a build that
 // fails is logged, and its language answers image_missing again. It
 // returns when every build has ended, or ctx has.
-func (s *Server) BuildMissing(ctx context.Context) {
+func (s *Server) BuildMissing(ctx context.Context) { s.BuildQueued(ctx, s.QueueMissing(ctx)) }
+
+// QueueMissing finds the images BuildMissing builds and marks them as
+// being built (their languages answer image_not_ready from now on); the
+// daemon calls it before it serves, BuildQueued after.
+func (s *Server) QueueMissing(ctx context.Context) []api.Image {
 	if s.images == nil {
-		return
+		return nil
 	}
 	st := s.state.Load()
-	images := st.cfg.WithExtraPackages()
-	list, err := s.images.List(ctx, images, imageUses(st.langs))
+	list, err := s.images.List(ctx, st.cfg.WithExtraPackages(), imageUses(st.langs))
 	if err != nil {
 		s.log.WithError(err).Error("background image builds: list the images")
-		return
+		return nil
 	}
 	var queue []api.Image
 	for _, im := range list {
@@ -74,8 +78,18 @@ func (s *Server) BuildMissing(ctx context.Context) {
 		refs[i] = im.Reference
 	}
 	s.backfill.set(refs)
+	return queue
+}
+
+// BuildQueued builds the images QueueMissing queued, one after the other.
+func (s *Server) BuildQueued(ctx context.Context, queue []api.Image) {
 	if len(queue) == 0 {
 		return
+	}
+	images := s.state.Load().cfg.WithExtraPackages()
+	refs := make([]string, len(queue))
+	for i, im := range queue {
+		refs[i] = im.Reference
 	}
 	s.log.WithField("images", refs).Info("building the missing images in the background")
 	for _, im := range queue {
