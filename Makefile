@@ -108,7 +108,7 @@ VM_CACHE ?= /var/cache/runtimed-build/vm
 test-vm: package images-cache
 	packaging/scripts/deps.sh --vm
 	RUNTIMED_IMAGE_CACHE=$(IMAGE_CACHE) RUNTIMED_VM_CACHE=$(VM_CACHE) RUNTIMED_DEB=$(CURDIR)/$$(ls -t dist/runtimed_*.deb | head -1) \
-		$(GO) test -count=1 -tags vm -timeout 45m -v ./tests/vm/
+		$(GO) test -count=1 -tags vm -timeout 55m -v ./tests/vm/
 
 ## bench: hello worlds four ways side by side (chroot floor, ctr run --rm, runtimed cold, runtimed warm pool) at concurrency 1-8; table, JSON, CSV and PNG in bench-results/
 BENCH_REQUESTS ?= 24

@@ -98,7 +98,7 @@ func TestVM(t *testing.T) {
 	copyFile(t, deb, filepath.Join(share, "runtimed.deb"))
 	copyFile(t, "suite.sh", filepath.Join(share, "suite.sh"))
 
-	timeout, err := time.ParseDuration(env("RUNTIMED_VM_TIMEOUT", "30m"))
+	timeout, err := time.ParseDuration(env("RUNTIMED_VM_TIMEOUT", "42m"))
 	if err != nil {
 		t.Fatal(err)
 	}
