@@ -115,6 +115,12 @@ func BenchmarkJudge(b *testing.B) {
 	fmt.Printf("  one more test (T21 - T1) / 20: %.1f ms (target <= 20)\n", rep.PerTestMS)
 	fmt.Printf("  compile + 20 tests / native: %.2fx (target <= 2.5)\n", rep.Ratio)
 
+	writeReport(b, "judge.json", rep)
+}
+
+// writeReport writes a cell's report as JSON into BENCH_OUT (default
+// bench-results/).
+func writeReport(b *testing.B, name string, rep any) {
 	out := os.Getenv("BENCH_OUT")
 	if out == "" {
 		out = filepath.Join(harness.RepoRoot(), "bench-results")
@@ -123,7 +129,7 @@ func BenchmarkJudge(b *testing.B) {
 		b.Fatal(err)
 	}
 	data, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "judge.json"), append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, name), append(data, '\n'), 0o644); err != nil {
 		b.Fatal(err)
 	}
 }

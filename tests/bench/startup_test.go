@@ -4,10 +4,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -66,15 +64,5 @@ func BenchmarkPythonStartup(b *testing.B) {
 		fmt.Printf("  python %s: request %6.0f ms, program %5.0f ms\n", v, rep.RequestMS[v], rep.ProgramMS[v])
 	}
 	fmt.Printf("  3.13 (data stack) / 3.11: request %.2fx, program %.2fx\n", rep.RequestMS["3.13"]/rep.RequestMS["3.11"], rep.ProgramMS["3.13"]/rep.ProgramMS["3.11"])
-	out := os.Getenv("BENCH_OUT")
-	if out == "" {
-		out = filepath.Join(harness.RepoRoot(), "bench-results")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	data, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "startup.json"), append(data, '\n'), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	writeReport(b, "startup.json", rep)
 }

@@ -24,6 +24,12 @@ type languageCase struct {
 	compileError   string // empty: the language does not compile
 }
 
+// The stdin programs of C and of C++, the same for each standard.
+const (
+	cStdin   = "#include <stdio.h>\n#include <ctype.h>\nint main(void){int c;while((c=getchar())!=EOF&&c!='\\n')putchar(toupper(c));putchar('\\n');}"
+	cppStdin = "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}"
+)
+
 var languageCases = []languageCase{
 	{language: "python", file: "main.py",
 		hello:   `print("hello, world")`,
@@ -35,27 +41,27 @@ var languageCases = []languageCase{
 		version: `console.log(process.versions.node)`},
 	{language: "c", file: "main.c",
 		hello:        "#include <stdio.h>\nint main(void){puts(\"hello, world\");return 0;}",
-		stdin:        "#include <stdio.h>\n#include <ctype.h>\nint main(void){int c;while((c=getchar())!=EOF&&c!='\\n')putchar(toupper(c));putchar('\\n');}",
+		stdin:        cStdin,
 		version:      "#include <stdio.h>\nint main(void){printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main(void) { return undefined_name; }"},
 	{language: "cpp", file: "main.cpp",
 		hello:        "#include <iostream>\nint main(){std::cout << \"hello, world\" << std::endl;}",
-		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
+		stdin:        cppStdin,
 		version:      "#include <cstdio>\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main() { undefined_name(); }"},
 	{language: "c23", file: "main.c",
 		hello:        "#include <stdio.h>\nint main(void){constexpr int n = 1; bool ok = true; if (ok && n) puts(\"hello, world\");return 0;}",
-		stdin:        "#include <stdio.h>\n#include <ctype.h>\nint main(void){int c;while((c=getchar())!=EOF&&c!='\\n')putchar(toupper(c));putchar('\\n');}",
+		stdin:        cStdin,
 		version:      "#include <stdio.h>\nint main(void){static_assert(__STDC_VERSION__ > 201710L); printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main(void) { return undefined_name; }"},
 	{language: "cpp20", file: "main.cpp",
 		hello:        "#include <iostream>\n#include <span>\n#include <ranges>\nint main(){int a[] = {1}; std::span<int> s(a); if (std::ranges::size(s) == 1) std::cout << \"hello, world\" << std::endl;}",
-		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
+		stdin:        cppStdin,
 		version:      "#include <cstdio>\nstatic_assert(__cplusplus == 202002L);\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main() { undefined_name(); }"},
 	{language: "cpp23", file: "main.cpp",
 		hello:        "#include <print>\nint main(){std::println(\"hello, world\");}",
-		stdin:        "#include <iostream>\n#include <string>\n#include <cctype>\nint main(){std::string s;std::getline(std::cin,s);for(auto&c:s)c=std::toupper(c);std::cout<<s<<\"\\n\";}",
+		stdin:        cppStdin,
 		version:      "#include <cstdio>\nstatic_assert(__cplusplus > 202002L);\nint main(){std::printf(\"%d.%d.%d\\n\", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);}",
 		compileError: "int main() { undefined_name(); }"},
 	{language: "java", file: "Main.java",
