@@ -66,7 +66,7 @@ func runInteractive(ctx context.Context, cl *api.Client, req *api.RunRequest, st
 
 // sendLines sends r to the program a line at a time, and closes its
 // stdin at r's end.
-func sendLines(ctx context.Context, sess *api.Session, r io.Reader) {
+func sendLines(ctx context.Context, sess *api.Connection, r io.Reader) {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadString('\n')

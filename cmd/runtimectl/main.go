@@ -43,7 +43,7 @@ func newApp() *cli.App {
 			},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"RUNTIMED_TOKEN"}, Usage: "bearer token for a TCP listener"},
 		},
-		Commands: []*cli.Command{runCommand, runtimesCommand, imagesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand, clidoc.ManCommand(1)},
+		Commands: []*cli.Command{runCommand, sessionCommand, runtimesCommand, imagesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand, clidoc.ManCommand(1)},
 		// Exit codes are runtimectl's own business (see run).
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/runtimed/runtimed/internal/metrics"
 	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/internal/server"
+	"github.com/runtimed/runtimed/internal/session"
 	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/pkg/oci"
 )
@@ -227,6 +228,20 @@ func serveAction(c *cli.Context) error {
 	}()
 
 	apiServer := server.New(cfg, execution.New(execution.AcquireFunc(runner.Acquire), m), runner, m, log)
+	sessions := session.NewManager(runner.Acquire, m, log, 0)
+	apiServer.SetSessions(sessions)
+	// After the drain (the runs in sessions end with the requests), and
+	// before the runner's Close: every session's sandbox is released.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if n := sessions.Open(); n > 0 {
+			log.WithField("sessions", n).Info("ending the open sessions")
+		}
+		if err := sessions.Close(ctx); err != nil {
+			log.WithError(err).Error("ending the sessions")
+		}
+	}()
 	// A changed image empties its pools, and may run another version.
 	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, func(ref string) {
 		runner.ImageChanged(ref)

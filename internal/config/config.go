@@ -190,6 +190,31 @@ type Requests struct {
 	MaxDeadlineMS int64 `toml:"max_deadline_ms"`
 }
 
+// Sessions bounds the sessions: sandboxes that live across requests.
+type Sessions struct {
+	// Enabled turns the sessions API on.
+	Enabled bool `toml:"enabled"`
+	// MaxOpen sessions exist at once, MaxPerClient of them for one client
+	// (a token on TCP, a user on the unix socket).
+	MaxOpen      int `toml:"max_open"`
+	MaxPerClient int `toml:"max_per_client"`
+	// MemoryBytes bounds the memory limits of all open sessions together:
+	// a session whose limit would pass it is refused (503).
+	MemoryBytes int64 `toml:"memory_bytes"`
+	// BoxBytes is a session's /box size unless it asks for another, at
+	// most MaxBoxBytes.
+	BoxBytes    int64 `toml:"box_bytes"`
+	MaxBoxBytes int64 `toml:"max_box_bytes"`
+	// IdleTimeoutS ends a session unused that long, unless it asks for
+	// another timeout, at most MaxIdleTimeoutS.
+	IdleTimeoutS    int64 `toml:"idle_timeout_s"`
+	MaxIdleTimeoutS int64 `toml:"max_idle_timeout_s"`
+	// LifetimeS ends a session that long after its creation, unless it
+	// asks for another lifetime, at most MaxLifetimeS.
+	LifetimeS    int64 `toml:"lifetime_s"`
+	MaxLifetimeS int64 `toml:"max_lifetime_s"`
+}
+
 // HTTP bounds what a client may do to a listener.
 type HTTP struct {
 	// ReadHeaderTimeoutMS bounds the reading of a request's headers.
@@ -283,6 +308,7 @@ type Config struct {
 	Pool     Pool     `toml:"pool"`
 	Sandbox  Sandbox  `toml:"sandbox"`
 	Requests Requests `toml:"requests"`
+	Sessions Sessions `toml:"sessions"`
 	Defaults Limits   `toml:"defaults"`
 	Maximums Limits   `toml:"maximums"`
 	// The compile stage's limits: a compiler needs more than a snippet.
@@ -357,6 +383,18 @@ func Default() Config {
 			MaxQueueWaitMS: 10_000,
 			DeadlineMS:     60_000,
 			MaxDeadlineMS:  300_000,
+		},
+		Sessions: Sessions{
+			Enabled:         true,
+			MaxOpen:         32,
+			MaxPerClient:    8,
+			MemoryBytes:     4 * giB,
+			BoxBytes:        64 * miB,
+			MaxBoxBytes:     256 * miB,
+			IdleTimeoutS:    600,
+			MaxIdleTimeoutS: 3600,
+			LifetimeS:       3600,
+			MaxLifetimeS:    86400,
 		},
 		Defaults: Limits{
 			MemoryBytes: 128 * miB,
@@ -583,6 +621,12 @@ func (c *Config) Validate() error {
 		"requests.deadline_ms must be at least %d and at most requests.max_deadline_ms", MinDeadlineMS)
 
 	req(r.MaxTests > 0, "requests.max_tests must be positive")
+	ss := c.Sessions
+	req(ss.MaxOpen > 0 && ss.MaxPerClient > 0, "sessions.max_open and sessions.max_per_client must be positive")
+	req(ss.MemoryBytes > 0, "sessions.memory_bytes must be positive")
+	req(ss.BoxBytes >= 64*kiB && ss.BoxBytes <= ss.MaxBoxBytes, "sessions.box_bytes must be at least 64 KiB and at most sessions.max_box_bytes")
+	req(ss.IdleTimeoutS > 0 && ss.IdleTimeoutS <= ss.MaxIdleTimeoutS, "sessions.idle_timeout_s must be positive and at most sessions.max_idle_timeout_s")
+	req(ss.LifetimeS > 0 && ss.LifetimeS <= ss.MaxLifetimeS, "sessions.lifetime_s must be positive and at most sessions.max_lifetime_s")
 	for key, addr := range map[string]string{"listen_tcp": c.ListenTCP, "metrics_listen": c.MetricsListen} {
 		if addr != "" {
 			_, port, err := net.SplitHostPort(addr)

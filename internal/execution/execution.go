@@ -112,6 +112,20 @@ type Plan struct {
 	// (see sandbox.Program).
 	Input   <-chan []byte
 	Signals <-chan syscall.Signal
+	// Session, if set, runs the plan in a session's sandbox (see
+	// executeSession): it has no tests, and its limits' memory, CPU and
+	// pids are the session's.
+	Session Session
+}
+
+// Session is a sandbox that outlives requests: a session's. Its box keeps
+// its files from one run to the next.
+type Session interface {
+	// Sandbox returns the session's sandbox, ready for a program, its box
+	// holding the session's files: the one it has, or a fresh one with a
+	// copy of the box if that one can run no other program (a limit took
+	// the whole sandbox). Only one request at a time uses a session.
+	Sandbox(ctx context.Context, log *logrus.Entry) (Sandbox, error)
 }
 
 // Executor carries out plans.
@@ -140,6 +154,9 @@ func (e *Executor) Execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 }
 
 func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
+	if p.Session != nil {
+		return e.executeSession(ctx, log, p)
+	}
 	lang := p.Language
 	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
 	entry := p.Files[0].Name

@@ -40,6 +40,12 @@ type Metrics struct {
 	poolTakes       *prometheus.CounterVec
 	programs        *prometheus.CounterVec
 	pools           *poolCollector
+
+	sessionsOpen    *prometheus.GaugeVec
+	sessionsCreated *prometheus.CounterVec
+	sessionsEnded   *prometheus.CounterVec
+	sessionRuns     *prometheus.CounterVec
+	runsPerSession  prometheus.Histogram
 }
 
 // New registers runtimed's metrics in a registry of their own.
@@ -84,6 +90,28 @@ func New() *Metrics {
 		sandboxes: prometheus.NewDesc("runtimed_pool_sandboxes", "Sandboxes in the warm pools, by image and state (ready, creating).", []string{"image", "state"}, nil),
 		idle:      prometheus.NewDesc("runtimed_pool_idle_sandbox_bytes", "Memory held by one idle pooled sandbox, as last measured, by image.", []string{"image"}, nil),
 	}
+	m.sessionsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "runtimed", Name: "sessions_open",
+		Help: "Sessions open now, by language.",
+	}, []string{"language"})
+	m.sessionsCreated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "runtimed", Name: "sessions_created_total",
+		Help: "Sessions created, by language.",
+	}, []string{"language"})
+	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "runtimed", Name: "sessions_ended_total",
+		Help: "Sessions ended, by language and reason: deleted, idle (its idle timeout), lifetime (its maximum lifetime), shutdown.",
+	}, []string{"language", "reason"})
+	m.sessionRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "runtimed", Name: "session_runs_total",
+		Help: "Runs in sessions, by language.",
+	}, []string{"language"})
+	m.runsPerSession = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "runtimed", Name: "session_runs",
+		Help:    "Runs a session had when it ended.",
+		Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+	})
+	m.registry.MustRegister(m.sessionsOpen, m.sessionsCreated, m.sessionsEnded, m.sessionRuns, m.runsPerSession)
 	m.registry.MustRegister(m.executions, m.phases, m.inFlight, m.queued, m.rejections, m.sandboxFailures, m.poolTakes, m.programs, m.pools,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -100,6 +128,30 @@ func (m *Metrics) Program(again bool) {
 		v = "again"
 	}
 	m.programs.WithLabelValues(v).Inc()
+}
+
+// SessionCreated counts a session created, open until SessionEnded.
+func (m *Metrics) SessionCreated(language string) {
+	if m != nil {
+		m.sessionsCreated.WithLabelValues(language).Inc()
+		m.sessionsOpen.WithLabelValues(language).Inc()
+	}
+}
+
+// SessionEnded counts a session ended for reason, after runs runs.
+func (m *Metrics) SessionEnded(language, reason string, runs int) {
+	if m != nil {
+		m.sessionsOpen.WithLabelValues(language).Dec()
+		m.sessionsEnded.WithLabelValues(language, reason).Inc()
+		m.runsPerSession.Observe(float64(runs))
+	}
+}
+
+// SessionRun counts a run in a session.
+func (m *Metrics) SessionRun(language string) {
+	if m != nil {
+		m.sessionRuns.WithLabelValues(language).Inc()
+	}
 }
 
 // Handler serves the registry in Prometheus's text format.

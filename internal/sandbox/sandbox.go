@@ -90,6 +90,9 @@ type frame struct {
 	err     error
 }
 
+// Profile is what the sandbox was created with.
+func (s *Sandbox) Profile() Profile { return s.profile }
+
 // Box is the sandbox's /box on the host.
 func (s *Sandbox) Box() *Box { return s.box }
 
@@ -328,6 +331,14 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 		"oom_kills": o.use.OOMKills, "memory_limit_hits": o.use.MemoryLimitHits,
 	}).Debug("sandbox finished")
 	return result, nil
+}
+
+// Ready reports whether the sandbox can run a program now: it ran none
+// yet, or it is Reusable.
+func (s *Sandbox) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.released && (s.runs == 0 || s.reusable)
 }
 
 // Reusable reports whether the sandbox can run another program: its last

@@ -28,6 +28,8 @@ var statusOf = map[api.ErrorCode]int{
 	api.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	api.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	api.CodeNotFound:             http.StatusNotFound,
+	api.CodeSessionNotFound:      http.StatusNotFound,
+	api.CodeSessionExpired:       http.StatusNotFound,
 	api.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	api.CodeUnauthorized:         http.StatusUnauthorized,
 	api.CodeForbidden:            http.StatusForbidden,

@@ -26,6 +26,7 @@ import (
 	"github.com/runtimed/runtimed/internal/execution"
 	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/internal/metrics"
+	"github.com/runtimed/runtimed/internal/session"
 	"github.com/runtimed/runtimed/internal/version"
 	"github.com/runtimed/runtimed/pkg/api"
 )
@@ -62,6 +63,8 @@ type Server struct {
 	// streamWriteTimeout bounds each write of a streamed answer (see
 	// stream).
 	streamWriteTimeout time.Duration
+	// sessions, if set, are the sessions the API serves.
+	sessions *session.Manager
 	// backfill is what BuildMissing is building.
 	backfill backfill
 	// active counts the requests being served, so that a shutdown can
@@ -111,6 +114,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.routeImages()
 	s.routePiston()
 	s.routeConnect()
+	s.routeSessions()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, newError(api.CodeNotFound, "no such endpoint: %s", r.URL.Path))
 	})
@@ -308,7 +312,10 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, plan execution.
 // logs its summary.
 func (s *Server) run(ctx context.Context, r *http.Request, plan execution.Plan) (*api.RunResponse, error) {
 	log := logFrom(r.Context())
-	plan.Admission = &gate{admit: s.admit, client: clientFrom(r.Context()), metrics: s.metrics}
+	if plan.Session == nil {
+		// A session's runs use its own sandbox: they take no place.
+		plan.Admission = &gate{admit: s.admit, client: clientFrom(r.Context()), metrics: s.metrics}
+	}
 	lang := plan.Language
 	resp, err := s.executor.Execute(ctx, log, plan)
 	if err != nil {
@@ -339,10 +346,14 @@ func (s *Server) runError(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// containerd not answering and a missing image. Any other (an
 	// invalid spec, a vanished task) is runtimed's own failure.
 	var aerr *api.Error
+	var ended *session.Ended
 	e := categorize(err)
 	switch {
 	case errors.As(err, &aerr):
 		return aerr
+	case errors.As(context.Cause(ctx), &ended):
+		log.WithError(err).Info("execution stopped: its session ended")
+		return newError(api.CodeSessionExpired, "%s; the run was stopped", ended.Error())
 	case errors.Is(context.Cause(ctx), ErrShuttingDown):
 		log.WithError(err).Warn("execution cut off by the shutdown")
 		return newError(api.CodeUnavailable, "runtimed is shutting down and stopped this execution; retry it")

@@ -118,10 +118,38 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 	if resp.StatusCode/100 != 2 {
 		return errorAnswer(resp.StatusCode, data)
 	}
+	if out == nil {
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode %s answer: %w", path, err)
 	}
 	return nil
+}
+
+// open sends a request without a body and returns the answer, whose body
+// the caller closes, or the error it says.
+func (c *Client) open(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return nil, err
+		}
+		return nil, errorAnswer(resp.StatusCode, data)
+	}
+	return resp, nil
 }
 
 // errorAnswer is the *Error a non-2xx answer with this status and body

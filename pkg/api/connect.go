@@ -179,10 +179,10 @@ func ValidSignal(name string) (int, bool) {
 	return n, ok
 }
 
-// Session is an execution over /v1/connect, from Client.Connect. Next
+// Connection is an execution over /v1/connect, from Client.Connect. Next
 // gives its events; Stdin, CloseStdin and Signal reach its run. Next may
 // be called from one goroutine while another sends.
-type Session struct {
+type Connection struct {
 	conn *websocket.Conn
 	over atomic.Bool // the done or error event came
 }
@@ -194,7 +194,7 @@ const connectReadLimit = 64 << 20
 // Connect starts req over /v1/connect. A non-nil error is an *Error when
 // runtimed refused the connection itself (a token, a rate); a request it
 // refuses is an error event, the first and last that Next gives.
-func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Session, error) {
+func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Connection, error) {
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
@@ -213,7 +213,7 @@ func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Session, error)
 		return nil, err
 	}
 	conn.SetReadLimit(connectReadLimit)
-	s := &Session{conn: conn}
+	s := &Connection{conn: conn}
 	if err := s.send(ctx, ConnectMessage{Type: ConnectRun, Request: req}); err != nil {
 		_ = conn.CloseNow()
 		return nil, err
@@ -223,7 +223,7 @@ func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Session, error)
 
 // Next returns the next event. After the done or error event, the last,
 // it returns io.EOF.
-func (s *Session) Next(ctx context.Context) (*Event, error) {
+func (s *Connection) Next(ctx context.Context) (*Event, error) {
 	if s.over.Load() {
 		return nil, io.EOF
 	}
@@ -246,29 +246,29 @@ func (s *Session) Next(ctx context.Context) (*Event, error) {
 }
 
 // Stdin writes data to the run's stdin.
-func (s *Session) Stdin(ctx context.Context, data string) error {
+func (s *Connection) Stdin(ctx context.Context, data string) error {
 	return s.send(ctx, ConnectMessage{Type: ConnectStdin, Data: data})
 }
 
 // CloseStdin ends the run's stdin.
-func (s *Session) CloseStdin(ctx context.Context) error {
+func (s *Connection) CloseStdin(ctx context.Context) error {
 	return s.send(ctx, ConnectMessage{Type: ConnectStdinClose})
 }
 
 // Signal sends the signal named name ("SIGINT") to the run.
-func (s *Session) Signal(ctx context.Context, name string) error {
+func (s *Connection) Signal(ctx context.Context, name string) error {
 	return s.send(ctx, ConnectMessage{Type: ConnectSignal, Signal: name})
 }
 
 // Close closes the connection; an execution still under way stops.
-func (s *Session) Close() error {
+func (s *Connection) Close() error {
 	if s.over.Load() {
 		return s.conn.CloseNow()
 	}
 	return s.conn.Close(websocket.StatusNormalClosure, "")
 }
 
-func (s *Session) send(ctx context.Context, m ConnectMessage) error {
+func (s *Connection) send(ctx context.Context, m ConnectMessage) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return err

@@ -18,8 +18,13 @@ const (
 	// as application/json (415).
 	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	CodeNotFound             ErrorCode = "not_found"
-	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"
-	CodeUnauthorized         ErrorCode = "unauthorized"
+	// CodeSessionNotFound: no open session of that id is the caller's
+	// (404); CodeSessionExpired: the caller's session of that id ended
+	// (404), its message says why.
+	CodeSessionNotFound  ErrorCode = "session_not_found"
+	CodeSessionExpired   ErrorCode = "session_expired"
+	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
+	CodeUnauthorized     ErrorCode = "unauthorized"
 	// CodeForbidden: image management asked by anyone but root on the
 	// unix socket (403).
 	CodeForbidden ErrorCode = "forbidden"

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 )
 
 // RunStream runs code as Run does, and calls fn with each event of the
@@ -23,6 +24,17 @@ import (
 // fn may be nil. A runtimed that does not stream answers the whole
 // response at once: fn then hears nothing but the done event.
 func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) error) (*RunResponse, error) {
+	return c.stream(ctx, "/v1/run", req, fn)
+}
+
+// SessionRunStream runs req in the session id as SessionRun does,
+// calling fn with each event as RunStream does.
+func (c *Client) SessionRunStream(ctx context.Context, id string, req *SessionRunRequest, fn func(Event) error) (*RunResponse, error) {
+	return c.stream(ctx, "/v1/sessions/"+url.PathEscape(id)+"/run", req, fn)
+}
+
+// stream posts req to path and reads the events of its answer.
+func (c *Client) stream(ctx context.Context, path string, req any, fn func(Event) error) (*RunResponse, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -31,7 +43,7 @@ func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) 
 	// request: runtimed stops the execution.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/run", bytes.NewReader(data))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +58,7 @@ func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) 
 	}
 	defer resp.Body.Close()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode/100 != 2 || mt != ContentTypeNDJSON {
-		return runAnswer(resp, fn)
+		return runAnswer(resp, path, fn)
 	}
 
 	dec := json.NewDecoder(resp.Body)
@@ -56,7 +68,7 @@ func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) 
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("read /v1/run's stream: %w", err)
+			return nil, fmt.Errorf("read %s's stream: %w", path, err)
 		}
 		if fn != nil {
 			if err := fn(ev); err != nil {
@@ -66,12 +78,12 @@ func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) 
 		switch ev.Event {
 		case EventDone:
 			if ev.Response == nil {
-				return nil, errors.New("read /v1/run's stream: a done event without a response")
+				return nil, fmt.Errorf("read %s's stream: a done event without a response", path)
 			}
 			return ev.Response, nil
 		case EventError:
 			if ev.Error == nil {
-				return nil, errors.New("read /v1/run's stream: an error event without an error")
+				return nil, fmt.Errorf("read %s's stream: an error event without an error", path)
 			}
 			return nil, ev.Error
 		case EventStage, EventStdout, EventStderr, EventResult:
@@ -81,7 +93,7 @@ func (c *Client) RunStream(ctx context.Context, req *RunRequest, fn func(Event) 
 
 // runAnswer reads an answer that is not a stream: an error, or the whole
 // response (told to fn as the done event).
-func runAnswer(resp *http.Response, fn func(Event) error) (*RunResponse, error) {
+func runAnswer(resp *http.Response, path string, fn func(Event) error) (*RunResponse, error) {
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
@@ -91,7 +103,7 @@ func runAnswer(resp *http.Response, fn func(Event) error) (*RunResponse, error) 
 	}
 	var out RunResponse
 	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("decode /v1/run answer: %w", err)
+		return nil, fmt.Errorf("decode %s answer: %w", path, err)
 	}
 	if fn != nil {
 		if err := fn(Event{Event: EventDone, Response: &out}); err != nil {

@@ -1,0 +1,500 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runtimed/runtimed/pkg/api"
+	"github.com/runtimed/runtimed/tests/harness"
+)
+
+// sessionReq sends one request to the suite's runtimed on its unix
+// socket and returns the status and the answer.
+func sessionReq(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/json"
+	}
+	return harness.Do(t, unixHTTP(), method, "http://runtimed"+path, ct, "", body)
+}
+
+// newSession creates a session and returns its description; it is
+// deleted when the test ends.
+func newSession(t *testing.T, body string) api.Session {
+	t.Helper()
+	status, data := sessionReq(t, http.MethodPost, "/v1/sessions", body)
+	if status != http.StatusCreated {
+		t.Fatalf("create session %s: %d %s", body, status, data)
+	}
+	var s api.Session
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.ID, "ses-") || s.ExpiresAt.IsZero() {
+		t.Fatalf("session: %+v", s)
+	}
+	t.Cleanup(func() { _ = env.Client.DeleteSession(context.Background(), s.ID) })
+	return s
+}
+
+// sessionRun runs req in session id and returns the answer.
+func sessionRun(t *testing.T, id string, req api.SessionRunRequest) *api.RunResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := env.Client.SessionRun(ctx, id, &req)
+	if err != nil {
+		t.Fatalf("run in session: %v", err)
+	}
+	return resp
+}
+
+func expectAPIError(t *testing.T, status int, data []byte, wantStatus int, wantCode api.ErrorCode) api.Error {
+	t.Helper()
+	var e api.Error
+	if err := decodeErrorBody(data, &e); err != nil || status != wantStatus || e.Code != wantCode {
+		t.Fatalf("got %d %s, want %d %s", status, data, wantStatus, wantCode)
+	}
+	return e
+}
+
+// TestSessionKeepsFiles: a file written by one run is read by the next;
+// a file uploaded is read by a run, a file a run writes is downloaded
+// intact (10 MiB of random bytes both ways); the box lists and deletes.
+func TestSessionKeepsFiles(t *testing.T) {
+	s := newSession(t, `{"language":"python"}`)
+	if s.Language != "python" || s.BoxBytes != 64<<20 {
+		t.Fatalf("session defaults: %+v", s)
+	}
+	r1 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "open('notes.txt', 'w').write('kept across runs')\nimport os\nos.makedirs('sub/dir', exist_ok=True)\nopen('sub/dir/x', 'w').write('x')"})
+	expectStatus(t, r1, api.StatusOK)
+	r2 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "print(open('notes.txt').read())"})
+	expectStatus(t, r2, api.StatusOK)
+	if got := strings.TrimSpace(r2.Run.Stdout); got != "kept across runs" {
+		t.Fatalf("second run read %q", got)
+	}
+
+	// Upload 10 MiB of random bytes; a run hashes them.
+	blob := make([]byte, 10<<20)
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
+	ctx := context.Background()
+	if err := env.Client.PutSessionFile(ctx, s.ID, "in/blob.bin", bytes.NewReader(blob)); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	r3 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "import hashlib\nprint(hashlib.sha256(open('in/blob.bin','rb').read()).hexdigest())\nopen('out.bin','wb').write(bytes(range(256)) * 40960)"})
+	expectStatus(t, r3, api.StatusOK)
+	if got := strings.TrimSpace(r3.Run.Stdout); got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the run read another file: sha256 %s, want %x", got, sum)
+	}
+	body, err := env.Client.SessionFile(ctx, s.ID, "out.bin")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	var got bytes.Buffer
+	if _, err := got.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if want := bytes.Repeat(func() []byte {
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}(), 40960); !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("downloaded %d bytes, not the %d the run wrote", got.Len(), len(want))
+	}
+	// And the upload comes back as it went.
+	body, err = env.Client.SessionFile(ctx, s.ID, "in/blob.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Reset()
+	if _, err := got.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if !bytes.Equal(got.Bytes(), blob) {
+		t.Fatal("the uploaded file came back changed")
+	}
+
+	list, err := env.Client.ListSessionFiles(ctx, s.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]api.BoxEntry{}
+	for _, e := range list.Entries {
+		names[e.Name] = e
+	}
+	if names["notes.txt"].Size != 16 || !names["sub"].Dir || !names["in"].Dir || names["out.bin"].Mode != "-rw-r--r--" {
+		t.Fatalf("listing: %+v", list)
+	}
+	if err := env.Client.DeleteSessionFile(ctx, s.ID, "sub"); err != nil {
+		t.Fatal(err)
+	}
+	status, data := sessionReq(t, http.MethodGet, "/v1/sessions/"+s.ID+"/files/sub/dir/x", "")
+	expectAPIError(t, status, data, http.StatusNotFound, api.CodeNotFound)
+	r4 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "import os\nprint(sorted(os.listdir('.')))"})
+	if got := strings.TrimSpace(r4.Run.Stdout); got != "['in', 'main.py', 'notes.txt', 'out.bin']" {
+		t.Fatalf("the box after the delete: %s", got)
+	}
+
+	info, err := env.Client.Session(ctx, s.ID)
+	if err != nil || info.Runs != 4 {
+		t.Fatalf("session after 4 runs: %+v %v", info, err)
+	}
+}
+
+// TestSessionProcessesDoNotOutliveARun: what a run started is gone at
+// the next one; its files stay.
+func TestSessionProcessesDoNotOutliveARun(t *testing.T) {
+	s := newSession(t, `{"language":"bash"}`)
+	r1 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "(sleep 3; echo late > late.txt) &\nnohup sh -c 'sleep 3; echo late2 > late2.txt' >/dev/null 2>&1 &\necho started > started.txt"})
+	expectStatus(t, r1, api.StatusOK)
+	time.Sleep(4 * time.Second)
+	r2 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "ls"})
+	expectStatus(t, r2, api.StatusOK)
+	out := r2.Run.Stdout
+	if !strings.Contains(out, "started.txt") || strings.Contains(out, "late") {
+		t.Fatalf("after the run, its background processes wrote on or its files went: %q", out)
+	}
+}
+
+// TestSessionCompiled: a C session compiles and runs in its own sandbox;
+// the build and the data stay for the next run.
+func TestSessionCompiled(t *testing.T) {
+	s := newSession(t, `{"language":"c"}`)
+	r1 := sessionRun(t, s.ID, api.SessionRunRequest{Files: files("main.c", `#include <stdio.h>
+int main(void) { FILE *f = fopen("count.txt", "w"); fprintf(f, "41\n"); fclose(f); puts("wrote"); return 0; }`)})
+	expectStatus(t, r1, api.StatusOK)
+	if r1.Compile == nil || r1.Compile.Status != api.StatusOK || strings.TrimSpace(r1.Run.Stdout) != "wrote" {
+		t.Fatalf("first run: %+v", r1)
+	}
+	r2 := sessionRun(t, s.ID, api.SessionRunRequest{Code: `#include <stdio.h>
+int main(void) { int n; FILE *f = fopen("count.txt", "r"); if (!f || fscanf(f, "%d", &n) != 1) return 3; printf("%d\n", n + 1); return 0; }`})
+	expectStatus(t, r2, api.StatusOK)
+	if strings.TrimSpace(r2.Run.Stdout) != "42" {
+		t.Fatalf("second run: %+v", r2.Run)
+	}
+	r3 := sessionRun(t, s.ID, api.SessionRunRequest{Code: "int main(void) { return undeclared; }"})
+	if r3.Status != api.StatusCompileError || r3.Run != nil {
+		t.Fatalf("a compile error: %+v", r3)
+	}
+}
+
+// TestSessionLimits: the session's memory limit holds for each run; a
+// run killed for memory leaves the session usable with its files (in a
+// fresh sandbox if the kill took the old one); the box holds box_bytes.
+func TestSessionLimits(t *testing.T) {
+	s := newSession(t, `{"language":"python","limits":{"memory_bytes":134217728},"box_bytes":1048576}`)
+	if s.Limits.MemoryBytes != 128<<20 {
+		t.Fatalf("limits: %+v", s.Limits)
+	}
+	expectStatus(t, sessionRun(t, s.ID, api.SessionRunRequest{Code: "open('keep.txt','w').write('still here')"}), api.StatusOK)
+	hog := sessionRun(t, s.ID, api.SessionRunRequest{Code: "x = []\nwhile True:\n    x.append(bytearray(8 << 20))"})
+	expectStatus(t, hog, api.StatusMemoryLimit)
+	after := sessionRun(t, s.ID, api.SessionRunRequest{Code: "print(open('keep.txt').read())"})
+	expectStatus(t, after, api.StatusOK)
+	if strings.TrimSpace(after.Run.Stdout) != "still here" {
+		t.Fatalf("after the memory kill: %+v", after.Run)
+	}
+
+	// A run asks for the session's memory: refused, nothing ran.
+	status, data := sessionReq(t, http.MethodPost, "/v1/sessions/"+s.ID+"/run", `{"code":"print(1)","limits":{"memory_bytes":268435456}}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeInvalidRequest)
+
+	// The box: 1 MiB.
+	big := strings.Repeat("x", 2<<20)
+	status, data = harness.Do(t, unixHTTP(), http.MethodPut, "http://runtimed/v1/sessions/"+s.ID+"/files/big.txt", "application/octet-stream", "", big)
+	expectAPIError(t, status, data, http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge)
+	full := sessionRun(t, s.ID, api.SessionRunRequest{Code: "open('big.txt','w').write('x' * (2 << 20))"})
+	if full.Status != api.StatusRuntimeError || !strings.Contains(full.Run.Stderr, "No space left") {
+		t.Fatalf("writing past the box: %+v", full.Run)
+	}
+	// Over the maximum box size: refused.
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"language":"python","box_bytes":1073741824}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeLimitExceeded)
+}
+
+// TestSessionFilePaths: the file endpoints take names as requests do,
+// and a link a run made never reaches a host file.
+func TestSessionFilePaths(t *testing.T) {
+	s := newSession(t, `{"language":"python"}`)
+	base := "/v1/sessions/" + s.ID + "/files/"
+	for _, bad := range []string{"..%2Fx", "a/../../x", "%00x", "a%00b"} {
+		status, data := sessionReq(t, http.MethodPut, base+bad, "data")
+		if status != http.StatusBadRequest && status != http.StatusNotFound && status/100 != 3 {
+			t.Errorf("PUT %s: %d %s", bad, status, data)
+		}
+	}
+	// Links made inside the session, to host paths.
+	secret := filepath.Join(t.TempDir(), "host-secret")
+	if err := os.WriteFile(secret, []byte("HOST-SECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostDir := t.TempDir()
+	r := sessionRun(t, s.ID, api.SessionRunRequest{Code: fmt.Sprintf(`import os
+os.symlink(%q, 'abs')
+os.symlink('../../../../../../../..' + %q, 'rel')
+os.symlink('/', 'root')
+os.symlink(%q, 'hostdir')
+os.symlink('abs', 'chain')
+print('linked')`, secret, secret, hostDir)})
+	expectStatus(t, r, api.StatusOK)
+	for _, name := range []string{"abs", "rel", "chain", "root/etc/passwd", "hostdir"} {
+		status, data := sessionReq(t, http.MethodGet, base+name, "")
+		if bytes.Contains(data, []byte("HOST-SECRET")) || bytes.Contains(data, []byte("root:x:0:0")) {
+			t.Fatalf("GET %s gave a host file: %s", name, data)
+		}
+		if status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s, want 404", name, status, data)
+		}
+	}
+	// Writing through them touches nothing on the host.
+	for _, name := range []string{"root/tmp/planted", "hostdir/planted"} {
+		status, data := harness.Do(t, unixHTTP(), http.MethodPut, "http://runtimed"+base+name, "application/octet-stream", "", "planted")
+		if status != http.StatusNotFound {
+			t.Errorf("PUT %s: %d %s, want 404", name, status, data)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(hostDir, "planted")); err == nil {
+		t.Fatal("a PUT through a link wrote on the host")
+	}
+	if _, err := os.Stat("/tmp/planted"); err == nil {
+		t.Fatal("a PUT through a link wrote /tmp/planted on the host")
+	}
+	// A PUT over a link replaces the link; the target is untouched.
+	status, data := harness.Do(t, unixHTTP(), http.MethodPut, "http://runtimed"+base+"abs", "application/octet-stream", "", "replaced")
+	if status != http.StatusCreated {
+		t.Fatalf("PUT over a link: %d %s", status, data)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "HOST-SECRET" {
+		t.Fatalf("the link's host target changed: %q", b)
+	}
+	// The session is still usable, its links seen from inside.
+	r = sessionRun(t, s.ID, api.SessionRunRequest{Code: "import os\nprint(open('abs').read(), os.path.islink('abs'), os.readlink('root'))"})
+	if strings.TrimSpace(r.Run.Stdout) != "replaced False /" {
+		t.Fatalf("after: %+v", r.Run)
+	}
+}
+
+// TestSessionOwnership: another client gets 404 for a session's id, on
+// TCP with the token and on the unix socket as another user.
+func TestSessionOwnership(t *testing.T) {
+	s := newSession(t, `{"language":"bash"}`)
+	tcp := &http.Client{}
+	for _, path := range []string{"/v1/sessions/" + s.ID, "/v1/sessions/" + s.ID + "/files/"} {
+		status, data := harness.Do(t, tcp, http.MethodGet, "http://"+env.TCP+path, "", harness.TestToken, "")
+		expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionNotFound)
+	}
+	status, data := harness.Do(t, tcp, http.MethodPost, "http://"+env.TCP+"/v1/sessions/"+s.ID+"/run", "application/json", harness.TestToken, `{"code":"echo hi"}`)
+	expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionNotFound)
+	status, data = harness.Do(t, tcp, http.MethodGet, "http://"+env.TCP+"/v1/sessions", "", harness.TestToken, "")
+	if status != http.StatusOK || strings.Contains(string(data), s.ID) {
+		t.Fatalf("the token's list: %d %s", status, data)
+	}
+	status, data = harness.Do(t, tcp, http.MethodDelete, "http://"+env.TCP+"/v1/sessions/"+s.ID, "", harness.TestToken, "")
+	expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionNotFound)
+
+	// Another user on the unix socket (allowed to reach it here by
+	// CAP_DAC_OVERRIDE, as a member of the socket's group would be).
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is needed: %v", err)
+	}
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=+dac_override,+dac_read_search", "--ambient-caps=+dac_override,+dac_read_search",
+		"curl", "-sS", "--unix-socket", env.Socket, "http://runtimed/v1/sessions/"+s.ID).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), string(api.CodeSessionNotFound)) {
+		t.Fatalf("another uid: %v %s", err, out)
+	}
+	// The owner still has it.
+	if _, err := env.Client.Session(context.Background(), s.ID); err != nil {
+		t.Fatalf("the owner: %v", err)
+	}
+}
+
+// TestSessionStream: a run in a session streams as /v1/run does.
+func TestSessionStream(t *testing.T) {
+	s := newSession(t, `{"language":"python"}`)
+	req, err := http.NewRequest(http.MethodPost, "http://runtimed/v1/sessions/"+s.ID+"/run",
+		strings.NewReader(`{"code":"import time\nprint('one', flush=True)\ntime.sleep(2)\nprint('two')"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", api.ContentTypeNDJSON)
+	start := time.Now()
+	resp, err := unixHTTP().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var firstOut time.Duration
+	var last api.Event
+	for sc.Scan() {
+		var ev api.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		if ev.Event == api.EventStdout && firstOut == 0 {
+			firstOut = time.Since(start)
+		}
+		last = ev
+	}
+	total := time.Since(start)
+	if last.Event != api.EventDone || last.Response == nil || strings.TrimSpace(last.Response.Run.Stdout) != "one\ntwo" {
+		t.Fatalf("last event: %+v", last)
+	}
+	if firstOut == 0 || total-firstOut < time.Second {
+		t.Fatalf("first output at %s of %s: not streamed", firstOut, total)
+	}
+}
+
+// TestSessionExpiry: an idle session ends at its idle timeout, leaving
+// nothing in containerd; its id then answers session_expired; a deleted
+// one too.
+func TestSessionExpiry(t *testing.T) {
+	s := newSession(t, `{"language":"bash","idle_timeout_s":2}`)
+	expectStatus(t, sessionRun(t, s.ID, api.SessionRunRequest{Code: "echo hi"}), api.StatusOK)
+	time.Sleep(4 * time.Second)
+	status, data := sessionReq(t, http.MethodGet, "/v1/sessions/"+s.ID, "")
+	e := expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionExpired)
+	if !strings.Contains(e.Message, "idle") {
+		t.Fatalf("message: %s", e.Message)
+	}
+	waitNoLeftovers(t, 10*time.Second)
+
+	d := newSession(t, `{"language":"bash"}`)
+	status, data = sessionReq(t, http.MethodDelete, "/v1/sessions/"+d.ID, "")
+	if status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", status, data)
+	}
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions/"+d.ID+"/run", `{"code":"echo hi"}`)
+	expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionExpired)
+	waitNoLeftovers(t, 10*time.Second)
+
+	// A run cut by the lifetime is stopped and says so.
+	l := newSession(t, `{"language":"bash","max_lifetime_s":2}`)
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions/"+l.ID+"/run", `{"code":"sleep 8"}`)
+	e = expectAPIError(t, status, data, http.StatusNotFound, api.CodeSessionExpired)
+	if !strings.Contains(e.Message, "lifetime") {
+		t.Fatalf("message: %s", e.Message)
+	}
+	waitNoLeftovers(t, 10*time.Second)
+}
+
+// TestSessionBounds: past max_open, max_per_client or the memory budget,
+// creation is 503 with Retry-After; a daemon killed with sessions open
+// leaves sandboxes the next start removes.
+func TestSessionBounds(t *testing.T) {
+	sum := sha256.Sum256([]byte(harness.TestToken))
+	addr := harness.FreeAddr(t)
+	in, err := harness.NewInstance("sessions", fmt.Sprintf(`
+listen_tcp = %q
+[pool]
+enabled = false
+[sessions]
+max_open = 4
+max_per_client = 3
+memory_bytes = 536870912
+[[tokens]]
+name = "other"
+sha256 = %q
+`, addr, hex.EncodeToString(sum[:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed below, then started again (Stop after Kill would wait for
+	// nothing).
+	d, err := harness.Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			d.Stop()
+		}
+	})
+	create := func(c *http.Client, url, token, body string) (int, api.Error) {
+		t.Helper()
+		status, data := harness.Do(t, c, http.MethodPost, url+"/v1/sessions", "application/json", token, body)
+		var e api.Error
+		if status != http.StatusCreated {
+			if err := decodeErrorBody(data, &e); err != nil {
+				t.Fatalf("%d %s", status, data)
+			}
+		}
+		return status, e
+	}
+	unix := harness.UnixHTTPTo(in.Socket)
+	const mib128 = `{"language":"bash","limits":{"memory_bytes":134217728}}`
+	for i := 0; i < 2; i++ {
+		if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusCreated {
+			t.Fatalf("session %d: %d %+v", i, status, e)
+		}
+	}
+	// The memory budget: 2 x 128 MiB open, 300 MiB more would pass 512.
+	if status, e := create(unix, "http://runtimed", "", `{"language":"bash","limits":{"memory_bytes":314572800}}`); status != http.StatusServiceUnavailable || e.Code != api.CodeBusy || !strings.Contains(e.Message, "budget") {
+		t.Fatalf("over the memory budget: %d %+v", status, e)
+	}
+	if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusCreated {
+		t.Fatalf("third: %d %+v", status, e)
+	}
+	// Per client: 3.
+	if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "one client") {
+		t.Fatalf("per client: %d %+v", status, e)
+	}
+	// Another client (the token) has its own three, but only one is left
+	// of the four open at most.
+	tcp := &http.Client{}
+	if status, e := create(tcp, "http://"+addr, harness.TestToken, mib128); status != http.StatusCreated {
+		t.Fatalf("the token's first: %d %+v", status, e)
+	}
+	if status, e := create(tcp, "http://"+addr, harness.TestToken, mib128); status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "sessions are open") {
+		t.Fatalf("past max_open: %d %+v", status, e)
+	}
+	sessions, err := api.NewClient(in.Socket, "").Sessions(context.Background())
+	if err != nil || len(sessions.Sessions) != 3 {
+		t.Fatalf("list: %+v %v", sessions, err)
+	}
+
+	// Killed with four sessions open: their sandboxes stay, the next
+	// start removes them.
+	d.Kill()
+	killed = true
+	left := leftovers()
+	if len(left) == 0 {
+		t.Fatal("the kill left nothing behind: the test proves nothing")
+	}
+	d2, err := harness.Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d2.Stop)
+	waitNoLeftovers(t, 10*time.Second)
+	sessions, err = api.NewClient(in.Socket, "").Sessions(context.Background())
+	if err != nil || len(sessions.Sessions) != 0 {
+		t.Fatalf("after the restart: %+v %v", sessions, err)
+	}
+}
