@@ -16,10 +16,10 @@ import (
 // program a line at a time as it is typed, and its end closes the
 // program's stdin; the program's output is printed as it comes. The exit
 // code is the one runFiles gives for the same response.
-func runInteractive(ctx context.Context, cl *api.Client, req *api.RunRequest, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func runInteractive(ctx context.Context, dial func(context.Context, *api.RunRequest) (*api.Connection, error), req *api.RunRequest, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sess, err := cl.Connect(ctx, req)
+	sess, err := dial(ctx, req)
 	if err != nil {
 		return exitForError(err), err
 	}

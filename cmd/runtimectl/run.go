@@ -160,7 +160,7 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		req.Language = lang
 	}
 	if opts.Interactive {
-		return runInteractive(ctx, cl, req, stdin, stdout, stderr)
+		return runInteractive(ctx, cl.Connect, req, stdin, stdout, stderr)
 	}
 
 	var resp *api.RunResponse

@@ -134,6 +134,7 @@ var sessionRunCommand = &cli.Command{
 		&cli.DurationFlag{Name: "cpu-time", Usage: "CPU-time limit, e.g. 2s"},
 		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
 		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "send runtimectl's stdin to the program a line at a time as it runs"},
 	},
 	Action: func(c *cli.Context) error {
 		args := c.Args().Slice()
@@ -173,7 +174,22 @@ var sessionRunCommand = &cli.Command{
 		if req.Limits.OutputBytes, err = sizeFlag(c, "output"); err != nil {
 			return cli.Exit(err.Error(), exitUsage)
 		}
-		code, err := sessionRun(c.Context, client(c), id, req, c.Bool("json"), os.Stdout, os.Stderr)
+		var code int
+		if c.Bool("interactive") {
+			if req.Stdin != "" || c.Bool("json") {
+				return cli.Exit("session run: -i sends runtimectl's stdin as it comes; it goes with neither --stdin nor --json", exitUsage)
+			}
+			files := req.Files
+			if req.Code != "" {
+				files = []api.File{{Name: "", Content: req.Code}}
+			}
+			dial := func(ctx context.Context, r *api.RunRequest) (*api.Connection, error) {
+				return client(c).ConnectSession(ctx, id, r)
+			}
+			code, err = runInteractive(c.Context, dial, &api.RunRequest{Files: files, Args: req.Args, Limits: req.Limits}, os.Stdin, os.Stdout, os.Stderr)
+		} else {
+			code, err = sessionRun(c.Context, client(c), id, req, c.Bool("json"), os.Stdout, os.Stderr)
+		}
 		if err != nil {
 			return cli.Exit(err.Error(), code)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/runtimed/runtimed/internal/execution"
+	"github.com/runtimed/runtimed/internal/session"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -42,6 +43,10 @@ func (s *Server) routeConnect() {
 	s.route("GET", "/v1/connect", func(w http.ResponseWriter, r *http.Request) {
 		s.serveConnection(w, r, &runtimedProtocol{})
 	})
+	// A session's: the connection holds the session's turn until it ends.
+	s.route("GET", "/v1/sessions/{id}/connect", s.withSession(func(w http.ResponseWriter, r *http.Request, sess *session.Session) {
+		s.serveConnection(w, r, &runtimedProtocol{session: sess})
+	}))
 	for _, base := range []string{"/api/v2", "/api/v2/piston"} {
 		s.route("GET", base+"/connect", func(w http.ResponseWriter, r *http.Request) {
 			s.serveConnection(w, r, &pistonProtocol{})
@@ -444,6 +449,9 @@ func (w idWriter) WriteHeader(int)             {}
 // runtimedProtocol is /v1/connect: api.ConnectMessages in, api.Events out.
 type runtimedProtocol struct {
 	tests bool // the request has tests: no stdin, no signals
+	// session, if set, is the session the run is in
+	// (/v1/sessions/{id}/connect).
+	session *session.Session
 }
 
 func (p *runtimedProtocol) initTimeout(c *connection) {
@@ -516,7 +524,16 @@ func (p *runtimedProtocol) run(c *connection, req *api.RunRequest) {
 		p.fail(c, aerr)
 		return
 	}
-	plan, aerr := stateFrom(c.r.Context()).plan(req)
+	var plan execution.Plan
+	var aerr *api.Error
+	if p.session != nil {
+		plan, aerr = stateFrom(c.r.Context()).sessionConnectPlan(p.session, req)
+		if aerr == nil {
+			p.session.Ran()
+		}
+	} else {
+		plan, aerr = stateFrom(c.r.Context()).plan(req)
+	}
 	if aerr != nil {
 		c.refuse(aerr)
 		p.fail(c, aerr)

@@ -298,6 +298,24 @@ func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) 
 	}, nil
 }
 
+// sessionConnectPlan is the plan of a run message on a session's
+// connect endpoint: a /v1/run request whose language, if set, is the
+// session's, without tests.
+func (st *state) sessionConnectPlan(sess *session.Session, req *api.RunRequest) (execution.Plan, *api.Error) {
+	switch {
+	case req.Language != "" && req.Language != sess.Language.Name || req.Version != "" && !sess.Language.Matches(req.Version):
+		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "the session runs %s %s", sess.Language.Name, sess.Language.Version)
+	case len(req.Tests) > 0 || req.CompileLimits != (api.Limits{}) || req.Compare != "" || req.StopOnFirstFailure:
+		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "tests", "a run in a session has no tests or compile limits")
+	}
+	run := &api.SessionRunRequest{Files: req.Files, Stdin: req.Stdin, Args: req.Args, Limits: req.Limits, DeadlineMS: req.DeadlineMS}
+	if len(req.Files) == 1 && req.Files[0].Name == "" {
+		// One file without a name: the code, named as the entry file.
+		run.Files, run.Code = nil, req.Files[0].Content
+	}
+	return st.sessionPlan(sess, run)
+}
+
 // boxPath is the {path} of a file request, checked as request file
 // names are, or "" for /box itself where allowed.
 func boxPath(r *http.Request, rootOK bool) (string, *api.Error) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -195,11 +196,22 @@ const connectReadLimit = 64 << 20
 // runtimed refused the connection itself (a token, a rate); a request it
 // refuses is an error event, the first and last that Next gives.
 func (c *Client) Connect(ctx context.Context, req *RunRequest) (*Connection, error) {
+	return c.connect(ctx, "/v1/connect", req)
+}
+
+// ConnectSession starts a run in the session id over its connect
+// endpoint, as Connect does. req carries the run's files, stdin, args,
+// limits and deadline; its language, if set, must be the session's.
+func (c *Client) ConnectSession(ctx context.Context, id string, req *RunRequest) (*Connection, error) {
+	return c.connect(ctx, "/v1/sessions/"+url.PathEscape(id)+"/connect", req)
+}
+
+func (c *Client) connect(ctx context.Context, path string, req *RunRequest) (*Connection, error) {
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
 	}
-	conn, resp, err := websocket.Dial(ctx, c.base+"/v1/connect", &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: h})
+	conn, resp, err := websocket.Dial(ctx, c.base+path, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: h})
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			data, _ := io.ReadAll(resp.Body)

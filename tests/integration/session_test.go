@@ -498,3 +498,109 @@ sha256 = %q
 		t.Fatalf("after the restart: %+v %v", sessions, err)
 	}
 }
+
+// TestCLISession: runtimectl session create, run (files and code, the
+// program's exit code), cp both ways (a directory too), ls and rm.
+func TestCLISession(t *testing.T) {
+	out, errOut, code := runtimectl(t, "", "session", "create", "--box", "8M", "--idle", "5m", "python")
+	id := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(id, "ses-") {
+		t.Fatalf("create: %d %q %q", code, out, errOut)
+	}
+	t.Cleanup(func() { _ = env.Client.DeleteSession(context.Background(), id) })
+
+	local := writeFiles(t, "data/a.txt", "alpha\n", "data/sub/b.txt", "beta\n", "prog.py", "import sys\nprint(open('data/a.txt').read().strip(), open('data/sub/b.txt').read().strip())\nopen('result.txt','w').write('from the session')\nsys.exit(3)\n")
+	if _, errOut, code := runtimectl(t, "", "session", "cp", filepath.Join(local, "data"), id+":/box/"); code != 0 {
+		t.Fatalf("cp in: %d %s", code, errOut)
+	}
+	out, errOut, code = runtimectl(t, "", "session", "run", id, filepath.Join(local, "prog.py"))
+	if code != 3 || strings.TrimSpace(out) != "alpha beta" {
+		t.Fatalf("run: %d %q %q", code, out, errOut)
+	}
+	out, _, code = runtimectl(t, "", "session", "run", "--code", "print(open('result.txt').read())", id)
+	if code != 0 || strings.TrimSpace(out) != "from the session" {
+		t.Fatalf("run --code: %d %q", code, out)
+	}
+	back := t.TempDir()
+	if _, errOut, code := runtimectl(t, "", "session", "cp", id+":result.txt", back); code != 0 {
+		t.Fatalf("cp out: %d %s", code, errOut)
+	}
+	if _, errOut, code := runtimectl(t, "", "session", "cp", id+":data", filepath.Join(back, "copy")); code != 0 {
+		t.Fatalf("cp out a directory: %d %s", code, errOut)
+	}
+	for name, want := range map[string]string{"result.txt": "from the session", "copy/a.txt": "alpha\n", "copy/sub/b.txt": "beta\n"} {
+		if got, err := os.ReadFile(filepath.Join(back, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	out, _, code = runtimectl(t, "", "session", "ls")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "python") {
+		t.Fatalf("ls: %d %s", code, out)
+	}
+	if out, errOut, code := runtimectl(t, "", "session", "rm", id); code != 0 || strings.TrimSpace(out) != id {
+		t.Fatalf("rm: %d %q %q", code, out, errOut)
+	}
+	_, errOut, code = runtimectl(t, "", "session", "run", "--code", "print(1)", id)
+	if code != 2 || !strings.Contains(errOut, "session_expired") {
+		t.Fatalf("run after rm: %d %q", code, errOut)
+	}
+}
+
+// TestSessionConnect: a run in a session over its WebSocket endpoint
+// gets stdin as it is sent and finds the session's files; runtimectl
+// session run -i does the same from a terminal's stdin.
+func TestSessionConnect(t *testing.T) {
+	s := newSession(t, `{"language":"python"}`)
+	expectStatus(t, sessionRun(t, s.ID, api.SessionRunRequest{Code: "open('greeting','w').write('hello')"}), api.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prog := "g = open('greeting').read()\nfor _ in range(2):\n    print(g, input(), flush=True)\n"
+	conn, err := env.Client.ConnectSession(ctx, s.ID, &api.RunRequest{Files: []api.File{{Content: prog}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var out strings.Builder
+	sent := 0
+	for {
+		ev, err := conn.Next(ctx)
+		if err != nil {
+			t.Fatalf("next: %v (output %q)", err, out.String())
+		}
+		if ev.Event == api.EventStage && ev.Stage == "run" || ev.Event == api.EventStdout && sent < 2 {
+			out.WriteString(ev.Data)
+			if err := conn.Stdin(ctx, fmt.Sprintf("line%d\n", sent+1)); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			continue
+		}
+		if ev.Event == api.EventStdout {
+			out.WriteString(ev.Data)
+		}
+		if ev.Event == api.EventError {
+			t.Fatalf("error event: %+v", ev.Error)
+		}
+		if ev.Event == api.EventDone {
+			if ev.Response.Status != api.StatusOK || ev.Response.Run.Stdout != "hello line1\nhello line2\n" {
+				t.Fatalf("done: %+v %+v", ev.Response, ev.Response.Run)
+			}
+			break
+		}
+	}
+	// Another language than the session's is refused.
+	bad, err := env.Client.ConnectSession(ctx, s.ID, &api.RunRequest{Language: "bash", Files: files("x.sh", "echo")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := bad.Next(ctx)
+	if err != nil || ev.Event != api.EventError || ev.Error.Code != api.CodeInvalidRequest {
+		t.Fatalf("another language: %+v %v", ev, err)
+	}
+	bad.Close()
+
+	out2, errOut, code := runtimectl(t, "a\nb\n", "session", "run", "-i", "--code", prog, s.ID)
+	if code != 0 || out2 != "hello a\nhello b\n" {
+		t.Fatalf("session run -i: %d %q %q", code, out2, errOut)
+	}
+}
