@@ -41,6 +41,7 @@ var sessionCreateCommand = &cli.Command{
 		&cli.StringFlag{Name: "box", Usage: "the size of the session's /box, e.g. 64M"},
 		&cli.DurationFlag{Name: "idle", Usage: "end the session after this long unused, e.g. 10m"},
 		&cli.DurationFlag{Name: "lifetime", Usage: "end the session this long after its creation, e.g. 1h"},
+		&cli.BoolFlag{Name: "repl", Usage: "python and javascript: runs are cells of one interpreter that lives between them (names stay; the last expression's value is printed)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the session as JSON"},
 	},
 	Action: func(c *cli.Context) error {
@@ -58,6 +59,9 @@ var sessionCreateCommand = &cli.Command{
 		}
 		req.IdleTimeoutS = seconds(c.Duration("idle"))
 		req.MaxLifetimeS = seconds(c.Duration("lifetime"))
+		if c.Bool("repl") {
+			req.Mode = api.SessionModeRepl
+		}
 		s, err := client(c).CreateSession(c.Context, req)
 		if err != nil {
 			return cli.Exit(err.Error(), exitForError(err))
@@ -254,6 +258,15 @@ func sessionRun(ctx context.Context, cl *api.Client, id string, req *api.Session
 		if _, err := io.WriteString(stderr, r.Stderr); err != nil {
 			return exitFailure, err
 		}
+	}
+	if resp.Result != nil {
+		// A repl cell's value, as an interpreter's prompt shows it.
+		if _, err := fmt.Fprintln(stdout, *resp.Result); err != nil {
+			return exitFailure, err
+		}
+	}
+	if resp.Message != "" {
+		fmt.Fprintln(stderr, "runtimectl:", resp.Message)
 	}
 	if reason := reasonFor(resp); reason != "" {
 		fmt.Fprintln(stderr, "runtimectl:", reason)

@@ -116,6 +116,9 @@ type Plan struct {
 	// executeSession): it has no tests, and its limits' memory, CPU and
 	// pids are the session's.
 	Session Session
+	// Cell, with Session, is the code of a repl session's cell: it runs
+	// in the session's interpreter, not as a program of Files.
+	Cell *string
 }
 
 // Session is a sandbox that outlives requests: a session's. Its box keeps
@@ -126,6 +129,10 @@ type Session interface {
 	// copy of the box if that one can run no other program (a limit took
 	// the whole sandbox). Only one request at a time uses a session.
 	Sandbox(ctx context.Context, log *logrus.Entry) (Sandbox, error)
+	// Cell runs code as a cell of a repl session's interpreter, telling
+	// ev; it returns the cell's result, the repr of its last expression
+	// and a message if the interpreter's state was lost before it.
+	Cell(ctx context.Context, log *logrus.Entry, code, stdin string, limits api.Limits, ev Events) (api.StageResult, *string, string, error)
 }
 
 // Executor carries out plans.

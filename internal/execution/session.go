@@ -23,6 +23,17 @@ import (
 func (e *Executor) executeSession(ctx context.Context, log *logrus.Entry, p Plan) (*api.RunResponse, error) {
 	lang := p.Language
 	resp := &api.RunResponse{Language: lang.Name, Version: lang.Version}
+	if p.Cell != nil {
+		res, result, lost, err := p.Session.Cell(ctx, log, *p.Cell, p.Stdin, p.Limits, p.Events)
+		if err != nil {
+			return nil, err
+		}
+		if p.Events != nil {
+			p.Events.StageEnded("run", -1, res)
+		}
+		resp.Run, resp.Status, resp.Result, resp.Message = &res, res.Status, result, lost
+		return resp, nil
+	}
 	entry := p.Files[0].Name
 	var deadline time.Time
 	if p.Timeout > 0 {

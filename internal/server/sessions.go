@@ -196,8 +196,17 @@ func (st *state) sessionOptions(req *api.SessionRequest) (session.Options, *api.
 	if aerr != nil {
 		return session.Options{}, aerr
 	}
+	switch req.Mode {
+	case "":
+	case api.SessionModeRepl:
+		if !session.HasRepl(lang) {
+			return session.Options{}, badRequest(api.CodeInvalidRequest, "mode", "mode %q is for python and javascript sessions", req.Mode)
+		}
+	default:
+		return session.Options{}, badRequest(api.CodeInvalidRequest, "mode", "unknown mode %q; \"repl\" or none", req.Mode)
+	}
 	return session.Options{
-		Language: lang, Limits: limits, BoxBytes: box,
+		Language: lang, Limits: limits, BoxBytes: box, Mode: req.Mode,
 		Idle: time.Duration(idle) * time.Second, Lifetime: time.Duration(life) * time.Second,
 		MaxOpen: c.MaxOpen, MaxPerOwner: c.MaxPerClient, MemoryBudget: c.MemoryBytes,
 	}, nil
@@ -255,6 +264,29 @@ func (s *Server) handleSessionRun(w http.ResponseWriter, r *http.Request, sess *
 func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) (execution.Plan, *api.Error) {
 	lang := sess.Language
 	files := req.Files
+	if sess.Mode == api.SessionModeRepl {
+		switch {
+		case len(files) > 0:
+			return execution.Plan{}, badRequest(api.CodeInvalidRequest, "files", "a repl session runs code as cells; put files with PUT /v1/sessions/{id}/files/{path}")
+		case len(req.Args) > 0:
+			return execution.Plan{}, badRequest(api.CodeInvalidRequest, "args", "a cell takes no args")
+		case int64(len(req.Code)) > st.cfg.Requests.MaxCodeBytes:
+			return execution.Plan{}, tooLarge("code", "code holds %d bytes; the maximum is %d", len(req.Code), st.cfg.Requests.MaxCodeBytes)
+		}
+		if aerr := validateInput("", req.Stdin, nil, st.cfg.Requests); aerr != nil {
+			return execution.Plan{}, aerr
+		}
+		timeout, aerr := st.timeout(req.DeadlineMS)
+		if aerr != nil {
+			return execution.Plan{}, aerr
+		}
+		limits, aerr := st.sessionRunLimits(sess, req.Limits)
+		if aerr != nil {
+			return execution.Plan{}, aerr
+		}
+		code := req.Code
+		return execution.Plan{Language: lang, Stdin: req.Stdin, Limits: limits, Timeout: timeout, Session: sess, Cell: &code}, nil
+	}
 	switch {
 	case req.Code != "" && len(files) > 0:
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "code", "give files or code, not both")
@@ -271,16 +303,11 @@ func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) 
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}
-	// Memory, CPU and pids are the session's sandbox's; a run asks only
-	// for its times and its output.
-	own := sess.Limits
-	if l := req.Limits; l.MemoryBytes != 0 && l.MemoryBytes != own.MemoryBytes || l.CPU != 0 && l.CPU != own.CPU || l.Pids != 0 && l.Pids != own.Pids {
-		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "limits", "memory_bytes, cpu and pids are the session's (set when it was created); a run sets wall_time_ms, cpu_time_ms and output_bytes")
-	}
-	limits, aerr := ResolveLimits("limits", req.Limits, own, st.cfg.Maximums)
+	limits, aerr := st.sessionRunLimits(sess, req.Limits)
 	if aerr != nil {
 		return execution.Plan{}, aerr
 	}
+	own := sess.Limits
 	compile, aerr := ResolveLimits("compile_limits", api.Limits{}, lang.CompileDefaults, st.cfg.CompileMaximums)
 	if aerr != nil {
 		return execution.Plan{}, aerr
@@ -296,6 +323,16 @@ func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) 
 		Timeout:       timeout,
 		Session:       sess,
 	}, nil
+}
+
+// sessionRunLimits are a run's limits in sess: memory, CPU and pids are
+// the session's sandbox's; a run asks only for its times and its output.
+func (st *state) sessionRunLimits(sess *session.Session, l api.Limits) (api.Limits, *api.Error) {
+	own := sess.Limits
+	if l.MemoryBytes != 0 && l.MemoryBytes != own.MemoryBytes || l.CPU != 0 && l.CPU != own.CPU || l.Pids != 0 && l.Pids != own.Pids {
+		return api.Limits{}, badRequest(api.CodeInvalidRequest, "limits", "memory_bytes, cpu and pids are the session's (set when it was created); a run sets wall_time_ms, cpu_time_ms and output_bytes")
+	}
+	return ResolveLimits("limits", l, own, st.cfg.Maximums)
 }
 
 // sessionConnectPlan is the plan of a run message on a session's

@@ -81,6 +81,8 @@ type Options struct {
 	BoxBytes int64
 	Idle     time.Duration
 	Lifetime time.Duration
+	// Mode is "" or api.SessionModeRepl (HasRepl(Language) must hold).
+	Mode string
 
 	// The bounds the session must fit in: sessions open in all and per
 	// owner, and the memory of all sessions' sandboxes together.
@@ -140,6 +142,7 @@ type Session struct {
 	Idle     time.Duration
 	Lifetime time.Duration
 	Created  time.Time
+	Mode     string
 
 	m   *Manager
 	log *logrus.Entry
@@ -154,6 +157,11 @@ type Session struct {
 	lastUsed time.Time
 	users    int // requests using or waiting for the session
 	runs     int
+
+	// A repl session's interpreter, and why the last one was lost; the
+	// request that holds the turn uses them.
+	interp  *interp
+	lostWhy string
 }
 
 func newID() (string, error) {
@@ -174,7 +182,7 @@ func (m *Manager) Create(ctx context.Context, log *logrus.Entry, o Options) (*Se
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Session{
 		ID: id, Owner: o.Owner, Language: o.Language, Limits: o.Limits, BoxBytes: o.BoxBytes,
-		Idle: o.Idle, Lifetime: o.Lifetime, Created: now,
+		Idle: o.Idle, Lifetime: o.Lifetime, Created: now, Mode: o.Mode,
 		m: m, log: m.log.WithFields(logrus.Fields{"session": id, "language": o.Language.Name}),
 		ctx: sctx, cancel: cancel, turn: make(chan struct{}, 1),
 		lastUsed: now,
@@ -455,7 +463,7 @@ func (s *Session) Info() api.Session {
 		Limits: s.Limits, BoxBytes: s.BoxBytes,
 		IdleTimeoutS: int64(s.Idle / time.Second), MaxLifetimeS: int64(s.Lifetime / time.Second),
 		CreatedAt: s.Created.UTC(), LastUsedAt: s.lastUsed.UTC(), ExpiresAt: expires.UTC(),
-		Runs: s.runs, Busy: s.users > 0,
+		Runs: s.runs, Busy: s.users > 0, Mode: s.Mode,
 	}
 }
 

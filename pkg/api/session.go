@@ -26,7 +26,15 @@ type SessionRequest struct {
 	IdleTimeoutS int64 `json:"idle_timeout_s,omitempty"`
 	// MaxLifetimeS ends the session that long after its creation.
 	MaxLifetimeS int64 `json:"max_lifetime_s,omitempty"`
+	// Mode is "" (each run a program) or SessionModeRepl.
+	Mode string `json:"mode,omitempty"`
 }
+
+// SessionModeRepl: a Python or JavaScript session whose runs are cells of
+// one interpreter that lives between them, names defined by one run
+// there in the next; a run's answer has the last expression's value as
+// Result.
+const SessionModeRepl = "repl"
 
 // Session describes an open session.
 type Session struct {
@@ -37,6 +45,7 @@ type Session struct {
 	BoxBytes     int64     `json:"box_bytes"`
 	IdleTimeoutS int64     `json:"idle_timeout_s"`
 	MaxLifetimeS int64     `json:"max_lifetime_s"`
+	Mode         string    `json:"mode,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	LastUsedAt   time.Time `json:"last_used_at"`
 	// ExpiresAt is when the session ends unless it is used before: its

@@ -117,8 +117,12 @@ type RunResponse struct {
 	// program compiled; Summary counts the tests by status.
 	Tests   []StageResult  `json:"tests,omitempty"`
 	Summary map[Status]int `json:"summary,omitempty"`
-	// Message says why the request ended early (its deadline), if it did.
+	// Message says why the request ended early (its deadline), if it did;
+	// in a repl session, that the interpreter's state was lost.
 	Message string `json:"message,omitempty"`
+	// Result is, in a repl session, the repr of the cell's last
+	// expression (absent if it was none, or None/undefined).
+	Result *string `json:"result,omitempty"`
 }
 
 // Runtime describes one language runtimed can run.

@@ -29,6 +29,8 @@ type SessionReport struct {
 	// /v1/run, alternately.
 	SessionRunMS float64 `json:"session_run_p50_ms"`
 	RunMS        float64 `json:"run_p50_ms"`
+	// CellMS: x = x + 1 in a Python repl session.
+	CellMS float64 `json:"repl_cell_p50_ms"`
 	// Idle: this many sessions open at once, each answering a run, and
 	// the host memory they hold (MemTotal - MemAvailable, after - before).
 	Idle             int     `json:"idle_sessions"`
@@ -123,6 +125,28 @@ memory_bytes = 68719476736
 	if err := c.DeleteSession(ctx, s.ID); err != nil {
 		b.Fatal(err)
 	}
+	var cells []float64
+	s, err = c.CreateSession(ctx, &api.SessionRequest{Language: "python", Mode: api.SessionModeRepl})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.SessionRun(ctx, s.ID, &api.SessionRunRequest{Code: "x = 0"}); err != nil {
+		b.Fatal(err)
+	}
+	for r := range rounds + 1 {
+		start := time.Now()
+		resp, err := c.SessionRun(ctx, s.ID, &api.SessionRunRequest{Code: "x = x + 1\nx"})
+		d := time.Since(start)
+		if err != nil || resp.Status != api.StatusOK || resp.Result == nil || *resp.Result != strconv.Itoa(r+1) {
+			b.Fatalf("cell: %v %+v", err, resp)
+		}
+		if r > 0 {
+			cells = append(cells, ms(d))
+		}
+	}
+	if err := c.DeleteSession(ctx, s.ID); err != nil {
+		b.Fatal(err)
+	}
 
 	// Idle sessions, opened two at a time, each then running once.
 	time.Sleep(2 * time.Second)
@@ -170,12 +194,13 @@ memory_bytes = 68719476736
 
 	rep := SessionReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Rounds: rounds,
-		CreateMS: median(create), SessionRunMS: median(inSession), RunMS: median(run),
+		CreateMS: median(create), SessionRunMS: median(inSession), RunMS: median(run), CellMS: median(cells),
 		Idle: idle, IdleMemoryMiB: after - before, IdlePerSessionMB: (after - before) / float64(idle),
 	}
 	fmt.Printf("\nsessions cell (python, no pool), %d rounds, medians\n", rounds)
 	fmt.Printf("  create a session: %6.0f ms\n", rep.CreateMS)
 	fmt.Printf("  print(1) in a session: %6.0f ms; through /v1/run: %6.0f ms (%.2fx)\n", rep.SessionRunMS, rep.RunMS, rep.RunMS/rep.SessionRunMS)
+	fmt.Printf("  a repl cell (x = x + 1): %6.1f ms\n", rep.CellMS)
 	fmt.Printf("  %d idle sessions open at once, each answering: host memory +%.0f MiB, %.1f MiB a session\n", idle, rep.IdleMemoryMiB, rep.IdlePerSessionMB)
 	writeReport(b, "sessions.json", rep)
 }

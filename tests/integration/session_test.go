@@ -604,3 +604,118 @@ func TestSessionConnect(t *testing.T) {
 		t.Fatalf("session run -i: %d %q %q", code, out2, errOut)
 	}
 }
+
+// cell runs code in a repl session and returns the answer.
+func cell(t *testing.T, id, code string, limits api.Limits) *api.RunResponse {
+	t.Helper()
+	return sessionRun(t, id, api.SessionRunRequest{Code: code, Limits: limits})
+}
+
+func resultOf(r *api.RunResponse) string {
+	if r.Result == nil {
+		return "<none>"
+	}
+	return *r.Result
+}
+
+// TestSessionRepl: in a repl session names live from cell to cell, the
+// last expression's repr is the result, an exception keeps the state, a
+// timeout loses it (the next cell says so), and the session's memory
+// limit holds across cells.
+func TestSessionRepl(t *testing.T) {
+	s := newSession(t, `{"language":"python","mode":"repl","limits":{"memory_bytes":134217728}}`)
+	if s.Mode != "repl" {
+		t.Fatalf("mode: %+v", s)
+	}
+	if r := cell(t, s.ID, "x = 41", api.Limits{}); r.Status != api.StatusOK || r.Result != nil {
+		t.Fatalf("x = 41: %+v %s", r, resultOf(r))
+	}
+	r := cell(t, s.ID, "print('side', 'effect')\nx + 1", api.Limits{})
+	if r.Status != api.StatusOK || resultOf(r) != "42" || r.Run.Stdout != "side effect\n" {
+		t.Fatalf("x + 1: %s %q %+v", resultOf(r), r.Run.Stdout, r.Run)
+	}
+	r = cell(t, s.ID, "def f():\n    return 1/0\nf()", api.Limits{})
+	if r.Status != api.StatusRuntimeError || !strings.Contains(r.Run.Stderr, "ZeroDivisionError") || strings.Contains(r.Run.Stderr, "repl") {
+		t.Fatalf("exception: %+v", r.Run)
+	}
+	if r := cell(t, s.ID, "x, f.__name__", api.Limits{}); resultOf(r) != "(41, 'f')" || r.Message != "" {
+		t.Fatalf("state after the exception: %s %+v", resultOf(r), r)
+	}
+	// The box is the session's: a cell writes, GET reads.
+	cell(t, s.ID, "open('from-cell.txt', 'w').write('cell output')", api.Limits{})
+	body, err := env.Client.SessionFile(context.Background(), s.ID, "from-cell.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	_, _ = got.ReadFrom(body)
+	body.Close()
+	if got.String() != "cell output" {
+		t.Fatalf("file: %q", got.String())
+	}
+	// Memory: a list grown over cells, within the session's 128 MiB.
+	cell(t, s.ID, "keep = []", api.Limits{})
+	hit := false
+	for i := 0; i < 8 && !hit; i++ {
+		r := cell(t, s.ID, "keep.append(bytearray(32 << 20)); len(keep)", api.Limits{})
+		switch r.Status {
+		case api.StatusOK:
+			if i >= 4 {
+				t.Fatalf("cell %d holds %s x 32 MiB in a 128 MiB session", i, resultOf(r))
+			}
+		case api.StatusMemoryLimit:
+			hit = true
+		default:
+			t.Fatalf("cell %d: %+v", i, r.Run)
+		}
+	}
+	if !hit {
+		t.Fatal("the session's memory limit did not stop the cells")
+	}
+	// A timeout ends the interpreter; the next cell says the state is lost.
+	cell(t, s.ID, "y = 1", api.Limits{})
+	r = cell(t, s.ID, "import time\ntime.sleep(10)", api.Limits{WallTimeMS: 1000})
+	if r.Status != api.StatusTimeout || r.Run.WallTimeMS > 5000 {
+		t.Fatalf("timeout: %+v", r.Run)
+	}
+	r = cell(t, s.ID, "'y' in globals()", api.Limits{})
+	if r.Status != api.StatusOK || resultOf(r) != "False" || !strings.Contains(r.Message, "names defined before are gone") {
+		t.Fatalf("after the timeout: %s %q", resultOf(r), r.Message)
+	}
+	if r := cell(t, s.ID, "z = 5\nz * 2", api.Limits{}); resultOf(r) != "10" || r.Message != "" {
+		t.Fatalf("the new interpreter: %s %q", resultOf(r), r.Message)
+	}
+	// A repl session runs code, not files.
+	status, data := sessionReq(t, http.MethodPost, "/v1/sessions/"+s.ID+"/run", `{"files":[{"name":"a.py","content":"print(1)"}]}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeInvalidRequest)
+	// Nor is repl a mode for every language.
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"language":"c","mode":"repl"}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeInvalidRequest)
+}
+
+// TestSessionReplJavaScript: the same for JavaScript.
+func TestSessionReplJavaScript(t *testing.T) {
+	s := newSession(t, `{"language":"javascript","mode":"repl"}`)
+	if r := cell(t, s.ID, "let x = 41", api.Limits{}); r.Status != api.StatusOK {
+		t.Fatalf("let: %+v", r.Run)
+	}
+	r := cell(t, s.ID, "console.log('side'); x + 1", api.Limits{})
+	if r.Status != api.StatusOK || resultOf(r) != "42" || r.Run.Stdout != "side\n" {
+		t.Fatalf("x + 1: %s %+v", resultOf(r), r.Run)
+	}
+	r = cell(t, s.ID, "null.f", api.Limits{})
+	if r.Status != api.StatusRuntimeError || !strings.Contains(r.Run.Stderr, "TypeError") {
+		t.Fatalf("exception: %+v", r.Run)
+	}
+	if r := cell(t, s.ID, "[x, typeof require('fs').readFileSync]", api.Limits{}); resultOf(r) != "[ 41, 'function' ]" {
+		t.Fatalf("state after the exception: %s %+v", resultOf(r), r.Run)
+	}
+	r = cell(t, s.ID, "while (true) {}", api.Limits{WallTimeMS: 1000})
+	if r.Status != api.StatusTimeout {
+		t.Fatalf("timeout: %+v", r.Run)
+	}
+	r = cell(t, s.ID, "typeof x", api.Limits{})
+	if resultOf(r) != "'undefined'" || !strings.Contains(r.Message, "names defined before are gone") {
+		t.Fatalf("after the timeout: %s %q", resultOf(r), r.Message)
+	}
+}
