@@ -159,8 +159,22 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 // sessionOptions checks a session request against the configuration.
 func (st *state) sessionOptions(req *api.SessionRequest) (session.Options, *api.Error) {
 	c := st.cfg.Sessions
+	if req.Image != "" {
+		if req.Language != "" || req.Version != "" {
+			return session.Options{}, badRequest(api.CodeInvalidRequest, "image", "give language (and version) or image, not both")
+		}
+		for _, l := range st.langs.All() {
+			if l.Image == req.Image {
+				req.Language, req.Version = l.Name, l.Version
+				break
+			}
+		}
+		if req.Language == "" {
+			return session.Options{}, badRequest(api.CodeUnknownLanguage, "image", "no language runs the image %q; GET /v1/runtimes lists the images", req.Image)
+		}
+	}
 	if req.Language == "" {
-		return session.Options{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
+		return session.Options{}, badRequest(api.CodeInvalidRequest, "language", "language (or image) is required")
 	}
 	lang, err := st.langs.Select(req.Language, req.Version)
 	if errors.Is(err, language.ErrUnknownLanguage) {

@@ -15,8 +15,11 @@ import (
 // SessionRequest is the body of POST /v1/sessions: a sandbox that lives
 // across requests. Every field but Language is optional.
 type SessionRequest struct {
-	Language string `json:"language"`
+	Language string `json:"language,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// Image, instead of Language, names the session's language by its
+	// image reference (as GET /v1/runtimes lists it).
+	Image string `json:"image,omitempty"`
 	// Limits: memory_bytes, cpu and pids bound the whole session, every
 	// run together; the others are the defaults of its runs.
 	Limits Limits `json:"limits,omitempty"`

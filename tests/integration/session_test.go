@@ -230,6 +230,13 @@ func TestSessionLimits(t *testing.T) {
 	if full.Status != api.StatusRuntimeError || !strings.Contains(full.Run.Stderr, "No space left") {
 		t.Fatalf("writing past the box: %+v", full.Run)
 	}
+	// By image: the language version that runs it.
+	byImage := newSession(t, `{"image":"runtimed.local/python:3.11"}`)
+	if byImage.Language != "python" || !strings.HasPrefix(byImage.Version, "3.11.") {
+		t.Fatalf("by image: %+v", byImage)
+	}
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"image":"runtimed.local/nosuch:1"}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeUnknownLanguage)
 	// Over the maximum box size: refused.
 	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"language":"python","box_bytes":1073741824}`)
 	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeLimitExceeded)
@@ -240,7 +247,7 @@ func TestSessionLimits(t *testing.T) {
 func TestSessionFilePaths(t *testing.T) {
 	s := newSession(t, `{"language":"python"}`)
 	base := "/v1/sessions/" + s.ID + "/files/"
-	for _, bad := range []string{"..%2Fx", "a/../../x", "%00x", "a%00b"} {
+	for _, bad := range []string{"..%2Fx", "a/../../x", "%00x", "a%00b", "%2Fetc%2Fpasswd", "a%5C..%5Cb"} {
 		status, data := sessionReq(t, http.MethodPut, base+bad, "data")
 		if status != http.StatusBadRequest && status != http.StatusNotFound && status/100 != 3 {
 			t.Errorf("PUT %s: %d %s", bad, status, data)
@@ -383,6 +390,11 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("message: %s", e.Message)
 	}
 	waitNoLeftovers(t, 10*time.Second)
+	status, data = sessionReq(t, http.MethodGet, "/metrics", "")
+	if status != http.StatusOK || !strings.Contains(string(data), `runtimed_sessions_ended_total{language="bash",reason="idle"}`) ||
+		!strings.Contains(string(data), `runtimed_sessions_created_total{language="bash"}`) {
+		t.Fatalf("metrics: %d, no idle session ended", status)
+	}
 
 	d := newSession(t, `{"language":"bash"}`)
 	status, data = sessionReq(t, http.MethodDelete, "/v1/sessions/"+d.ID, "")
@@ -491,11 +503,28 @@ sha256 = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d2.Stop)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			d2.Stop()
+		}
+	})
 	waitNoLeftovers(t, 10*time.Second)
 	sessions, err = api.NewClient(in.Socket, "").Sessions(context.Background())
 	if err != nil || len(sessions.Sessions) != 0 {
 		t.Fatalf("after the restart: %+v %v", sessions, err)
+	}
+	// SIGTERM ends the open sessions itself: nothing is left.
+	if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusCreated {
+		t.Fatalf("after the restart: %d %+v", status, e)
+	}
+	if len(leftovers()) == 0 {
+		t.Fatal("the session has no sandbox: the test proves nothing")
+	}
+	d2.Stop()
+	stopped = true
+	if left := leftovers(); len(left) > 0 {
+		t.Fatalf("SIGTERM left: %v", left)
 	}
 }
 
