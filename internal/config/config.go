@@ -198,8 +198,9 @@ type Sessions struct {
 	// (a token on TCP, a user on the unix socket).
 	MaxOpen      int `toml:"max_open"`
 	MaxPerClient int `toml:"max_per_client"`
-	// MemoryBytes bounds the memory limits of all open sessions together:
-	// a session whose limit would pass it is refused (503).
+	// MemoryBytes bounds the memory limits and boxes (a tmpfs each) of
+	// all open sessions together: a session that would pass it is
+	// refused (503).
 	MemoryBytes int64 `toml:"memory_bytes"`
 	// BoxBytes is a session's /box size unless it asks for another, at
 	// most MaxBoxBytes.

@@ -159,7 +159,9 @@ func (b *Box) Open(name string) (f *os.File, size int64, list []Entry, err error
 	}
 	switch {
 	case st.IsDir():
-		d, err := root.Open(name)
+		// O_DIRECTORY|O_NONBLOCK: what a program put in its place since
+		// (a FIFO) neither blocks nor is read.
+		d, err := root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, 0, nil, inBox(err)
 		}
@@ -184,11 +186,18 @@ func (b *Box) Open(name string) (f *os.File, size int64, list []Entry, err error
 		if err != nil {
 			return nil, 0, nil, inBox(err)
 		}
-		if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() {
+		fst, err := f.Stat()
+		if err != nil || !fst.Mode().IsRegular() {
 			f.Close()
 			return nil, 0, nil, ErrNotAFile
 		}
-		return f, st.Size(), nil, nil
+		// The size of what was opened, at most the box's: a sparse file
+		// claims more than the box holds.
+		size := fst.Size()
+		if b.bytes > 0 {
+			size = min(size, b.bytes)
+		}
+		return f, size, nil, nil
 	}
 	return nil, 0, nil, ErrNotAFile
 }

@@ -24,6 +24,9 @@ type cappedBuffer struct {
 	max        int
 	truncated  bool
 	onOverflow func()
+	// discard: what is kept is counted (n), not held.
+	discard bool
+	n       int
 }
 
 func newCappedBuffer(limit int64, onOverflow func()) *cappedBuffer {
@@ -51,7 +54,7 @@ func (c *cappedBuffer) keep(p []byte) []byte {
 	}
 	// The pending bytes were within the cap when they came: room is never
 	// less than their length.
-	room := c.max - c.buf.Len()
+	room := c.max - c.n
 	overflow := len(data) > room
 	var kept []byte
 	if overflow {
@@ -61,7 +64,10 @@ func (c *cappedBuffer) keep(p []byte) []byte {
 		kept = data[:wholeCharacters(data)]
 		c.pending = append([]byte(nil), data[len(kept):]...)
 	}
-	c.buf.Write(kept)
+	c.n += len(kept)
+	if !c.discard {
+		c.buf.Write(kept)
+	}
 	c.mu.Unlock()
 	if overflow && c.onOverflow != nil {
 		c.onOverflow()
@@ -76,7 +82,10 @@ func (c *cappedBuffer) end() []byte {
 	defer c.mu.Unlock()
 	rest := c.pending
 	c.pending = nil
-	c.buf.Write(rest)
+	c.n += len(rest)
+	if !c.discard {
+		c.buf.Write(rest)
+	}
 	return rest
 }
 

@@ -289,6 +289,10 @@ type Program struct {
 	// in the order it was relayed. It must not block for long: the
 	// program's wall time runs meanwhile.
 	Output func(stream string, data []byte)
+	// StreamOnly, with Output, keeps none of the output for the result
+	// (its stdout, stderr and output are empty): a program that runs
+	// long and whose output its caller takes as it comes.
+	StreamOnly bool
 }
 
 // Run runs the program and returns its verdict. An error means the
@@ -474,6 +478,8 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	stop := func(why killReason) { stopOnce.Do(func() { stopCh <- why }) }
 	stdout := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
 	stderr := newCappedBuffer(prog.Limits.OutputBytes, func() { stop(killedOutput) })
+	streamOnly := prog.StreamOnly && prog.Output != nil
+	stdout.discard, stderr.discard = streamOnly, streamOnly
 	var combined bytes.Buffer
 	wall := time.Duration(prog.Limits.WallTimeMS) * time.Millisecond
 	if !prog.Deadline.IsZero() {
@@ -500,13 +506,17 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 			streamOK = false
 		case f.kind == agent.KindStdout:
 			kept := stdout.keep(f.payload)
-			combined.Write(kept)
+			if !streamOnly {
+				combined.Write(kept)
+			}
 			if prog.Output != nil && len(kept) > 0 {
 				prog.Output("stdout", kept)
 			}
 		case f.kind == agent.KindStderr:
 			kept := stderr.keep(f.payload)
-			combined.Write(kept)
+			if !streamOnly {
+				combined.Write(kept)
+			}
 			if prog.Output != nil && len(kept) > 0 {
 				prog.Output("stderr", kept)
 			}
@@ -594,7 +604,9 @@ loop:
 		buf  *cappedBuffer
 	}{{"stdout", stdout}, {"stderr", stderr}} {
 		rest := st.buf.end()
-		combined.Write(rest)
+		if !streamOnly {
+			combined.Write(rest)
+		}
 		if prog.Output != nil && len(rest) > 0 {
 			prog.Output(st.name, rest)
 		}

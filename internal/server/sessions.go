@@ -35,7 +35,7 @@ func (s *Server) routeSessions() {
 		"GET":  s.handleSessionList,
 	})
 	s.routeMethods("/v1/sessions/{id}", map[string]http.HandlerFunc{
-		"GET":    s.withSession(s.handleSessionGet),
+		"GET":    s.handleSessionGet,
 		"DELETE": s.handleSessionDelete,
 	})
 	s.route("POST", "/v1/sessions/{id}/run", s.withSession(s.handleSessionRun))
@@ -73,9 +73,11 @@ func owner(r *http.Request) string {
 	return "local"
 }
 
-// sessionsOn answers 404 and returns false if sessions are off.
+// sessionsOn answers 404 and returns false if sessions are off. With
+// sessions turned off by a reload, those open still answer (they may be
+// used, and deleted, until they end); none is created.
 func (s *Server) sessionsOn(w http.ResponseWriter, r *http.Request) bool {
-	if s.sessions == nil || !stateFrom(r.Context()).cfg.Sessions.Enabled {
+	if s.sessions == nil || !stateFrom(r.Context()).cfg.Sessions.Enabled && (r.Method == http.MethodPost && r.URL.Path == "/v1/sessions" || s.sessions.Open() == 0) {
 		s.fail(w, r, newError(api.CodeNotFound, "sessions are turned off on this daemon (sessions.enabled)"))
 		return false
 	}
@@ -163,14 +165,18 @@ func (st *state) sessionOptions(req *api.SessionRequest) (session.Options, *api.
 		if req.Language != "" || req.Version != "" {
 			return session.Options{}, badRequest(api.CodeInvalidRequest, "image", "give language (and version) or image, not both")
 		}
+		var runs []string
 		for _, l := range st.langs.All() {
 			if l.Image == req.Image {
 				req.Language, req.Version = l.Name, l.Version
-				break
+				runs = append(runs, l.Name+" "+l.Version)
 			}
 		}
-		if req.Language == "" {
+		switch {
+		case len(runs) == 0:
 			return session.Options{}, badRequest(api.CodeUnknownLanguage, "image", "no language runs the image %q; GET /v1/runtimes lists the images", req.Image)
+		case len(runs) > 1:
+			return session.Options{}, badRequest(api.CodeInvalidRequest, "image", "several languages run the image %q (%s); give language and version", req.Image, strings.Join(runs, ", "))
 		}
 	}
 	if req.Language == "" {
@@ -237,7 +243,16 @@ func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handleSessionGet(w http.ResponseWriter, _ *http.Request, sess *session.Session) {
+// handleSessionGet describes a session without waiting for its turn.
+func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) {
+	if !s.sessionsOn(w, r) {
+		return
+	}
+	sess, err := s.sessions.Get(owner(r), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, sessionError(err))
+		return
+	}
 	writeJSON(w, http.StatusOK, sess.Info())
 }
 
@@ -445,8 +460,26 @@ func (s *Server) handleSessionFileGet(w http.ResponseWriter, r *http.Request, se
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.CopyN(w, f, size); err != nil && !errors.Is(err, io.EOF) {
-		logFrom(r.Context()).WithError(err).Info("session file: the copy to the client ended early")
+	// Each piece within the stream write timeout: a client that stops
+	// reading does not hold the session's turn.
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 64<<10)
+	for left := size; left > 0; {
+		n, err := f.Read(buf[:min(int64(len(buf)), left)])
+		if n > 0 {
+			if derr := rc.SetWriteDeadline(time.Now().Add(s.streamWriteTimeout)); derr != nil && !errors.Is(derr, http.ErrNotSupported) {
+				return
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				logFrom(r.Context()).WithError(werr).Info("session file: the client stopped taking it")
+				return
+			}
+			left -= int64(n)
+		}
+		if err != nil {
+			// Shorter than it was: the answer is cut, the client sees it.
+			return
+		}
 	}
 }
 
@@ -464,11 +497,16 @@ func (s *Server) handleSessionFilePut(w http.ResponseWriter, r *http.Request, se
 	if box == nil {
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, box.Size())
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, box.Size())}
 	n, err := box.Put(name, body, 0o644)
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	var readErr *bodyError
+	switch {
+	case errors.As(err, &tooBig):
 		s.fail(w, r, tooLarge("", "the file is larger than the session's box (%d bytes)", box.Size()))
+		return
+	case errors.As(err, &readErr):
+		s.fail(w, r, badRequest(api.CodeInvalidRequest, "", "the body could not be read whole: %v", readErr.err))
 		return
 	}
 	if err != nil {
@@ -476,6 +514,23 @@ func (s *Server) handleSessionFilePut(w http.ResponseWriter, r *http.Request, se
 		return
 	}
 	writeJSON(w, http.StatusCreated, api.BoxEntry{Name: name, Size: n, Mode: "-rw-r--r--"})
+}
+
+// bodyReader marks the errors of reading a request's body: the
+// client's, not the box's.
+type bodyReader struct{ r io.Reader }
+
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read the body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = &bodyError{err}
+	}
+	return n, err
 }
 
 func (s *Server) handleSessionFileDelete(w http.ResponseWriter, r *http.Request, sess *session.Session) {

@@ -38,25 +38,25 @@ var replPython string
 //go:embed repl/repl.js
 var replJavaScript string
 
-// interpOutputBytes caps what one interpreter writes in all its cells
-// (each cell has its own output limit too): past it, it is stopped.
-const interpOutputBytes = 8 << 20
+// interpOutputBytes is the interpreter's own output limit: none to
+// speak of. Each cell has its own, and the daemon keeps none of the
+// interpreter's output (StreamOnly): it is the cell's, as it comes.
+const interpOutputBytes = 1 << 40
 
 // HasRepl reports whether lang's sessions may be repl sessions.
-func HasRepl(lang *language.Language) bool { return replCommand(lang, "x") != nil }
+func HasRepl(lang *language.Language) bool { return replCommand(lang) != nil }
 
-// replCommand is the command line of lang's interpreter with the end
-// marker word.
-func replCommand(lang *language.Language, word string) []string {
+// replCommand is the command line of lang's interpreter.
+func replCommand(lang *language.Language) []string {
 	run := lang.RunCommand("x", "", nil, 0)
 	if len(run) == 0 {
 		return nil
 	}
 	switch lang.Name {
 	case "python":
-		return []string{run[0], "-B", "-u", "-c", replPython, word}
+		return []string{run[0], "-B", "-u", "-c", replPython}
 	case "javascript":
-		return []string{run[0], "-e", replJavaScript, word}
+		return []string{run[0], "-e", replJavaScript}
 	}
 	return nil
 }
@@ -65,13 +65,13 @@ func replCommand(lang *language.Language, word string) []string {
 type interp struct {
 	input   chan []byte
 	signals chan syscall.Signal
-	marker  []byte
 	done    chan struct{} // closed when the interpreter ended
 	res     api.StageResult
 	err     error
 
-	mu   sync.Mutex
-	cell *cell // the cell running, nil between cells
+	mu     sync.Mutex
+	cell   *cell  // the cell running, nil between cells
+	marker []byte // the cell's end marker: a word of its own
 }
 
 // cell is one cell's output and end.
@@ -89,6 +89,10 @@ type cell struct {
 	done     chan struct{} // closed at the second
 }
 
+// maxStatusLine bounds the status line after an end marker (the
+// result's repr is cut to fit in the interpreter).
+const maxStatusLine = 256 << 10
+
 // cutter holds what may be the start of the end marker on a stream.
 type cutter struct{ pending []byte }
 
@@ -100,6 +104,13 @@ func (c *cutter) feed(data, marker []byte, withStatus bool) (cellData []byte, st
 	if i := bytes.Index(c.pending, marker); i >= 0 {
 		rest := c.pending[i+len(marker):]
 		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 && len(rest) > maxStatusLine {
+			// Not the interpreter's status line: the cell ends here,
+			// its status unknown.
+			cellData = append([]byte(nil), c.pending[:i]...)
+			c.pending = nil
+			return cellData, []byte("{}"), true
+		}
 		if nl < 0 {
 			// The marker's line is not all there yet.
 			cellData = append([]byte(nil), c.pending[:i]...)
@@ -207,26 +218,24 @@ func (s *Session) startInterp(ctx context.Context, log *logrus.Entry) (*interp, 
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	word := "RUNTIMED-CELL-END-" + hex.EncodeToString(b)
 	it := &interp{
 		input: make(chan []byte, 1), signals: make(chan syscall.Signal, 1),
-		marker: []byte("\x1e" + word), done: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	life := max(time.Until(s.Created.Add(s.Lifetime)), time.Second) + 5*time.Second
 	limits := s.Limits
 	limits.WallTimeMS, limits.CPUTimeMS, limits.OutputBytes = life.Milliseconds(), life.Milliseconds(), interpOutputBytes
 	prog := sandbox.Program{
-		Args:        replCommand(s.Language, word),
+		Args:        replCommand(s.Language),
 		Env:         s.Language.Env,
 		Limits:      limits,
 		OutOfMemory: s.Language.OutOfMemory,
 		Input:       it.input,
 		Signals:     it.signals,
 		Output:      it.output,
+		// The cells take their output as it comes; the daemon keeps
+		// none of the interpreter's.
+		StreamOnly: true,
 	}
 	go func() {
 		defer close(it.done)
@@ -246,7 +255,11 @@ func (s *Session) Cell(ctx context.Context, log *logrus.Entry, code, stdin strin
 	lost := ""
 	if s.interp != nil && s.interp.ended() {
 		lost = s.lostWhy
-		s.interp = nil
+		if lost == "" {
+			// It ended between cells (a thread that exited it, say).
+			lost = "a new interpreter: the previous one ended between cells (" + string(s.interp.res.Status) + "); names defined before are gone"
+		}
+		s.interp, s.lostWhy = nil, ""
 	}
 	if s.interp == nil {
 		it, err := s.startInterp(ctx, log)
@@ -256,16 +269,21 @@ func (s *Session) Cell(ctx context.Context, log *logrus.Entry, code, stdin strin
 		s.interp = it
 	}
 	it := s.interp
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return api.StageResult{}, nil, "", err
+	}
+	word := "RUNTIMED-CELL-END-" + hex.EncodeToString(b)
 	c := &cell{ev: ev, limit: limits.OutputBytes, done: make(chan struct{})}
 	it.mu.Lock()
-	it.cell = c
+	it.cell, it.marker = c, []byte("\x1e"+word)
 	it.mu.Unlock()
 	defer func() {
 		it.mu.Lock()
 		it.cell = nil
 		it.mu.Unlock()
 	}()
-	line, err := json.Marshal(map[string]string{"code": code, "stdin": stdin})
+	line, err := json.Marshal(map[string]string{"code": code, "stdin": stdin, "end": word})
 	if err != nil {
 		return api.StageResult{}, nil, "", err
 	}
@@ -288,6 +306,7 @@ func (s *Session) Cell(ctx context.Context, log *logrus.Entry, code, stdin strin
 	case <-it.done:
 	case <-ctx.Done():
 		stopped()
+		s.lostWhy = "a new interpreter: the previous cell's request ended before the cell did, which stopped the interpreter; names defined before are gone"
 		return api.StageResult{}, nil, "", ctx.Err()
 	}
 	select {
@@ -326,6 +345,7 @@ func (s *Session) Cell(ctx context.Context, log *logrus.Entry, code, stdin strin
 		res.Message = fmt.Sprintf("the cell ran longer than its wall time of %d ms: the interpreter was stopped", limits.WallTimeMS)
 		s.lostWhy = "a new interpreter: the previous one was stopped at a cell's wall time; names defined before are gone"
 	case over:
+		stopped()
 		res.Status, res.ExitCode = api.StatusOutputLimit, -1
 		res.Message = fmt.Sprintf("the cell wrote more than %d bytes on a stream: the interpreter was stopped", limits.OutputBytes)
 		s.lostWhy = "a new interpreter: the previous one was stopped at a cell's output limit; names defined before are gone"

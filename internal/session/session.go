@@ -99,9 +99,12 @@ type Manager struct {
 	// tick is how often expiry is checked.
 	tick time.Duration
 
-	mu     sync.Mutex
-	open   map[string]*Session
-	ended  map[string]ended // remembered ids of ended sessions
+	mu   sync.Mutex
+	open map[string]*Session
+	// closing are ended sessions whose sandbox is not released yet: they
+	// still count against the bounds.
+	closing map[string]*Session
+	ended   map[string]ended // remembered ids of ended sessions
 	order  []string         // ended's ids, oldest first
 	closed bool
 	wg     sync.WaitGroup // ends in progress
@@ -114,6 +117,10 @@ type ended struct {
 	err   *Ended
 }
 
+// endGrace is how long an ended session's sandbox waits for the request
+// using it, and for its interpreter, to let it go.
+const endGrace = 15 * time.Second
+
 // rememberEnded is how many ended sessions' ids are remembered.
 const rememberEnded = 4096
 
@@ -125,7 +132,7 @@ func NewManager(acquire Acquire, m *metrics.Metrics, log *logrus.Entry, tick tim
 	}
 	mg := &Manager{
 		acquire: acquire, metrics: m, log: log, tick: tick,
-		open: map[string]*Session{}, ended: map[string]ended{},
+		open: map[string]*Session{}, closing: map[string]*Session{}, ended: map[string]ended{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go mg.expire()
@@ -195,27 +202,31 @@ func (m *Manager) Create(ctx context.Context, log *logrus.Entry, o Options) (*Se
 		cancel(nil)
 		return nil, &Full{Why: "runtimed is shutting down"}
 	}
+	// A session's memory is its sandbox's limit and its box (a tmpfs).
 	open, mine, memory := 0, 0, int64(0)
-	for _, o2 := range m.open {
-		open++
-		if o2.Owner == o.Owner {
-			mine++
+	for _, all := range []map[string]*Session{m.open, m.closing} {
+		for _, o2 := range all {
+			open++
+			if o2.Owner == o.Owner {
+				mine++
+			}
+			memory += o2.Limits.MemoryBytes + o2.BoxBytes
 		}
-		memory += o2.Limits.MemoryBytes
 	}
+	need := o.Limits.MemoryBytes + o.BoxBytes
 	switch {
 	case o.MaxOpen > 0 && open >= o.MaxOpen:
 		m.mu.Unlock()
 		cancel(nil)
-		return nil, &Full{Why: fmt.Sprintf("%d sessions are open, the most runtimed keeps; retry when one ends", open)}
+		return nil, &Full{Why: "runtimed has as many sessions open as it keeps (sessions.max_open); retry when one ends"}
 	case o.MaxPerOwner > 0 && mine >= o.MaxPerOwner:
 		m.mu.Unlock()
 		cancel(nil)
 		return nil, &Full{Why: fmt.Sprintf("you have %d sessions open, the most one client may have; delete one", mine)}
-	case o.MemoryBudget > 0 && memory+o.Limits.MemoryBytes > o.MemoryBudget:
+	case o.MemoryBudget > 0 && memory+need > o.MemoryBudget:
 		m.mu.Unlock()
 		cancel(nil)
-		return nil, &Full{Why: fmt.Sprintf("the open sessions' memory (%d MiB) and this one's (%d MiB) would pass the sessions' budget of %d MiB; retry when one ends", memory>>20, o.Limits.MemoryBytes>>20, o.MemoryBudget>>20)}
+		return nil, &Full{Why: fmt.Sprintf("this session's memory and box (%d MiB) would pass the sessions' memory budget of %d MiB beside the open ones; retry when one ends", need>>20, o.MemoryBudget>>20)}
 	}
 	m.open[id] = s
 	s.users++ // until the sandbox is there: nothing else may use it
@@ -329,6 +340,7 @@ func (m *Manager) end(s *Session, reason string) *sync.WaitGroup {
 		return &wg
 	}
 	delete(m.open, s.ID)
+	m.closing[s.ID] = s
 	e := &Ended{Reason: reason, At: time.Now()}
 	m.ended[s.ID] = ended{owner: s.Owner, err: e}
 	m.order = append(m.order, s.ID)
@@ -343,15 +355,32 @@ func (m *Manager) end(s *Session, reason string) *sync.WaitGroup {
 	go func() {
 		defer m.wg.Done()
 		defer wg.Done()
+		defer func() {
+			m.mu.Lock()
+			delete(m.closing, s.ID)
+			m.mu.Unlock()
+		}()
 		// The request using the session, if any, stops (its context
-		// ends with the session's) and lets it go.
-		s.turn <- struct{}{}
+		// ends with the session's) and lets it go; one that does not
+		// within endGrace loses the sandbox under it.
+		select {
+		case s.turn <- struct{}{}:
+		case <-time.After(endGrace):
+			s.log.Warn("a request held the ended session past the grace; its sandbox is released under it")
+		}
 		s.mu.Lock()
-		sb, runs := s.sb, s.runs
+		sb, runs, it := s.sb, s.runs, s.interp
 		s.sb = nil
 		s.mu.Unlock()
 		if sb == nil {
 			return // its creation failed
+		}
+		if it != nil {
+			// The interpreter's run ends with the session's context.
+			select {
+			case <-it.done:
+			case <-time.After(endGrace):
+			}
 		}
 		sb.Release()
 		m.metrics.SessionEnded(s.Language.Name, reason, runs)
@@ -497,7 +526,7 @@ func (s *Session) Sandbox(ctx context.Context, log *logrus.Entry) (execution.San
 	if err != nil {
 		return nil, err
 	}
-	box := old.KeepBox()
+	box := old.Box()
 	err = fresh.Box().Resize(box.Size())
 	if err == nil {
 		if err = fresh.Box().Empty(); err == nil {
@@ -505,13 +534,16 @@ func (s *Session) Sandbox(ctx context.Context, log *logrus.Entry) (execution.San
 		}
 	}
 	if err != nil {
+		// The old sandbox and its box stay: the session's files can be
+		// read, and deleted, and the next run tries again.
 		fresh.Release()
+		if errors.Is(err, sandbox.ErrBuildTooLarge) {
+			return nil, &api.Error{Code: api.CodeBodyTooLarge, HTTPStatus: 413, Field: "box",
+				Message: "the session's sandbox was lost (a limit took it) and its files do not fit a fresh one (" + err.Error() + "; a sparse file counts whole): delete some with DELETE /v1/sessions/{id}/files/{path}"}
+		}
 		return nil, fmt.Errorf("move the session's box: %w", err)
 	}
 	old.Release()
-	if err := box.Remove(); err != nil {
-		s.log.WithError(err).Warn("remove the old box")
-	}
 	s.mu.Lock()
 	s.sb = fresh
 	s.mu.Unlock()

@@ -231,10 +231,13 @@ func TestSessionLimits(t *testing.T) {
 		t.Fatalf("writing past the box: %+v", full.Run)
 	}
 	// By image: the language version that runs it.
-	byImage := newSession(t, `{"image":"runtimed.local/python:3.11"}`)
-	if byImage.Language != "python" || !strings.HasPrefix(byImage.Version, "3.11.") {
+	byImage := newSession(t, `{"image":"runtimed.local/javascript:18"}`)
+	if byImage.Language != "javascript" || !strings.HasPrefix(byImage.Version, "18.") {
 		t.Fatalf("by image: %+v", byImage)
 	}
+	// This suite's "broken" language shares Python 3.11's image.
+	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"image":"runtimed.local/python:3.11"}`)
+	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeInvalidRequest)
 	status, data = sessionReq(t, http.MethodPost, "/v1/sessions", `{"image":"runtimed.local/nosuch:1"}`)
 	expectAPIError(t, status, data, http.StatusBadRequest, api.CodeUnknownLanguage)
 	// Over the maximum box size: refused.
@@ -428,7 +431,7 @@ enabled = false
 [sessions]
 max_open = 4
 max_per_client = 3
-memory_bytes = 536870912
+memory_bytes = 629145600
 [[tokens]]
 name = "other"
 sha256 = %q
@@ -460,14 +463,15 @@ sha256 = %q
 		return status, e
 	}
 	unix := harness.UnixHTTPTo(in.Socket)
-	const mib128 = `{"language":"bash","limits":{"memory_bytes":134217728}}`
+	// 129 MiB each against the budget: 128 MiB of memory, a 1 MiB box.
+	const mib128 = `{"language":"bash","limits":{"memory_bytes":134217728},"box_bytes":1048576}`
 	for i := 0; i < 2; i++ {
 		if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusCreated {
 			t.Fatalf("session %d: %d %+v", i, status, e)
 		}
 	}
-	// The memory budget: 2 x 128 MiB open, 300 MiB more would pass 512.
-	if status, e := create(unix, "http://runtimed", "", `{"language":"bash","limits":{"memory_bytes":314572800}}`); status != http.StatusServiceUnavailable || e.Code != api.CodeBusy || !strings.Contains(e.Message, "budget") {
+	// The memory budget: 2 x 129 MiB open, 401 MiB more would pass 600.
+	if status, e := create(unix, "http://runtimed", "", `{"language":"bash","limits":{"memory_bytes":419430400},"box_bytes":1048576}`); status != http.StatusServiceUnavailable || e.Code != api.CodeBusy || !strings.Contains(e.Message, "budget") {
 		t.Fatalf("over the memory budget: %d %+v", status, e)
 	}
 	if status, e := create(unix, "http://runtimed", "", mib128); status != http.StatusCreated {
@@ -483,7 +487,7 @@ sha256 = %q
 	if status, e := create(tcp, "http://"+addr, harness.TestToken, mib128); status != http.StatusCreated {
 		t.Fatalf("the token's first: %d %+v", status, e)
 	}
-	if status, e := create(tcp, "http://"+addr, harness.TestToken, mib128); status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "sessions are open") {
+	if status, e := create(tcp, "http://"+addr, harness.TestToken, mib128); status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "max_open") {
 		t.Fatalf("past max_open: %d %+v", status, e)
 	}
 	sessions, err := api.NewClient(in.Socket, "").Sessions(context.Background())

@@ -1,12 +1,12 @@
 // runtimed's JavaScript repl: runs cells in one global scope, each sent as
-// a JSON line {"code": ...} on the interpreter's stdin; after each it
-// writes the end marker (argv[1]) with the cell's status and the
-// inspected completion value to stdout, and the marker alone to stderr.
+// a JSON line {"code": ..., "end": ...} on the interpreter's stdin; after
+// each it writes the cell's end marker ("end", a word of its own) with the
+// cell's status and the inspected completion value to stdout, and the
+// marker alone to stderr.
 const fs = require('fs');
 const vm = require('vm');
 const util = require('util');
 globalThis.require = require;
-const marker = '\x1e' + process.argv[1];
 let pending = Buffer.alloc(0);
 function readLine() {
   for (;;) {
@@ -33,10 +33,11 @@ for (;;) {
   const line = readLine();
   if (line === null) break;
   const cell = JSON.parse(line);
+  const marker = '\x1e' + cell.end;
   let status = 'ok', result = null;
   try {
     const value = vm.runInThisContext(cell.code || '', { filename: '<cell>' });
-    if (value !== undefined) result = util.inspect(value);
+    if (value !== undefined) result = util.inspect(value).slice(0, 65536);
   } catch (e) {
     status = 'error';
     // Leave out the repl's own frames.

@@ -1,10 +1,10 @@
 # runtimed's Python repl: runs cells in one namespace, each sent as a JSON
-# line {"code": ..., "stdin": ...} on the interpreter's stdin; after each
-# it writes the end marker (argv[1]) with the cell's status and the repr
-# of its last expression to stdout, and the marker alone to stderr.
+# line {"code": ..., "stdin": ..., "end": ...} on the interpreter's stdin;
+# after each it writes the cell's end marker ("end", a word of its own)
+# with the cell's status and the repr of its last expression to stdout,
+# and the marker alone to stderr.
 import ast, io, json, sys, traceback
 
-marker = "\x1e" + sys.argv[1]
 proto = sys.stdin.buffer
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 
@@ -25,6 +25,7 @@ while True:
     if not line:
         break
     cell = json.loads(line)
+    marker = "\x1e" + cell["end"]
     sys.stdin = io.StringIO(cell.get("stdin", ""))
     status, result = "ok", None
     try:
@@ -44,6 +45,8 @@ while True:
     except BaseException:
         pass
     sys.stderr.flush()
+    if result is not None and len(result) > 65536:
+        result = result[:65536] + "..."
     sys.__stdout__.write(marker + json.dumps({"status": status, "result": result}) + "\n")
     sys.__stdout__.flush()
     sys.__stderr__.write(marker + "\n")
