@@ -105,11 +105,11 @@ type Manager struct {
 	// still count against the bounds.
 	closing map[string]*Session
 	ended   map[string]ended // remembered ids of ended sessions
-	order  []string         // ended's ids, oldest first
-	closed bool
-	wg     sync.WaitGroup // ends in progress
-	stop   chan struct{}
-	done   chan struct{}
+	order   []string         // ended's ids, oldest first
+	closed  bool
+	wg      sync.WaitGroup // ends in progress
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 type ended struct {
