@@ -272,9 +272,7 @@ func serveAction(c *cli.Context) error {
 		case listenTCP:
 			h = apiServer.TCPHandler()
 		case listenMetrics:
-			mux := http.NewServeMux()
-			mux.Handle("GET /metrics", m.Handler())
-			h = mux
+			h = apiServer.MetricsHandler()
 		}
 		srv := server.HTTPServer(h, cfg.HTTP)
 		srv.BaseContext = func(net.Listener) context.Context { return drainCtx }

@@ -144,6 +144,32 @@ func (s *Server) TCPHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, true) })
 }
 
+// isProbe reports whether r is a liveness or readiness probe: they
+// reveal nothing a load balancer may not know, and are served without a
+// token (a Kubernetes or load-balancer probe carries none).
+func isProbe(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
+}
+
+// MetricsHandler serves metrics_listen: /metrics and the probes, without
+// a token; any other path is answered 404 with the error body.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case isProbe(r):
+			s.serve(w, r, false)
+		case r.URL.Path == "/metrics" || r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+			w.Header().Set("Allow", "GET")
+			writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: *newError(api.CodeMethodNotAllowed, "%s takes GET, not %s", r.URL.Path, r.Method)})
+		default:
+			writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: *newError(api.CodeNotFound, "no such endpoint: %s; this listener serves /metrics, /healthz and /readyz", r.URL.Path)})
+		}
+	})
+	return mux
+}
+
 // serve gives every request an id (X-Request-Id, or a new one) and a log
 // entry carrying it, and on the TCP listener checks the token.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
@@ -162,7 +188,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 		log = log.WithFields(logrus.Fields{"peer_uid": cred.Uid, "peer_pid": cred.Pid})
 	}
 	ctx := r.Context()
-	if needToken && (!st.cfg.PistonWithoutToken || !isPiston(r)) {
+	if needToken && !isProbe(r) && (!st.cfg.PistonWithoutToken || !isPiston(r)) {
 		c := st.tokens.authenticate(r)
 		if c == nil {
 			log.WithField("remote", r.RemoteAddr).Info("request without a valid token")
@@ -548,7 +574,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		var missing []string
+		seen := map[string]bool{}
 		for _, l := range st.langs.All() {
+			if seen[l.Image] {
+				continue // an image several languages share is listed once
+			}
+			seen[l.Image] = true
 			if ok, err := s.platform.ImagePresent(ctx, l.Image); !ok || err != nil {
 				missing = append(missing, l.Image)
 			}

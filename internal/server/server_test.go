@@ -466,10 +466,20 @@ func TestTCPNeedsAToken(t *testing.T) {
 	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
 	srv, secret := tcpServer(t, executor, nil)
 	for _, auth := range []string{"", "Bearer", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x"} {
-		resp := getWith(t, srv.URL+"/healthz", auth)
+		resp := getWith(t, srv.URL+"/v1/runtimes", auth)
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("Authorization %q: %d", auth, resp.StatusCode)
 		}
+	}
+	// The probes need none: load balancers and Kubernetes carry none.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if resp := getWith(t, srv.URL+path, ""); resp.StatusCode == http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d", path, resp.StatusCode)
+		}
+	}
+	// Only GET: a POST to a probe's path still needs the token.
+	if resp, err := http.Post(srv.URL+"/healthz", "application/json", strings.NewReader("{}")); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /healthz without a token: %v %v", resp, err)
 	}
 	// A refused request reaches nothing, not even an unknown path's 404.
 	if resp := getWith(t, srv.URL+"/nope", ""); resp.StatusCode != http.StatusUnauthorized {
@@ -565,6 +575,60 @@ func TestReadyz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("with every image present: %d", resp.StatusCode)
+	}
+}
+
+// TestReadyzListsASharedImageOnce: an image several languages use is
+// one missing image.
+func TestReadyzListsASharedImageOnce(t *testing.T) {
+	srv := newTestServer(t, &fakeExecutor{}, func(c *config.Config) {
+		js := config.DefaultLanguages()["javascript"]
+		other := js
+		other.Name, other.Extension, other.Aliases = "jsplus", ".jsp", nil
+		c.Languages = map[string]config.Language{"javascript": js, "jsplus": other}
+	})
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready api.Readiness
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if n := strings.Count(ready.Checks["images"], "javascript:18"); n != 1 {
+		t.Fatalf("images check %q names the shared image %d times", ready.Checks["images"], n)
+	}
+}
+
+// TestMetricsListener: metrics_listen serves /metrics and the probes,
+// and answers other paths with the JSON error.
+func TestMetricsListener(t *testing.T) {
+	cfg := config.Default()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv := httptest.NewServer(New(cfg, &fakeExecutor{}, fakePlatform{}, metrics.New(), logrus.NewEntry(log)).MetricsHandler())
+	t.Cleanup(srv.Close)
+	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/readyz": 503, "/v1/run": 404, "/": 404} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		var eb api.ErrorBody
+		if want == 404 && (json.Unmarshal(body, &eb) != nil || eb.Error.Code != api.CodeNotFound) {
+			t.Errorf("GET %s: not the JSON error: %s", path, body)
+		}
+	}
+	resp, err := http.Post(srv.URL+"/metrics", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /metrics: %d", resp.StatusCode)
 	}
 }
 
