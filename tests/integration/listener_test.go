@@ -23,7 +23,7 @@ import (
 func TestTCPListenerNeedsAToken(t *testing.T) {
 	ctx := context.Background()
 	for _, token := range []string{"", "rtd_wrong"} {
-		_, err := api.NewClient("http://"+env.TCP, token).Health(ctx)
+		_, err := api.NewClient("http://"+env.TCP, token).Runtimes(ctx)
 		var aerr *api.Error
 		if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusUnauthorized || aerr.Code != api.CodeUnauthorized {
 			t.Fatalf("token %q: %v, want 401", token, err)
@@ -31,6 +31,13 @@ func TestTCPListenerNeedsAToken(t *testing.T) {
 		if strings.Contains(aerr.Message, "containerd") {
 			t.Fatalf("a 401 told more than it should: %q", aerr.Message)
 		}
+	}
+	// The probes need none (load balancers and Kubernetes carry none).
+	if _, err := api.NewClient("http://"+env.TCP, "").Health(ctx); err != nil {
+		t.Fatalf("/healthz without a token: %v", err)
+	}
+	if status, _ := harness.Do(t, http.DefaultClient, http.MethodGet, "http://"+env.TCP+"/readyz", "", "", ""); status != http.StatusOK {
+		t.Fatalf("/readyz without a token: %d", status)
 	}
 	c := api.NewClient("http://"+env.TCP, harness.TestToken)
 	resp, err := c.Run(ctx, &api.RunRequest{Language: "python", Files: files("t.py", "print('over tcp')")})
@@ -197,13 +204,16 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("TCP /metrics with the token: %d", status)
 	}
 
-	// metrics_listen: /metrics alone, without a token.
+	// metrics_listen: /metrics and the probes, without a token.
 	addr := harness.FreeAddr(t)
 	harness.StartInstance(t, "metrics", fmt.Sprintf("metrics_listen = %q", addr))
 	if status, body := get(http.DefaultClient, "http://"+addr+"/metrics", ""); status != 200 || !strings.Contains(body, "runtimed_executions_in_flight") {
 		t.Fatalf("metrics_listen /metrics: %d", status)
 	}
-	if status, _ := get(http.DefaultClient, "http://"+addr+"/v1/runtimes", ""); status != http.StatusNotFound {
-		t.Fatalf("metrics_listen serves more than /metrics: %d", status)
+	if status, body := get(http.DefaultClient, "http://"+addr+"/v1/runtimes", ""); status != http.StatusNotFound || !strings.Contains(body, `"not_found"`) {
+		t.Fatalf("metrics_listen serves more than /metrics and the probes: %d %s", status, body)
+	}
+	if status, body := get(http.DefaultClient, "http://"+addr+"/healthz", ""); status != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("metrics_listen /healthz: %d %s", status, body)
 	}
 }
