@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"sort"
+
+	"github.com/runtimed/runtimed/pkg/api"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,6 +19,31 @@ var healthCommand = &cli.Command{
 			return cli.Exit(fmt.Sprintf("unhealthy: %v", err), 1)
 		}
 		fmt.Printf("%s (runtimed %s, containerd %s)\n", h.Status, h.Version, h.Containerd)
+		return nil
+	},
+}
+
+var readyCommand = &cli.Command{
+	Name:  "ready",
+	Usage: "check that runtimed can take work (containerd, the OCI runtime, every language's image); exits 1 if not",
+	Action: func(c *cli.Context) error {
+		r, err := client(c).Ready(c.Context)
+		var aerr *api.Error
+		if err != nil && !(errors.As(err, &aerr) && aerr.Code == api.CodeUnavailable && len(r.Checks) > 0) {
+			return cli.Exit(err.Error(), exitFailure)
+		}
+		names := make([]string, 0, len(r.Checks))
+		for name := range r.Checks {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Printf("%-11s %s\n", name, r.Checks[name])
+		}
+		if !r.Ready {
+			return cli.Exit("not ready", exitFailure)
+		}
+		fmt.Println("ready")
 		return nil
 	},
 }

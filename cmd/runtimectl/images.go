@@ -15,7 +15,8 @@ import (
 )
 
 var imagesCommand = &cli.Command{
-	Name:  "images",
+	Name:    "images",
+	Aliases: []string{"image"},
 	Usage: "list, build, import, pull and remove the language images (changes need root)",
 	Subcommands: []*cli.Command{
 		{

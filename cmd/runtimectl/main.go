@@ -14,7 +14,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
 		code := 1
 		if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
 			code = ec.ExitCode()
@@ -28,8 +29,9 @@ func main() {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "runtimectl",
-		Usage: "run code through runtimed",
+		Name:    "runtimectl",
+		Usage:   "run code through runtimed",
+		Version: version.Version,
 		// --generate-bash-completion lists what may come next; the bash
 		// and zsh completion scripts ask it.
 		EnableBashCompletion: true,
@@ -39,11 +41,11 @@ func newApp() *cli.App {
 				Aliases: []string{"s"},
 				Value:   api.DefaultSocket,
 				EnvVars: []string{"RUNTIMED_SOCKET"},
-				Usage:   "runtimed's unix socket, or an http(s):// URL",
+				Usage:   "runtimed's address: a unix socket (PATH or unix://PATH), or tcp://HOST:PORT or an http(s):// URL with --token",
 			},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"RUNTIMED_TOKEN"}, Usage: "bearer token for a TCP listener"},
 		},
-		Commands: []*cli.Command{runCommand, sessionCommand, runtimesCommand, imagesCommand, poolsCommand, healthCommand, versionCommand, tokenCommand, clidoc.ManCommand(1)},
+		Commands: []*cli.Command{runCommand, sessionCommand, runtimesCommand, imagesCommand, poolsCommand, healthCommand, readyCommand, versionCommand, tokenCommand, clidoc.ManCommand(1)},
 		// Exit codes are runtimectl's own business (see run).
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

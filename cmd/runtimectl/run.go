@@ -35,7 +35,7 @@ var runCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "language", Aliases: []string{"l"}, Usage: "language (default: from the first file's extension)"},
 		&cli.StringFlag{Name: "language-version", Usage: "the language's version, a semver range such as 3.11 or 3.x (default: the newest)"},
-		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own"},
+		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own (the default when runtimectl's stdin is a pipe or a file)"},
 		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
 		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
 		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
@@ -71,6 +71,16 @@ type runOptions struct {
 	JSON     bool
 	// Interactive runs over /v1/connect, stdin sent as it comes.
 	Interactive bool
+	// StdinPiped: runtimectl's stdin is a pipe or a file, not a
+	// terminal: without --stdin or -i it is the program's stdin, as
+	// docker run -i users expect.
+	StdinPiped bool
+}
+
+// stdinPiped reports whether runtimectl's stdin is a pipe or a file.
+func stdinPiped() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && (fi.Mode()&os.ModeNamedPipe != 0 || fi.Mode().IsRegular())
 }
 
 func runOptionsFrom(c *cli.Context) (runOptions, error) {
@@ -81,6 +91,7 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 		JSON:     c.Bool("json"),
 	}
 	opts.Interactive = c.Bool("interactive")
+	opts.StdinPiped = stdinPiped()
 	if opts.Interactive && (opts.Stdin != "" || opts.JSON) {
 		return opts, errors.New("run: -i sends runtimectl's stdin as it comes; it goes with neither --stdin nor --json")
 	}
@@ -138,6 +149,9 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 			rel = filepath.ToSlash(r)
 		}
 		req.Files = append(req.Files, api.File{Name: rel, Content: string(data)})
+	}
+	if opts.Stdin == "" && opts.StdinPiped && !opts.Interactive {
+		opts.Stdin = "-"
 	}
 	if opts.Stdin != "" {
 		var data []byte

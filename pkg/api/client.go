@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 )
 
 // DefaultSocket is where runtimed listens unless configured otherwise.
@@ -22,19 +23,75 @@ type Client struct {
 	token string
 }
 
-// NewClient returns a client for addr: a unix socket path, or an http://
-// or https:// URL. token, if set, is sent as a bearer token.
+// NewClient returns a client for addr: a unix socket path (or
+// unix://PATH), an http:// or https:// URL, or tcp://HOST:PORT (plain
+// HTTP). token, if set, is sent as a bearer token. A connection that
+// fails is a *DialError that says what to do.
 func NewClient(addr, token string) *Client {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return &Client{http: &http.Client{}, base: strings.TrimSuffix(addr, "/"), token: token}
+	if rest, ok := strings.CutPrefix(addr, "tcp://"); ok {
+		addr = "http://" + rest
 	}
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		base := strings.TrimSuffix(addr, "/")
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		inner := tr.DialContext
+		tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+			conn, err := inner(ctx, network, a)
+			if err != nil {
+				return nil, &DialError{Addr: base, Err: err}
+			}
+			return conn, nil
+		}
+		return &Client{http: &http.Client{Transport: tr}, base: base, token: token}
+	}
+	path := strings.TrimPrefix(addr, "unix://")
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", addr)
+			conn, err := d.DialContext(ctx, "unix", path)
+			if err != nil {
+				return nil, &DialError{Addr: path, Unix: true, Err: err}
+			}
+			return conn, nil
 		},
 	}
 	return &Client{http: &http.Client{Transport: tr}, base: "http://runtimed", token: token}
+}
+
+// DialError is a connection to runtimed that failed; its message says
+// why in words and what to do.
+type DialError struct {
+	Addr string // the socket's path, or the URL
+	Unix bool
+	Err  error
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+func (e *DialError) Error() string {
+	switch {
+	case e.Unix && errors.Is(e.Err, syscall.ENOENT):
+		return fmt.Sprintf("runtimed is not running: there is no socket at %s (start it: systemctl start runtimed, or make run in its source tree; another socket: --socket or RUNTIMED_SOCKET)", e.Addr)
+	case e.Unix && errors.Is(e.Err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("runtimed is not running: nothing listens on %s (start it: systemctl start runtimed)", e.Addr)
+	case e.Unix && (errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)):
+		return fmt.Sprintf("permission denied on %s: its users are root and the group runtimed (sudo usermod -aG runtimed $USER, then log in again), or use sudo", e.Addr)
+	case e.Unix:
+		return fmt.Sprintf("cannot reach runtimed at %s: %v", e.Addr, e.Err)
+	case errors.Is(e.Err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing listens at %s: is runtimed's listen_tcp (or the proxy in front of it) at that address?", e.Addr)
+	}
+	return fmt.Sprintf("cannot reach runtimed at %s: %v", e.Addr, e.Err)
+}
+
+// transportError is what a request that did not get an answer returns:
+// a *DialError as it is (not under the request's URL), else err.
+func transportError(err error) error {
+	var de *DialError
+	if errors.As(err, &de) {
+		return de
+	}
+	return err
 }
 
 // NewHTTPClient returns a client for the base URL of runtimed's TCP
@@ -108,7 +165,7 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return transportError(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -116,7 +173,7 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return errorAnswer(resp.StatusCode, data)
+		return errorAnswerOf(resp, data)
 	}
 	if out == nil {
 		return nil
@@ -139,7 +196,7 @@ func (c *Client) open(ctx context.Context, method, path string) (*http.Response,
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, transportError(err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -147,9 +204,16 @@ func (c *Client) open(ctx context.Context, method, path string) (*http.Response,
 		if err != nil {
 			return nil, err
 		}
-		return nil, errorAnswer(resp.StatusCode, data)
+		return nil, errorAnswerOf(resp, data)
 	}
 	return resp, nil
+}
+
+// errorAnswerOf is errorAnswer with the answer's request id.
+func errorAnswerOf(resp *http.Response, data []byte) *Error {
+	e := errorAnswer(resp.StatusCode, data)
+	e.RequestID = resp.Header.Get("X-Request-Id")
+	return e
 }
 
 // errorAnswer is the *Error a non-2xx answer with this status and body

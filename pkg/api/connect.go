@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -215,14 +214,9 @@ func (c *Client) connect(ctx context.Context, path string, req *RunRequest) (*Co
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			data, _ := io.ReadAll(resp.Body)
-			var eb ErrorBody
-			if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-				eb.Error.HTTPStatus = resp.StatusCode
-				return nil, &eb.Error
-			}
-			return nil, &Error{Code: CodeInternal, HTTPStatus: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+			return nil, errorAnswerOf(resp, data)
 		}
-		return nil, err
+		return nil, transportError(err)
 	}
 	conn.SetReadLimit(connectReadLimit)
 	s := &Connection{conn: conn}

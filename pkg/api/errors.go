@@ -1,6 +1,9 @@
 package api
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // ErrorCode says, in a word a program can test, what was wrong.
 type ErrorCode string
@@ -60,11 +63,18 @@ type Error struct {
 	Field   string    `json:"field,omitempty"`
 	// HTTPStatus is the status the error was (or is to be) answered with.
 	HTTPStatus int `json:"-"`
+	// RequestID is the answer's X-Request-Id, where the client has it:
+	// runtimed's log lines about the request carry it.
+	RequestID string `json:"-"`
 }
 
 func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s: %s", e.Code, e.Message)
 	if e.HTTPStatus != 0 {
-		return fmt.Sprintf("%s (%d): %s", e.Code, e.HTTPStatus, e.Message)
+		msg = fmt.Sprintf("%s (%d): %s", e.Code, e.HTTPStatus, e.Message)
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.RequestID != "" && !strings.Contains(e.Message, e.RequestID) {
+		msg += " [request id " + e.RequestID + "]"
+	}
+	return msg
 }

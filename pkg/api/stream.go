@@ -54,7 +54,7 @@ func (c *Client) stream(ctx context.Context, path string, req any, fn func(Event
 	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, err
+		return nil, transportError(err)
 	}
 	defer resp.Body.Close()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode/100 != 2 || mt != ContentTypeNDJSON {
@@ -99,7 +99,7 @@ func runAnswer(resp *http.Response, path string, fn func(Event) error) (*RunResp
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, errorAnswer(resp.StatusCode, data)
+		return nil, errorAnswerOf(resp, data)
 	}
 	var out RunResponse
 	if err := json.Unmarshal(data, &out); err != nil {

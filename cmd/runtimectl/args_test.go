@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runtimed/runtimed/pkg/api"
+)
+
+// TestReorderArgs: flags after a command's arguments move before them;
+// what follows "--" is the program's and stays.
+func TestReorderArgs(t *testing.T) {
+	app := newApp()
+	for _, tc := range []struct{ in, want string }{
+		{"run hello.py --json", "run --json hello.py"},
+		{"run hello.py --memory 64M --json -- --json x", "run --memory 64M --json hello.py -- --json x"},
+		{"run --json hello.py", "run --json hello.py"},
+		{"--socket /s run a.py -l python b.py", "--socket /s run -l python a.py b.py"},
+		{"run a.py --timeout=2s", "run --timeout=2s a.py"},
+		{"session run ses-1 --code x -i", "session run --code x -i ses-1"},
+		{"session create python --repl --box 8M", "session create --repl --box 8M python"},
+		{"images build python --nosuch", "images build python --nosuch"},
+		{"run - --stdin in.txt", "run --stdin in.txt -"},
+	} {
+		got := strings.Join(reorderArgs(app, append([]string{"runtimectl"}, strings.Fields(tc.in)...))[1:], " ")
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPipedStdinIsTheProgramsStdin: with stdin piped, runtimectl run gives it
+// to the program without --stdin.
+func TestPipedStdinIsTheProgramsStdin(t *testing.T) {
+	var got api.RunRequest
+	cl := fakeDaemon(t, api.RunResponse{Status: api.StatusOK, Run: &api.StageResult{Status: api.StatusOK}}, &got)
+	dir := t.TempDir()
+	main := writeTemp(t, dir, "main.py", "print(input())")
+	var stdout, stderr strings.Builder
+	for _, piped := range []bool{true, false} {
+		got = api.RunRequest{}
+		opts := runOptions{Files: []string{main}, StdinPiped: piped}
+		if _, err := runFiles(context.Background(), cl, opts, strings.NewReader("from the pipe\n"), &stdout, &stderr); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "from the pipe\n", false: ""}[piped]; got.Stdin != want {
+			t.Errorf("piped %v: stdin %q, want %q", piped, got.Stdin, want)
+		}
+	}
+}
+
+func writeTemp(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestVersionFlag: runtimectl --version prints runtimectl's version.
+func TestVersionFlag(t *testing.T) {
+	app := newApp()
+	var out strings.Builder
+	app.Writer = &out
+	if err := app.Run([]string{"runtimectl", "--version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "runtimectl version ") {
+		t.Fatalf("%q", out.String())
+	}
+}
