@@ -82,15 +82,15 @@ func verdict(o outcome, limits api.Limits, outOfMemory func(string) bool) (api.S
 	case o.why == killedTimeout && o.byDeadline:
 		return api.StatusTimeout, fmt.Sprintf("stopped after %d ms: the request's deadline was reached", o.elapsed.Milliseconds()), nil
 	case o.why == killedTimeout:
-		return api.StatusTimeout, fmt.Sprintf("wall time limit of %d ms exceeded", limits.WallTimeMS), nil
+		return api.StatusTimeout, fmt.Sprintf("wall time limit of %s exceeded", api.FormatMS(limits.WallTimeMS)), nil
 	case o.why == killedCPUTime || (cpuLimit > 0 && time.Duration(o.use.CPUTimeNS) > cpuLimit):
-		return api.StatusTimeout, fmt.Sprintf("CPU time limit of %d ms exceeded", limits.CPUTimeMS), nil
+		return api.StatusTimeout, fmt.Sprintf("CPU time limit of %s exceeded", api.FormatMS(limits.CPUTimeMS)), nil
 	case o.why == killedOutput || o.stdoutTruncated || o.stderrTruncated:
 		stream := "stdout"
 		if !o.stdoutTruncated {
 			stream = "stderr"
 		}
-		return api.StatusOutputLimit, fmt.Sprintf("%s exceeded the output limit of %d bytes", stream, limits.OutputBytes), nil
+		return api.StatusOutputLimit, fmt.Sprintf("%s exceeded the output limit of %s", stream, api.FormatBytes(limits.OutputBytes)), nil
 	case memoryEvidence:
 		// The kernel's OOM killer acted in the sandbox's cgroup; or the
 		// cgroup reached its limit and the program (or gVisor's own
@@ -113,5 +113,5 @@ func verdict(o outcome, limits api.Limits, outOfMemory func(string) bool) (api.S
 
 // memoryLimitMessage is the message of a memory_limit verdict.
 func memoryLimitMessage(limit int64) string {
-	return fmt.Sprintf("memory limit of %d bytes exceeded", limit)
+	return fmt.Sprintf("memory limit of %s exceeded", api.FormatBytes(limit))
 }

@@ -26,7 +26,7 @@ func TestVerdict(t *testing.T) {
 		return o
 	}
 	with := func(o outcome, change func(*outcome)) outcome { change(&o); return o }
-	memoryLimit := "memory limit of 104857600 bytes exceeded"
+	memoryLimit := "memory limit of 100 MiB exceeded"
 
 	tests := []struct {
 		name        string
@@ -44,23 +44,23 @@ func TestVerdict(t *testing.T) {
 		{name: "a signal with a zero exit code is ok, as today", o: with(exited(0), func(o *outcome) { o.signal = "SIGTERM" }),
 			status: api.StatusOK},
 
-		{name: "wall timeout", o: killed(killedTimeout), status: api.StatusTimeout, message: "wall time limit of 2000 ms exceeded"},
+		{name: "wall timeout", o: killed(killedTimeout), status: api.StatusTimeout, message: "wall time limit of 2 s exceeded"},
 		{name: "request deadline", o: with(killed(killedTimeout), func(o *outcome) { o.byDeadline, o.elapsed = true, 1234*time.Millisecond }),
 			status: api.StatusTimeout, message: "stopped after 1234 ms: the request's deadline was reached"},
-		{name: "CPU time, stopped by the watch", o: killed(killedCPUTime), status: api.StatusTimeout, message: "CPU time limit of 1000 ms exceeded"},
+		{name: "CPU time, stopped by the watch", o: killed(killedCPUTime), status: api.StatusTimeout, message: "CPU time limit of 1 s exceeded"},
 		{name: "CPU time, over the limit though it ended", o: with(exited(0), func(o *outcome) { o.use.CPUTimeNS = ms(1000) + 1 }),
-			status: api.StatusTimeout, message: "CPU time limit of 1000 ms exceeded"},
+			status: api.StatusTimeout, message: "CPU time limit of 1 s exceeded"},
 		{name: "CPU time at the limit is not over it", o: with(exited(0), func(o *outcome) { o.use.CPUTimeNS = ms(1000) }),
 			status: api.StatusOK},
 		{name: "no CPU time limit", o: with(exited(0), func(o *outcome) { o.use.CPUTimeNS = ms(60000) }),
 			noCPULimit: true, status: api.StatusOK},
 
 		{name: "output limit on stdout", o: with(killed(killedOutput), func(o *outcome) { o.stdoutTruncated = true }),
-			status: api.StatusOutputLimit, message: "stdout exceeded the output limit of 4096 bytes"},
+			status: api.StatusOutputLimit, message: "stdout exceeded the output limit of 4 KiB"},
 		{name: "output limit on stderr", o: with(killed(killedOutput), func(o *outcome) { o.stderrTruncated = true }),
-			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4096 bytes"},
+			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4 KiB"},
 		{name: "output cut though the program ended", o: with(exited(0), func(o *outcome) { o.stdoutTruncated, o.stderrTruncated = true, true }),
-			status: api.StatusOutputLimit, message: "stdout exceeded the output limit of 4096 bytes"},
+			status: api.StatusOutputLimit, message: "stdout exceeded the output limit of 4 KiB"},
 
 		{name: "memory: the OOM killer in the cgroup", o: with(exited(0), func(o *outcome) { o.use.OOMKills = 1 }),
 			status: api.StatusMemoryLimit, message: memoryLimit},
@@ -93,16 +93,16 @@ func TestVerdict(t *testing.T) {
 			status: api.StatusTimeout, message: "stopped after 2000 ms: the request's deadline was reached"},
 		{name: "wall before CPU, output and memory",
 			o:      with(killed(killedTimeout), func(o *outcome) { o.use.CPUTimeNS, o.stdoutTruncated, o.use.OOMKills = ms(5000), true, 1 }),
-			status: api.StatusTimeout, message: "wall time limit of 2000 ms exceeded"},
+			status: api.StatusTimeout, message: "wall time limit of 2 s exceeded"},
 		{name: "CPU before output and memory",
 			o:      with(killed(killedOutput), func(o *outcome) { o.use.CPUTimeNS, o.stdoutTruncated, o.use.OOMKills = ms(5000), true, 1 }),
-			status: api.StatusTimeout, message: "CPU time limit of 1000 ms exceeded"},
+			status: api.StatusTimeout, message: "CPU time limit of 1 s exceeded"},
 		{name: "output before memory",
 			o:      with(killed(killedOutput), func(o *outcome) { o.stderrTruncated, o.use.OOMKills = true, 1 }),
-			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4096 bytes"},
+			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4 KiB"},
 		{name: "output before the language's marker",
 			o: with(exited(1), func(o *outcome) { o.stderr, o.stderrTruncated = "MemoryError", true }), outOfMemory: pythonOOM,
-			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4096 bytes"},
+			status: api.StatusOutputLimit, message: "stderr exceeded the output limit of 4 KiB"},
 		{name: "the cgroup's evidence before a signal",
 			o:      with(exited(137), func(o *outcome) { o.signal, o.use.OOMKills = "SIGKILL", 1 }),
 			status: api.StatusMemoryLimit, message: memoryLimit},

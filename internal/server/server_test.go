@@ -503,11 +503,11 @@ func TestTokenRateLimit(t *testing.T) {
 		c.Tokens[0].Burst = 3
 	})
 	for i := 0; i < 3; i++ {
-		if resp := getWith(t, srv.URL+"/healthz", "Bearer "+secret); resp.StatusCode != 200 {
+		if resp := getWith(t, srv.URL+"/v1/runtimes", "Bearer "+secret); resp.StatusCode != 200 {
 			t.Fatalf("request %d within the burst: %d", i, resp.StatusCode)
 		}
 	}
-	resp := getWith(t, srv.URL+"/healthz", "Bearer "+secret)
+	resp := getWith(t, srv.URL+"/v1/runtimes", "Bearer "+secret)
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("over the burst: %d", resp.StatusCode)
 	}

@@ -208,7 +208,7 @@ func resolveLimits(req api.Limits, def, maximum config.Limits, fieldName func(st
 		case f.Less(req, minimum):
 			return out, badRequest(api.CodeInvalidRequest, field, "%s must be at least %s", field, f.Describe(minimum))
 		case f.Less(maximum, req):
-			return out, badRequest(api.CodeLimitExceeded, field, "%s (%s) exceeds the maximum of %s", field, f.Format(req), f.Format(maximum))
+			return out, badRequest(api.CodeLimitExceeded, field, "%s = %s exceeds the maximum of %s", field, f.Describe(req), f.Describe(maximum))
 		}
 		f.Copy(&out, req)
 	}

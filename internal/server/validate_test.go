@@ -89,10 +89,10 @@ func TestResolveLimitsMessages(t *testing.T) {
 		req  api.Limits
 		want string
 	}{
-		{api.Limits{MemoryBytes: 100 << 30}, "limits.memory_bytes (107374182400) exceeds the maximum of 536870912"},
+		{api.Limits{MemoryBytes: 100 << 30}, "limits.memory_bytes = 107374182400 (100 GiB) exceeds the maximum of 536870912 (512 MiB)"},
 		{api.Limits{MemoryBytes: 1 << 20}, "limits.memory_bytes must be at least 33554432 (32 MiB)"},
 		{api.Limits{CPU: 0.01}, "limits.cpu must be at least 0.05"},
-		{api.Limits{CPU: 2.5}, "limits.cpu (2.5) exceeds the maximum of 2"},
+		{api.Limits{CPU: 2.5}, "limits.cpu = 2.5 exceeds the maximum of 2"},
 		{api.Limits{Pids: -1}, "limits.pids must be a positive number"},
 	} {
 		_, err := ResolveLimits("limits", c.req, def, maximum)

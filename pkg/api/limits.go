@@ -106,15 +106,42 @@ func (f LimitField) Format(l Limits) string {
 	return strconv.FormatInt(*f.integer(&l), 10)
 }
 
-// Describe is Format with a byte count that is a whole number of MiB
-// given in MiB as well, for the messages that state a minimum.
+// Describe is Format with a byte count given as people read it as
+// well ("134217728 (128 MiB)"), for the messages that state a bound.
 func (f LimitField) Describe(l Limits) string {
 	s := f.Format(l)
-	const mib = 1 << 20
-	if v := f.Value(l); strings.HasSuffix(f.Name, "_bytes") && v >= mib && int64(v)%mib == 0 {
-		s += " (" + strconv.FormatInt(int64(v)/mib, 10) + " MiB)"
+	if v := int64(f.Value(l)); strings.HasSuffix(f.Name, "_bytes") && v >= 1<<10 {
+		if h := FormatBytes(v); !strings.HasSuffix(h, " bytes") {
+			s += " (" + h + ")"
+		}
 	}
 	return s
+}
+
+// FormatBytes says n bytes as people read them: a whole number of GiB,
+// MiB or KiB in that unit ("128 MiB"), else in bytes.
+func FormatBytes(n int64) string {
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + " " + u.name
+		}
+	}
+	if n == 1 {
+		return "1 byte"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// FormatMS says a time in milliseconds as people read it: whole seconds
+// in s ("5 s"), else in ms.
+func FormatMS(ms int64) string {
+	if ms >= 1000 && ms%1000 == 0 {
+		return strconv.FormatInt(ms/1000, 10) + " s"
+	}
+	return strconv.FormatInt(ms, 10) + " ms"
 }
 
 // Over returns l with its zero fields taken from def.

@@ -127,7 +127,7 @@ func TestPistonExecute(t *testing.T) {
 		{"cpu time", map[string]any{"language": "python", "version": "*", "run_cpu_time": 300, "run_timeout": 10000, "files": []any{map[string]any{"content": "while True: pass"}}},
 			"3.13.5", stageCheck{stdout: "", stderr: "", output: "", code: -1, signal: "SIGKILL", status: "TO", message: "CPU time", minCPU: 300}, nil},
 		{"memory limit", map[string]any{"language": "python", "version": "*", "run_memory_limit": 64 << 20, "files": []any{map[string]any{"content": "x = bytearray(200 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\nprint('allocated')"}}},
-			"3.13.5", stageCheck{stdout: "", stderr: "*", output: "*", code: 1, signal: "*", status: "*", message: "memory limit of 67108864 bytes"}, nil},
+			"3.13.5", stageCheck{stdout: "", stderr: "*", output: "*", code: 1, signal: "*", status: "*", message: "memory limit of 64 MiB"}, nil},
 		{"stdout limit", map[string]any{"language": "python", "version": "*", "files": []any{map[string]any{"content": "import sys\nsys.stdout.write('x' * 1000000)"}}},
 			"3.13.5", stageCheck{stdout: "*", stderr: "", output: "*", code: -1, signal: "SIGKILL", status: "OL", message: "stdout exceeded"}, nil},
 		{"stderr limit", map[string]any{"language": "python", "version": "*", "files": []any{map[string]any{"content": "import sys\nsys.stderr.write('x' * 1000000)"}}},
