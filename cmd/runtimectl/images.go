@@ -17,7 +17,7 @@ import (
 var imagesCommand = &cli.Command{
 	Name:    "images",
 	Aliases: []string{"image"},
-	Usage: "list, build, import, pull and remove the language images (changes need root)",
+	Usage:   "list, build, import, pull and remove the language images (changes need root)",
 	Subcommands: []*cli.Command{
 		{
 			Name:    "ls",
