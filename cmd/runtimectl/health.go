@@ -19,6 +19,14 @@ var healthCommand = &cli.Command{
 			return cli.Exit(fmt.Sprintf("unhealthy: %v", err), 1)
 		}
 		fmt.Printf("%s (runtimed %s, containerd %s)\n", h.Status, h.Version, h.Containerd)
+		// Alive is not ready: say what readiness lacks.
+		if r, err := client(c).Ready(c.Context); err != nil && !r.Ready {
+			for _, name := range []string{"images", "runtime", "containerd"} {
+				if v := r.Checks[name]; v != "" && v != "ok" {
+					fmt.Printf("but not ready: %s: %s (runtimectl ready)\n", name, v)
+				}
+			}
+		}
 		return nil
 	},
 }

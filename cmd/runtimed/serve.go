@@ -254,6 +254,7 @@ func serveAction(c *cli.Context) error {
 	if c.Bool("build-missing") {
 		queued = apiServer.QueueMissing(c.Context)
 	}
+	apiServer.LogMissingImages(c.Context)
 	lns, err := listen(cfg, log)
 	if err != nil {
 		return err

@@ -81,6 +81,29 @@ func (s *Server) QueueMissing(ctx context.Context) []api.Image {
 	return queue
 }
 
+// LogMissingImages logs, at start-up, each language whose image is not
+// in containerd: its requests will answer image_missing until it is
+// built (or image_not_ready while --build-missing builds it). It returns
+// how many languages have none.
+func (s *Server) LogMissingImages(ctx context.Context) int {
+	st := s.state.Load()
+	n := 0
+	for _, l := range st.langs.All() {
+		ok, err := s.platform.ImagePresent(ctx, l.Image)
+		if err != nil || ok {
+			continue
+		}
+		n++
+		fields := logrus.Fields{"language": l.Name, "version": l.Version, "image": l.Image}
+		if _, building := s.backfill.building(l.Image); building {
+			s.log.WithFields(fields).Info("the language's image is queued to be built: until then it answers image_not_ready")
+			continue
+		}
+		s.log.WithFields(fields).Warn("the language's image is not in containerd: it answers image_missing until runtimectl images build " + l.Name + "@" + l.Version + " builds it")
+	}
+	return n
+}
+
 // BuildQueued builds the images QueueMissing queued, one after the other.
 func (s *Server) BuildQueued(ctx context.Context, queue []api.Image) {
 	if len(queue) == 0 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -213,6 +214,9 @@ func (c *Client) open(ctx context.Context, method, path string) (*http.Response,
 func errorAnswerOf(resp *http.Response, data []byte) *Error {
 	e := errorAnswer(resp.StatusCode, data)
 	e.RequestID = resp.Header.Get("X-Request-Id")
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		e.RetryAfter = n
+	}
 	return e
 }
 

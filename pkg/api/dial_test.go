@@ -49,13 +49,15 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 func TestErrorsCarryTheRequestID(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Request-Id", "abc123")
+		w.Header().Set("Retry-After", "10")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":{"code":"busy","message":"all sandboxes are in use"}}`))
 	}))
 	defer srv.Close()
 	_, err := NewClient("tcp://"+strings.TrimPrefix(srv.URL, "http://"), "").Runtimes(context.Background())
 	var aerr *Error
-	if !errors.As(err, &aerr) || aerr.RequestID != "abc123" || !strings.Contains(err.Error(), "request id abc123") || aerr.Code != CodeBusy {
+	if !errors.As(err, &aerr) || aerr.RequestID != "abc123" || !strings.Contains(err.Error(), "request id abc123") || aerr.Code != CodeBusy ||
+		aerr.RetryAfter != 10 || !strings.Contains(err.Error(), "retry after 10 s") {
 		t.Fatalf("%v", err)
 	}
 }

@@ -66,12 +66,18 @@ type Error struct {
 	// RequestID is the answer's X-Request-Id, where the client has it:
 	// runtimed's log lines about the request carry it.
 	RequestID string `json:"-"`
+	// RetryAfter is the answer's Retry-After, in seconds, where it has
+	// one (a rate limit, a busy daemon).
+	RetryAfter int `json:"-"`
 }
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("%s: %s", e.Code, e.Message)
 	if e.HTTPStatus != 0 {
 		msg = fmt.Sprintf("%s (%d): %s", e.Code, e.HTTPStatus, e.Message)
+	}
+	if e.RetryAfter > 0 {
+		msg += fmt.Sprintf("; retry after %d s", e.RetryAfter)
 	}
 	if e.RequestID != "" && !strings.Contains(e.Message, e.RequestID) {
 		msg += " [request id " + e.RequestID + "]"
