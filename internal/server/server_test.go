@@ -703,3 +703,25 @@ func TestImageVersionsAreReported(t *testing.T) {
 		t.Fatalf("after a reload: %v", v)
 	}
 }
+
+// TestLogMissingImages: start-up names each language without its image.
+func TestLogMissingImages(t *testing.T) {
+	cfg := config.Default()
+	log := logrus.New()
+	var buf strings.Builder
+	log.SetOutput(&buf)
+	s := New(cfg, &fakeExecutor{}, fakePlatform{}, metrics.New(), logrus.NewEntry(log))
+	n := s.LogMissingImages(context.Background())
+	want := 0
+	for _, l := range s.state.Load().langs.All() {
+		if !strings.Contains(l.Image, "python") {
+			want++
+		}
+	}
+	if n != want || want == 0 {
+		t.Fatalf("%d languages without an image, want %d", n, want)
+	}
+	if !strings.Contains(buf.String(), "language=javascript") || strings.Contains(buf.String(), "language=python") {
+		t.Fatalf("log: %s", buf.String())
+	}
+}
