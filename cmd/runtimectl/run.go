@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,13 +165,8 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		}
 		req.Stdin = string(data)
 	}
-	if req.Language == "" {
-		lang, err := languageFor(ctx, cl, opts.Files[0])
-		if err != nil {
-			return exitUsage, err
-		}
-		req.Language = lang
-	}
+	// Without --language runtimed picks it by the first file's extension:
+	// one request.
 	if opts.Interactive {
 		return runInteractive(ctx, cl.Connect, req, stdin, stdout, stderr)
 	}
@@ -287,22 +281,4 @@ func reasonFor(resp *api.RunResponse) string {
 		// Nothing to add to the program's output and exit code.
 	}
 	return ""
-}
-
-// languageFor finds the language whose extension the file has.
-func languageFor(ctx context.Context, cl *api.Client, file string) (string, error) {
-	ext := strings.ToLower(path.Ext(file))
-	if ext == "" {
-		return "", fmt.Errorf("%s has no extension; give --language", file)
-	}
-	rs, err := cl.Runtimes(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, r := range rs.Runtimes {
-		if strings.EqualFold(r.Extension, ext) {
-			return r.Language, nil
-		}
-	}
-	return "", fmt.Errorf("no language for %s files; give --language", ext)
 }

@@ -75,7 +75,7 @@ func TestRunFilesExitCodes(t *testing.T) {
 			if stdout.String() != "out" || !strings.HasPrefix(stderr.String(), "err") || !strings.Contains(stderr.String(), tc.reason) {
 				t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
 			}
-			if got.Language != "python" || got.Version != "3.x" || len(got.Files) != 2 || got.Files[0].Name != "main.py" || got.Files[1].Name != "pkg/lib.py" || got.Args[0] != "a" {
+			if got.Language != "" || got.Version != "3.x" || len(got.Files) != 2 || got.Files[0].Name != "main.py" || got.Files[1].Name != "pkg/lib.py" || got.Args[0] != "a" {
 				t.Fatalf("request %+v", got)
 			}
 		})

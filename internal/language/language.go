@@ -308,6 +308,27 @@ func (r *Registry) Select(name, selector string) (*Language, error) {
 	return nil, fmt.Errorf("%w: %s has %s, none of them %q", ErrUnknownVersion, vs[0].Name, strings.Join(have, ", "), selector)
 }
 
+// ByExtension names the language whose files have the extension of
+// file (".py" for main.py), for a request that names none: of several
+// (c and c23 share .c), the one with the shortest name, then the first
+// by name. "" if none has it.
+func (r *Registry) ByExtension(file string) string {
+	ext := strings.ToLower(path.Ext(file))
+	if ext == "" {
+		return ""
+	}
+	best := ""
+	for _, l := range r.sorted {
+		if !strings.EqualFold(l.Extension, ext) {
+			continue
+		}
+		if best == "" || len(l.Name) < len(best) || len(l.Name) == len(best) && l.Name < best {
+			best = l.Name
+		}
+	}
+	return best
+}
+
 // All returns every version of every language, sorted by name, newest
 // version first.
 func (r *Registry) All() []*Language { return r.sorted }

@@ -433,6 +433,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, maxBytes int64, v any, s
 
 // plan checks a decoded request against the configuration.
 func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
+	if req.Language == "" && len(req.Files) > 0 {
+		// The first file's extension says it (main.py: python).
+		req.Language = s.langs.ByExtension(req.Files[0].Name)
+		if req.Language == "" {
+			return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required: no language has the extension of %q", req.Files[0].Name)
+		}
+	}
 	if req.Language == "" {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "language", "language is required")
 	}

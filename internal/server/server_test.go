@@ -219,7 +219,8 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"wrong type", `{"language":"python","files":"a.py"}`, 400, api.CodeInvalidJSON, "files"},
 		{"unknown field", `{"language":"python","files":[{"name":"a.py","content":""}],"extra":true}`, 400, api.CodeInvalidRequest, "extra"},
 		{"unknown nested field", `{"language":"python","files":[{"name":"a.py","content":"","mode":7}]}`, 400, api.CodeInvalidRequest, "mode"},
-		{"no language", `{"files":[{"name":"a.py","content":""}]}`, 400, api.CodeInvalidRequest, "language"},
+		{"no language, an extension none has", `{"files":[{"name":"a.xyz","content":""}]}`, 400, api.CodeInvalidRequest, "language"},
+		{"no language, no extension", `{"files":[{"name":"main","content":""}]}`, 400, api.CodeInvalidRequest, "language"},
 		{"unknown language", `{"language":"cobol","files":[{"name":"a.py","content":""}]}`, 400, api.CodeUnknownLanguage, "language"},
 		{"unknown version", `{"language":"python","version":"2.7","files":[{"name":"a.py","content":""}]}`, 400, api.CodeUnknownVersion, "version"},
 		{"no files", `{"language":"python"}`, 400, api.CodeInvalidRequest, "files"},
@@ -723,5 +724,19 @@ func TestLogMissingImages(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "language=javascript") || strings.Contains(buf.String(), "language=python") {
 		t.Fatalf("log: %s", buf.String())
+	}
+}
+
+// TestLanguageByExtension: a request without a language runs in the one
+// its first file's extension names; of several, the shortest name.
+func TestLanguageByExtension(t *testing.T) {
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	srv := newTestServer(t, executor, nil)
+	for file, want := range map[string]string{"a.py": "python", "x/m.c": "c", "m.CPP": "cpp", "s.sh": "bash", "t.ts": "typescript"} {
+		status, body := post(t, srv, fmt.Sprintf(`{"files":[{"name":%q,"content":""}]}`, file))
+		var resp api.RunResponse
+		if err := json.Unmarshal(body, &resp); status != 200 || err != nil || resp.Language != want {
+			t.Errorf("%s: %d %s, want %s", file, status, body, want)
+		}
 	}
 }
