@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +75,34 @@ func TestVersionFlag(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "runtimectl version ") {
 		t.Fatalf("%q", out.String())
+	}
+}
+
+// TestOutputFormats: a listing as a table, JSON or YAML (the API's
+// names); another format is a usage error.
+func TestOutputFormats(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.RuntimesResponse{Runtimes: []api.Runtime{{Language: "python", Version: "3.13.5", Extension: ".py", ImagePresent: true}}})
+	}))
+	defer srv.Close()
+	for format, want := range map[string]string{"table": "LANGUAGE", "json": `"language": "python"`, "yaml": "language: python", "-json": `"version": "3.13.5"`} {
+		app := newApp()
+		var out strings.Builder
+		app.Writer = &out
+		args := []string{"runtimectl", "--socket", srv.URL, "runtimes", "-o", format}
+		if format == "-json" {
+			args = []string{"runtimectl", "--socket", srv.URL, "runtimes", "--json"}
+		}
+		if err := app.Run(args); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-o %s: %q lacks %q", format, out.String(), want)
+		}
+	}
+	app := newApp()
+	app.Writer = io.Discard
+	if err := app.Run([]string{"runtimectl", "--socket", srv.URL, "runtimes", "-o", "xml"}); err == nil {
+		t.Fatal("-o xml was taken")
 	}
 }

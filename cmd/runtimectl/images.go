@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +22,7 @@ var imagesCommand = &cli.Command{
 			Name:    "ls",
 			Aliases: []string{"list"},
 			Usage:   "list each language's image, its size and whether its recipe changed since it was built, then the other images",
-			Flags:   []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the answer as JSON"}},
+			Flags:   outputFlags(),
 			Action:  imagesList,
 		},
 		{
@@ -132,11 +131,10 @@ func imagesList(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
+	return printAs(c, res, func() error { return imagesTable(c, res) })
+}
+
+func imagesTable(c *cli.Context, res *api.Images) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "IMAGE\tLANGUAGES\tSIZE\tCREATED\tRECIPE")
 	for _, im := range res.Images {

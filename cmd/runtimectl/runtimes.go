@@ -2,22 +2,30 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/runtimed/runtimed/pkg/api"
 )
 
 var runtimesCommand = &cli.Command{
 	Name:  "runtimes",
 	Usage: "list the languages runtimed runs",
+	Flags: outputFlags(),
 	Action: func(c *cli.Context) error {
 		rs, err := client(c).Runtimes(c.Context)
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		return printAs(c, rs, func() error { return runtimesTable(c, rs) })
+	},
+}
+
+func runtimesTable(c *cli.Context, rs *api.RuntimesResponse) error {
+	{
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "LANGUAGE\tVERSION\tEXTENSION\tALIASES\tIMAGE")
 		for _, r := range rs.Runtimes {
 			img := r.Image
@@ -30,5 +38,5 @@ var runtimesCommand = &cli.Command{
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Language, r.Version, r.Extension, strings.Join(r.Aliases, ","), img)
 		}
 		return w.Flush()
-	},
+	}
 }

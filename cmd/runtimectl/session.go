@@ -102,16 +102,19 @@ func printJSON(v any) error {
 var sessionLsCommand = &cli.Command{
 	Name:  "ls",
 	Usage: "list your sessions",
-	Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print them as JSON"}},
+	Flags: outputFlags(),
 	Action: func(c *cli.Context) error {
 		ss, err := client(c).Sessions(c.Context)
 		if err != nil {
 			return cli.Exit(err.Error(), exitForError(err))
 		}
-		if c.Bool("json") {
-			return printJSON(ss)
-		}
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		return printAs(c, ss, func() error { return sessionsTable(c, ss) })
+	},
+}
+
+func sessionsTable(c *cli.Context, ss *api.Sessions) error {
+	{
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tLANGUAGE\tVERSION\tMEMORY\tBOX\tRUNS\tSTATE\tCREATED\tEXPIRES")
 		now := time.Now()
 		for _, s := range ss.Sessions {
@@ -124,7 +127,7 @@ var sessionLsCommand = &cli.Command{
 				now.Sub(s.CreatedAt).Round(time.Second), s.ExpiresAt.Sub(now).Round(time.Second))
 		}
 		return w.Flush()
-	},
+	}
 }
 
 var sessionRunCommand = &cli.Command{
