@@ -106,3 +106,51 @@ func TestOutputFormats(t *testing.T) {
 		t.Fatal("-o xml was taken")
 	}
 }
+
+// TestReadFilesKeepsTheLayout: files keep their paths relative to their
+// closest common directory, or to --root.
+func TestReadFilesKeepsTheLayout(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"multi/main.py", "multi/lib/m.py", "src/app.py", "other/x.py"} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(names ...string) []string {
+		out := make([]string, len(names))
+		for i, n := range names {
+			out[i] = filepath.Join(dir, n)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		names []string
+		root  string
+		want  string
+	}{
+		{at("multi/main.py", "multi/lib/m.py"), "", "main.py lib/m.py"},
+		{at("multi/lib/m.py"), "", "m.py"},
+		{at("src/app.py", "other/x.py"), "", "src/app.py other/x.py"},
+		{at("multi/lib/m.py", "multi/main.py"), filepath.Join(dir, "multi"), "lib/m.py main.py"},
+		{at("multi/lib/m.py"), dir, "multi/lib/m.py"},
+	} {
+		files, err := readFiles(tc.names, tc.root)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.names, err)
+		}
+		var got []string
+		for _, f := range files {
+			got = append(got, f.Name)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%v (root %q): %v, want %s", tc.names, tc.root, got, tc.want)
+		}
+	}
+	if _, err := readFiles(at("other/x.py"), filepath.Join(dir, "multi")); err == nil {
+		t.Fatal("a file outside --root was taken")
+	}
+}

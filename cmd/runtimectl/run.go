@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -35,6 +33,7 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "language", Aliases: []string{"l"}, Usage: "language (default: from the first file's extension)"},
 		&cli.StringFlag{Name: "language-version", Usage: "the language's version, a semver range such as 3.11 or 3.x (default: the newest)"},
 		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own (the default when runtimectl's stdin is a pipe or a file)"},
+		&cli.StringFlag{Name: "root", Usage: "send the files by their paths relative to `DIR` (default: their closest common directory; the first file is the entry)"},
 		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
 		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
 		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
@@ -70,6 +69,8 @@ type runOptions struct {
 	JSON     bool
 	// Interactive runs over /v1/connect, stdin sent as it comes.
 	Interactive bool
+	// Root, if set, is the directory the files' names are relative to.
+	Root string
 	// StdinPiped: runtimectl's stdin is a pipe or a file, not a
 	// terminal: without --stdin or -i it is the program's stdin, as
 	// docker run -i users expect.
@@ -88,6 +89,7 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 		Version:  c.String("language-version"),
 		Stdin:    c.String("stdin"),
 		JSON:     c.Bool("json"),
+		Root:     c.String("root"),
 	}
 	opts.Interactive = c.Bool("interactive")
 	opts.StdinPiped = stdinPiped()
@@ -135,20 +137,13 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 // code runtimectl should exit with.
 func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	req := &api.RunRequest{Language: opts.Language, Version: opts.Version, Args: opts.Args, Limits: opts.Limits}
-	// Files keep their paths relative to the first file's directory, which
-	// becomes /box; a file outside it keeps only its base name.
-	dir := filepath.Dir(opts.Files[0])
-	for _, name := range opts.Files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return exitUsage, err
-		}
-		rel := filepath.Base(name)
-		if r, err := filepath.Rel(dir, name); err == nil && !strings.HasPrefix(r, "..") {
-			rel = filepath.ToSlash(r)
-		}
-		req.Files = append(req.Files, api.File{Name: rel, Content: string(data)})
+	// Files keep their layout under /box: their paths relative to --root
+	// or to their closest common directory.
+	files, err := readFiles(opts.Files, opts.Root)
+	if err != nil {
+		return exitUsage, err
 	}
+	req.Files = files
 	if opts.Stdin == "" && opts.StdinPiped && !opts.Interactive {
 		opts.Stdin = "-"
 	}
@@ -172,7 +167,6 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 	}
 
 	var resp *api.RunResponse
-	var err error
 	live := &liveOutput{stdout: stdout, stderr: stderr}
 	if opts.JSON {
 		resp, err = cl.Run(ctx, req)

@@ -136,6 +136,7 @@ var sessionRunCommand = &cli.Command{
 	ArgsUsage: "ID [FILE...] [-- ARGS...]",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "code", Aliases: []string{"c"}, Usage: "the program's source, instead of files"},
+		&cli.StringFlag{Name: "root", Usage: "send the files by their paths relative to `DIR` (default: their closest common directory)"},
 		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own"},
 		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
 		&cli.DurationFlag{Name: "cpu-time", Usage: "CPU-time limit, e.g. 2s"},
@@ -157,7 +158,7 @@ var sessionRunCommand = &cli.Command{
 			return cli.Exit("session run: give FILEs or --code", exitUsage)
 		}
 		var err error
-		if req.Files, err = readFiles(names); err != nil {
+		if req.Files, err = readFiles(names, c.String("root")); err != nil {
 			return cli.Exit(err.Error(), exitUsage)
 		}
 		if v := c.String("stdin"); v != "" {
@@ -207,26 +208,58 @@ var sessionRunCommand = &cli.Command{
 	},
 }
 
-// readFiles reads the named files for a request: their paths relative
-// to the first file's directory, or their base names outside it.
-func readFiles(names []string) ([]api.File, error) {
-	var out []api.File
+// readFiles reads the named files for a request, each named by its path
+// relative to root, or, if root is "", to the files' closest common
+// directory: `run main.py lib/util.py` and `run ../multi/main.py
+// ../multi/lib/util.py` both send main.py and lib/util.py.
+func readFiles(names []string, root string) ([]api.File, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	dir := filepath.Dir(names[0])
-	for _, name := range names {
+	abs := make([]string, len(names))
+	for i, name := range names {
+		a, err := filepath.Abs(name)
+		if err != nil {
+			return nil, err
+		}
+		abs[i] = a
+	}
+	if root != "" {
+		r, err := filepath.Abs(root)
+		if err != nil {
+			return nil, err
+		}
+		root = r
+	} else {
+		root = filepath.Dir(abs[0])
+		for _, a := range abs[1:] {
+			for !within(root, a) {
+				root = filepath.Dir(root)
+			}
+		}
+	}
+	var out []api.File
+	for i, name := range names {
+		if !within(root, abs[i]) {
+			return nil, fmt.Errorf("%s is not under --root %s", name, root)
+		}
+		rel, err := filepath.Rel(root, abs[i])
+		if err != nil {
+			return nil, err
+		}
 		data, err := os.ReadFile(name)
 		if err != nil {
 			return nil, err
 		}
-		rel := filepath.Base(name)
-		if r, err := filepath.Rel(dir, name); err == nil && !strings.HasPrefix(r, "..") {
-			rel = filepath.ToSlash(r)
-		}
-		out = append(out, api.File{Name: rel, Content: string(data)})
+		out = append(out, api.File{Name: filepath.ToSlash(rel), Content: string(data)})
 	}
 	return out, nil
+}
+
+// within reports whether the absolute path p is under the directory dir.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // sessionRun runs req in the session id, prints the program's output as
