@@ -53,8 +53,8 @@ var imagesCommand = &cli.Command{
 		{
 			Name:      "rm",
 			Aliases:   []string{"remove"},
-			Usage:     "remove an image from containerd",
-			ArgsUsage: "REF...",
+			Usage:     "remove an image from containerd: a reference, a language's (python, python@3.11) or its short name (python:3.13)",
+			ArgsUsage: "REF|LANGUAGE[@VERSION]...",
 			Action: eachArg(func(c *cli.Context, ref string) (*api.ImageResult, error) {
 				return client(c).RemoveImage(c.Context, ref)
 			}),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -43,8 +44,28 @@ func (s *Server) routeImages() {
 		return s.images.Pull(ctx, ref)
 	})))
 	s.route("POST", "/v1/images/remove", s.imageChange(s.byReference(func(ctx context.Context, ref string) (api.ImageChange, error) {
-		return s.images.Remove(ctx, ref)
+		return s.images.Remove(ctx, stateFrom(ctx).localImage(ref))
 	})))
+}
+
+// localImage is the image a user means by ref when removing one: a
+// language (python, python@3.11) names its image, a short name of a
+// language's image (python:3.13) that image; anything else is ref.
+func (st *state) localImage(ref string) string {
+	if !strings.ContainsAny(ref, "/:") {
+		if im, err := st.langs.ImageOf(ref); err == nil {
+			return im
+		}
+		return ref
+	}
+	if !strings.Contains(ref, "/") {
+		for _, l := range st.langs.All() {
+			if short, ok := strings.CutPrefix(l.Image, "runtimed.local/"); ok && short == ref {
+				return l.Image
+			}
+		}
+	}
+	return ref
 }
 
 // imageChange lets only root, on the unix socket, change images: an

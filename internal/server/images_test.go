@@ -182,6 +182,26 @@ func TestImageRequests(t *testing.T) {
 	}
 }
 
+// TestImageRemoveByLanguage: images rm takes a language, a version of
+// one, or a runtimed image's short name, as well as a reference.
+func TestImageRemoveByLanguage(t *testing.T) {
+	f := &fakeImages{}
+	c := imageServer(t, 0, f, nil)
+	for ref, want := range map[string]string{
+		"python": "runtimed.local/python:3.13", "python@3.11": "runtimed.local/python:3.11", "py": "runtimed.local/python:3.13",
+		"python:3.11": "runtimed.local/python:3.11", "docker.io/library/python:3.11": "docker.io/library/python:3.11",
+		"nosuch": "nosuch", "python:9": "python:9",
+	} {
+		f.calls = nil
+		if _, err := c.RemoveImage(context.Background(), ref); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.calls) != 1 || f.calls[0] != "remove "+want {
+			t.Errorf("%s: %v, want remove %s", ref, f.calls, want)
+		}
+	}
+}
+
 func TestImageImportIsCapped(t *testing.T) {
 	f := &fakeImages{}
 	c := imageServer(t, 0, f, func(cfg *config.Config) { cfg.Images.MaxImportBytes = 1000 })
