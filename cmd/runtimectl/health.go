@@ -16,7 +16,7 @@ var healthCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		h, err := client(c).Health(c.Context)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("unhealthy: %v", err), 1)
+			return cli.Exit(fmt.Sprintf("unhealthy: %v", err), exitForError(err))
 		}
 		fmt.Printf("%s (runtimed %s, containerd %s)\n", h.Status, h.Version, h.Containerd)
 		// Alive is not ready: say what readiness lacks.

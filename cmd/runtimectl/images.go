@@ -67,12 +67,12 @@ var imagesCommand = &cli.Command{
 func eachArg(do func(*cli.Context, string) (*api.ImageResult, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if c.NArg() == 0 {
-			return cli.Exit(fmt.Sprintf("usage: runtimectl images %s %s", c.Command.Name, c.Command.ArgsUsage), 2)
+			return cli.Exit(fmt.Sprintf("usage: runtimectl images %s %s", c.Command.Name, c.Command.ArgsUsage), exitUsage)
 		}
 		for _, arg := range c.Args().Slice() {
 			res, err := do(c, arg)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("%s: %v", arg, err), 1)
+				return cli.Exit(fmt.Sprintf("%s: %v", arg, err), exitForError(err))
 			}
 			printChanges(c.App.Writer, res)
 		}
@@ -99,20 +99,20 @@ func printChanges(w io.Writer, res *api.ImageResult) {
 
 func imagesImport(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit("usage: runtimectl images import [--reference REF] FILE", 2)
+		return cli.Exit("usage: runtimectl images import [--reference REF] FILE", exitUsage)
 	}
 	var in io.Reader = os.Stdin
 	if path := c.Args().First(); path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return cli.Exit(err.Error(), 1)
+			return cli.Exit(err.Error(), exitForError(err))
 		}
 		defer f.Close()
 		in = f
 	}
 	res, err := client(c).ImportImage(c.Context, in, c.String("reference"))
 	if err != nil {
-		return cli.Exit(err.Error(), 1)
+		return cli.Exit(err.Error(), exitForError(err))
 	}
 	printChanges(c.App.Writer, res)
 	return nil
@@ -129,7 +129,7 @@ var recipeStates = map[api.RecipeState]string{
 func imagesList(c *cli.Context) error {
 	res, err := client(c).Images(c.Context)
 	if err != nil {
-		return cli.Exit(err.Error(), 1)
+		return cli.Exit(err.Error(), exitForError(err))
 	}
 	return printAs(c, res, func() error { return imagesTable(c, res) })
 }

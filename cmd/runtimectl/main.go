@@ -4,6 +4,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -13,25 +14,36 @@ import (
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
-func main() {
+func main() { os.Exit(runMain(os.Args, os.Stdout, os.Stderr)) }
+
+// runMain runs runtimectl with args and returns its exit code.
+func runMain(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
-	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
-		code := 1
-		if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
-			code = ec.ExitCode()
-		}
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "runtimectl:", msg)
-		}
-		os.Exit(code)
+	app.Writer, app.ErrWriter = stdout, stderr
+	err := app.Run(reorderArgs(app, args))
+	if err == nil {
+		return 0
 	}
+	// Not an ExitCoder: the command line was wrong (a flag).
+	code := exitUsage
+	if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
+		code = ec.ExitCode()
+		if code == 3 {
+			code = exitUsage // urfave/cli's "no such command"
+		}
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "runtimectl:", msg)
+	}
+	return code
 }
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:    "runtimectl",
-		Usage:   "run code through runtimed",
-		Version: version.Version,
+		Name:        "runtimectl",
+		Usage:       "run code through runtimed",
+		Version:     version.Version,
+		Description: exitCodesHelp,
 		// --generate-bash-completion lists what may come next; the bash
 		// and zsh completion scripts ask it.
 		EnableBashCompletion: true,
@@ -62,7 +74,7 @@ var versionCommand = &cli.Command{
 		fmt.Printf("runtimectl %s\n", version.Version)
 		h, err := client(c).Health(c.Context)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("runtimed: %v", err), 1)
+			return cli.Exit(fmt.Sprintf("runtimed: %v", err), exitForError(err))
 		}
 		fmt.Printf("runtimed %s\ncontainerd %s\n", h.Version, h.Containerd)
 		return nil

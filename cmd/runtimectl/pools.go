@@ -16,7 +16,7 @@ var poolsCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		ps, err := client(c).Pools(c.Context)
 		if err != nil {
-			return cli.Exit(err.Error(), 1)
+			return cli.Exit(err.Error(), exitForError(err))
 		}
 		return printAs(c, ps, func() error { return poolsTable(c, ps) })
 	},

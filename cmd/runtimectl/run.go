@@ -16,14 +16,25 @@ import (
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
-// Exit codes of `runtimectl run` beyond the program's own.
+// runtimectl's exit codes, the same for every command (exitCodesHelp
+// says them in --help, the man page and README).
 const (
-	exitTimeout     = 124 // as timeout(1)
-	exitMemory      = 137 // as a SIGKILL by the OOM killer
-	exitOutputLimit = 125
-	exitFailure     = 1 // runtimed or the connection failed
-	exitUsage       = 2 // the request was refused
+	exitFailure     = 1   // runtimed or the connection failed; a compile error
+	exitUsage       = 2   // a usage error, or runtimed refused the request (4xx)
+	exitTimeout     = 124 // run: a time limit, as timeout(1)
+	exitOutputLimit = 125 // run: the output limit
+	exitMemory      = 137 // run: the memory limit, as a SIGKILL by the OOM killer
 )
+
+// exitCodesHelp is the exit codes' table in --help.
+const exitCodesHelp = `EXIT CODES (every command)
+   0     success; for run, the program exited 0
+   N     run: the program's own exit code
+   1     runtimed or the connection failed (a 5xx, no daemon); run: a compile error
+   2     a usage error, or runtimed refused the request (a 4xx: bad input, not found, forbidden, rate limited)
+   124   run: a wall-time or CPU-time limit
+   125   run: the output limit
+   137   run: the memory limit`
 
 var runCommand = &cli.Command{
 	Name:      "run",

@@ -17,7 +17,7 @@ var runtimesCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		rs, err := client(c).Runtimes(c.Context)
 		if err != nil {
-			return cli.Exit(err.Error(), 1)
+			return cli.Exit(err.Error(), exitForError(err))
 		}
 		return printAs(c, rs, func() error { return runtimesTable(c, rs) })
 	},
