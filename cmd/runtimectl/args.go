@@ -39,7 +39,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 		i++
 		cmds = cmd.Subcommands
 	}
-	if cmd == nil || len(cmd.Subcommands) > 0 || cmd.SkipFlagParsing {
+	if cmd == nil || hasSubcommands(cmd) || cmd.SkipFlagParsing {
 		return append(out, args[i:]...)
 	}
 	known := valueFlags(cmd.Flags)
@@ -61,6 +61,17 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	return append(append(out, flags...), rest...)
+}
+
+// hasSubcommands reports whether cmd has subcommands of its own (not
+// only the help one urfave/cli adds once it ran).
+func hasSubcommands(cmd *cli.Command) bool {
+	for _, s := range cmd.Subcommands {
+		if s.Name != "help" {
+			return true
+		}
+	}
+	return false
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

@@ -67,3 +67,44 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("a rate-limited session create: exit %d", got)
 	}
 }
+
+// TestJudgeTestsDir: --tests sends the N.in/N.out pairs in N's order,
+// prints a verdict per test and a summary, and exits 1 unless all are ok.
+func TestJudgeTestsDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"2.in": "2", "2.out": "4", "10.in": "10", "10.out": "100", "1.in": "1", "1.out": "1", "main.py": "print(int(input())**2)"} {
+		writeTemp(t, dir, name, content)
+	}
+	var got api.RunRequest
+	verdicts := []api.Status{api.StatusOK, api.StatusOK, api.StatusWrongAnswer}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Error(err)
+		}
+		resp := api.RunResponse{Status: api.StatusOK}
+		for _, v := range verdicts {
+			resp.Tests = append(resp.Tests, api.StageResult{Status: v, WallTimeMS: 5})
+			if v != api.StatusOK {
+				resp.Status = v
+			}
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	var errOut strings.Builder
+	code := runMain([]string{"runtimectl", "--socket", srv.URL, "run", filepath.Join(dir, "main.py"), "--tests", dir, "--compile-timeout", "20s"}, &out, &errOut)
+	if code != exitFailure {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if len(got.Tests) != 3 || got.Tests[0].Stdin != "1" || got.Tests[1].Stdin != "2" || got.Tests[2].Stdin != "10" || *got.Tests[2].ExpectedOutput != "100" || got.CompileLimits.WallTimeMS != 20000 {
+		t.Fatalf("request: %+v", got)
+	}
+	if !strings.Contains(out.String(), "test 10: wrong_answer") || !strings.Contains(out.String(), "2 of 3 tests ok") {
+		t.Fatalf("output: %s", out.String())
+	}
+	verdicts = verdicts[:2]
+	if code := runMain([]string{"runtimectl", "--socket", srv.URL, "run", "--tests", dir, filepath.Join(dir, "main.py")}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("all ok: exit %d", code)
+	}
+}

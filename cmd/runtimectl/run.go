@@ -30,7 +30,7 @@ const (
 const exitCodesHelp = `EXIT CODES (every command)
    0     success; for run, the program exited 0
    N     run: the program's own exit code
-   1     runtimed or the connection failed (a 5xx, no daemon); run: a compile error
+   1     runtimed or the connection failed (a 5xx, no daemon); run: a compile error; run --tests: a test not ok
    2     a usage error, or runtimed refused the request (a 4xx: bad input, not found, forbidden, rate limited)
    124   run: a wall-time or CPU-time limit
    125   run: the output limit
@@ -53,13 +53,16 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
 		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "send runtimectl's stdin to the program a line at a time as it runs, and print its output as it comes"},
+		&cli.StringFlag{Name: "tests", Usage: "judge the program against the tests in `DIR`: N.in (stdin) and N.out (the expected stdout) pairs; prints a verdict per test and a summary"},
+		&cli.DurationFlag{Name: "compile-timeout", Usage: "the compile stage's wall-time limit, e.g. 20s"},
+		&cli.StringFlag{Name: "compile-memory", Usage: "the compile stage's memory limit, e.g. 1G"},
 	},
 	Action: func(c *cli.Context) error {
 		opts, err := runOptionsFrom(c)
 		if err != nil {
 			return cli.Exit(err.Error(), exitUsage)
 		}
-		code, err := runFiles(c.Context, client(c), opts, os.Stdin, os.Stdout, os.Stderr)
+		code, err := runFiles(c.Context, client(c), opts, os.Stdin, c.App.Writer, c.App.ErrWriter)
 		if err != nil {
 			return cli.Exit(err.Error(), code)
 		}
@@ -82,6 +85,9 @@ type runOptions struct {
 	Interactive bool
 	// Root, if set, is the directory the files' names are relative to.
 	Root string
+	// Tests, if set, is a directory of N.in/N.out pairs to judge against.
+	Tests         string
+	CompileLimits api.Limits
 	// StdinPiped: runtimectl's stdin is a pipe or a file, not a
 	// terminal: without --stdin or -i it is the program's stdin, as
 	// docker run -i users expect.
@@ -101,6 +107,20 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 		Stdin:    c.String("stdin"),
 		JSON:     c.Bool("json"),
 		Root:     c.String("root"),
+		Tests:    c.String("tests"),
+	}
+	if d := c.Duration("compile-timeout"); d > 0 {
+		opts.CompileLimits.WallTimeMS = max(d.Milliseconds(), 1)
+	}
+	if v := c.String("compile-memory"); v != "" {
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return opts, fmt.Errorf("--compile-memory: %w", err)
+		}
+		opts.CompileLimits.MemoryBytes = n
+	}
+	if opts.Tests != "" && (opts.Interactive || opts.Stdin != "") {
+		return opts, errors.New("run: --tests gives each test its stdin; it goes with neither --stdin nor -i")
 	}
 	opts.Interactive = c.Bool("interactive")
 	opts.StdinPiped = stdinPiped()
@@ -147,7 +167,7 @@ func runOptionsFrom(c *cli.Context) (runOptions, error) {
 // comes (with --json, the whole result at the end), and returns the exit
 // code runtimectl should exit with.
 func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	req := &api.RunRequest{Language: opts.Language, Version: opts.Version, Args: opts.Args, Limits: opts.Limits}
+	req := &api.RunRequest{Language: opts.Language, Version: opts.Version, Args: opts.Args, Limits: opts.Limits, CompileLimits: opts.CompileLimits}
 	// Files keep their layout under /box: their paths relative to --root
 	// or to their closest common directory.
 	files, err := readFiles(opts.Files, opts.Root)
@@ -155,6 +175,9 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		return exitUsage, err
 	}
 	req.Files = files
+	if opts.Tests != "" {
+		return judge(ctx, cl, req, opts, stdout, stderr)
+	}
 	if opts.Stdin == "" && opts.StdinPiped && !opts.Interactive {
 		opts.Stdin = "-"
 	}

@@ -136,3 +136,20 @@ func TestCLIInfo(t *testing.T) {
 		t.Fatalf("version: exit %d %q", code, stdout)
 	}
 }
+
+// TestCLIRunTests: runtimectl run --tests DIR judges a program against
+// N.in/N.out pairs, a verdict per test, and exits 1 when one fails.
+func TestCLIRunTests(t *testing.T) {
+	dir := writeFiles(t, "sum.c", "#include <stdio.h>\nint main(void){int a,b;if(scanf(\"%d %d\",&a,&b)!=2)return 1;printf(\"%d\\n\",a+b);return 0;}\n",
+		"tests/1.in", "1 2\n", "tests/1.out", "3\n", "tests/2.in", "5 5\n", "tests/2.out", "10\n", "tests/3.in", "2 2\n", "tests/3.out", "5\n")
+	stdout, stderr, code := runtimectl(t, "", "run", filepath.Join(dir, "sum.c"), "--tests", filepath.Join(dir, "tests"), "--compile-timeout", "20s")
+	if code != 1 || !strings.Contains(stdout, "test 1: ok") || !strings.Contains(stdout, "test 3: wrong_answer") || !strings.Contains(stdout, "2 of 3 tests ok") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if err := os.Remove(filepath.Join(dir, "tests", "3.in")); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := runtimectl(t, "", "run", "--tests", filepath.Join(dir, "tests"), filepath.Join(dir, "sum.c")); code != 0 || !strings.Contains(stdout, "2 of 2 tests ok") {
+		t.Fatalf("all ok: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
