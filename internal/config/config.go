@@ -316,6 +316,10 @@ type Config struct {
 	CompileDefaults Limits              `toml:"compile_defaults"`
 	CompileMaximums Limits              `toml:"compile_maximums"`
 	Languages       map[string]Language `toml:"languages"`
+	// LanguageFiles names the file each language's table came from,
+	// where Load read one (a file of languages_dir, or the config), so
+	// that an error in it names the file.
+	LanguageFiles map[string]string `toml:"-"`
 }
 
 const (
@@ -474,30 +478,30 @@ func decodeLanguages(data []byte) (map[string]Language, error) {
 
 // loadLanguagesDir reads every *.toml file of dir, in name order: each
 // holds [languages.NAME] tables. A missing directory holds none.
-func loadLanguagesDir(dir string) (map[string]Language, error) {
-	out := map[string]Language{}
+func loadLanguagesDir(dir string) (map[string]Language, map[string]string, error) {
+	out, files := map[string]Language{}, map[string]string{}
 	if dir == "" {
-		return out, nil
+		return out, files, nil
 	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.toml"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		langs, err := decodeLanguages(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		for k, v := range langs {
-			out[k] = v
+			out[k], files[k] = v, name
 		}
 	}
-	return out, nil
+	return out, files, nil
 }
 
 // Load reads the TOML file at path over the defaults. Unknown keys are an
@@ -516,14 +520,19 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
-	fromDir, err := loadLanguagesDir(cfg.LanguagesDir)
+	fromDir, files, err := loadLanguagesDir(cfg.LanguagesDir)
 	if err != nil {
 		return cfg, fmt.Errorf("languages_dir: %w", err)
 	}
+	cfg.LanguageFiles = map[string]string{}
 	for name, l := range fromDir {
 		if _, set := own[name]; !set {
 			cfg.Languages[name] = l
+			cfg.LanguageFiles[name] = files[name]
 		}
+	}
+	for name := range own {
+		cfg.LanguageFiles[name] = path
 	}
 	return cfg, nil
 }
@@ -576,10 +585,48 @@ func DecodeStrict(data []byte, v any) error {
 		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
 	case errors.As(err, &derr):
 		row, col := derr.Position()
+		if msg, ok := typeError(data, row, derr.Error()); ok {
+			return fmt.Errorf("line %d: %s", row, msg)
+		}
 		return fmt.Errorf("line %d column %d: %s", row, col, derr.Error())
 	default:
 		return err
 	}
+}
+
+// tomlTypeError is go-toml's message for a value of the wrong type.
+var tomlTypeError = regexp.MustCompile(`cannot decode TOML (\w+) into (?:struct field \S+ of type|a Go value of type) (\S+)`)
+
+// typeError says a value of the wrong type in people's words, with the
+// key as the file has it (section.key), not Go's names: "requests.
+// max_body_bytes must be a whole number, not a TOML float (1e10)".
+func typeError(data []byte, row int, msg string) (string, bool) {
+	m := tomlTypeError.FindStringSubmatch(msg)
+	lines := strings.Split(string(data), "\n")
+	if m == nil || row < 1 || row > len(lines) {
+		return "", false
+	}
+	key, value, found := strings.Cut(lines[row-1], "=")
+	if !found {
+		return "", false
+	}
+	key = strings.Trim(strings.TrimSpace(key), `"`)
+	for i := row - 2; i >= 0; i-- {
+		if h := strings.TrimSpace(lines[i]); strings.HasPrefix(h, "[") && !strings.HasPrefix(h, "[[") {
+			key = strings.Trim(h, "[] ") + "." + key
+			break
+		}
+	}
+	want := map[string]string{
+		"string": "a string (in quotes)", "int64": "a whole number (no exponent, no fraction)", "int": "a whole number (no exponent, no fraction)",
+		"uint32": "a whole number (no exponent, no fraction)", "uint64": "a whole number (no exponent, no fraction)",
+		"float64": "a number", "bool": "true or false", "[]string": "a list of strings",
+	}[m[2]]
+	if want == "" {
+		want = "of another type"
+	}
+	value, _, _ = strings.Cut(strings.TrimSpace(value), "#")
+	return fmt.Sprintf("%s must be %s, not a TOML %s (%s)", key, want, m[1], strings.TrimSpace(value)), true
 }
 
 // Validate checks that the configuration is usable and safe.
@@ -662,6 +709,7 @@ func (c *Config) Validate() error {
 	}
 	sort.Strings(langs)
 	for _, name := range langs {
+		first := len(errs)
 		l := c.Languages[name]
 		lang := LanguageName(name, l)
 		req(validLanguageName(lang), "languages.%s.name %q must be a lower-case word", name, lang)
@@ -715,6 +763,12 @@ func (c *Config) Validate() error {
 				continue
 			}
 			seen[key] = lang
+		}
+		// The errors of a table read from a file name the file.
+		if file := c.LanguageFiles[name]; file != "" {
+			for i := first; i < len(errs); i++ {
+				errs[i] = fmt.Errorf("%w (in %s)", errs[i], file)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -72,3 +72,40 @@ func TestLanguagesTableMatchesTheData(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsInPeoplesWords: a value of the wrong type is named by
+// its key as the file has it, without Go's names or an exponent's
+// surprise; a bad language table names the file that holds it.
+func TestConfigErrorsInPeoplesWords(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for content, want := range map[string]string{
+		"socket = 5\n": "line 1: socket must be a string (in quotes), not a TOML integer (5)",
+		"[requests]\nmax_body_bytes = 1e10 # big\n": "line 2: requests.max_body_bytes must be a whole number (no exponent, no fraction), not a TOML float (1e10)",
+		"[pool]\nenabled = \"yes\"\n":               "line 2: pool.enabled must be true or false, not a TOML string",
+	} {
+		_, err := Load(write("c.toml", content))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "config.Config") {
+			t.Errorf("%q: %v, want %q", content, err, want)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "langs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := write("langs/foo.toml", "[languages.foo]\nversion = \"x\"\nextension = \".foo\"\nimage = \"i\"\nrun = [\"/bin/foo\"]\n")
+	cfg, err := Load(write("c.toml", "languages_dir = "+strconvQuote(filepath.Join(dir, "langs"))+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "languages.foo.version") || !strings.Contains(err.Error(), "(in "+bad+")") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func strconvQuote(s string) string { return `"` + s + `"` }
