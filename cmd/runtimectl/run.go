@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v2"
 
+	"github.com/runtimed/runtimed/internal/config"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -36,8 +38,22 @@ const exitCodesHelp = `EXIT CODES (every command)
    125   run: the output limit
    137   run: the memory limit`
 
+// defaults are runtimed's limits out of the box, for --help: a language
+// or the daemon's configuration may set others.
+var defaults = config.Default().Defaults
+
+func languageDefault(v string) string {
+	return "the language's; " + v + " unless configured"
+}
+
 var runCommand = &cli.Command{
-	Name:      "run",
+	Name: "run",
+	UsageText: "runtimectl run [options] FILE... [-- ARGS...]\n\n" +
+		"   runtimectl run hello.py\n" +
+		"   runtimectl run --memory 64M --timeout 2s solution.cpp < input.txt\n" +
+		"   runtimectl run main.py lib/util.py -- arg1 arg2\n" +
+		"   runtimectl run sum.c --tests tests/          # tests/1.in, tests/1.out, ...\n" +
+		"   runtimectl run -i chat.py                    # stdin as it is typed",
 	Usage:     "run files in a sandbox; runtimectl exits with the program's exit code",
 	ArgsUsage: "FILE... [-- ARGS...]",
 	Flags: []cli.Flag{
@@ -45,17 +61,17 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "language-version", Usage: "the language's version, a semver range such as 3.11 or 3.x (default: the newest)"},
 		&cli.StringFlag{Name: "stdin", Usage: "file to give the program as stdin, - for runtimectl's own (the default when runtimectl's stdin is a pipe or a file)"},
 		&cli.StringFlag{Name: "root", Usage: "send the files by their paths relative to `DIR` (default: their closest common directory; the first file is the entry)"},
-		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M"},
-		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5"},
-		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s"},
-		&cli.DurationFlag{Name: "cpu-time", Usage: "CPU-time limit of all the program's processes, e.g. 2s"},
-		&cli.Int64Flag{Name: "pids", Usage: "process/thread limit"},
-		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K"},
+		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 128M", DefaultText: languageDefault(api.FormatBytes(defaults.MemoryBytes))},
+		&cli.Float64Flag{Name: "cpu", Usage: "CPU limit in cores, e.g. 0.5", DefaultText: languageDefault(strconv.FormatFloat(defaults.CPU, 'g', -1, 64))},
+		&cli.DurationFlag{Name: "timeout", Usage: "wall-time limit, e.g. 5s", DefaultText: languageDefault(api.FormatMS(defaults.WallTimeMS))},
+		&cli.DurationFlag{Name: "cpu-time", Usage: "CPU-time limit of all the program's processes, e.g. 2s", DefaultText: languageDefault(api.FormatMS(defaults.CPUTimeMS))},
+		&cli.Int64Flag{Name: "pids", Usage: "process/thread limit", DefaultText: languageDefault(strconv.FormatInt(defaults.Pids, 10))},
+		&cli.StringFlag{Name: "output", Usage: "cap on each of stdout and stderr, e.g. 64K", DefaultText: languageDefault(api.FormatBytes(defaults.OutputBytes))},
 		&cli.BoolFlag{Name: "json", Usage: "print the whole result as JSON"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "send runtimectl's stdin to the program a line at a time as it runs, and print its output as it comes"},
 		&cli.StringFlag{Name: "tests", Usage: "judge the program against the tests in `DIR`: N.in (stdin) and N.out (the expected stdout) pairs; prints a verdict per test and a summary"},
-		&cli.DurationFlag{Name: "compile-timeout", Usage: "the compile stage's wall-time limit, e.g. 20s"},
-		&cli.StringFlag{Name: "compile-memory", Usage: "the compile stage's memory limit, e.g. 1G"},
+		&cli.DurationFlag{Name: "compile-timeout", Usage: "the compile stage's wall-time limit, e.g. 20s", DefaultText: languageDefault(api.FormatMS(config.Default().CompileDefaults.WallTimeMS))},
+		&cli.StringFlag{Name: "compile-memory", Usage: "the compile stage's memory limit, e.g. 1G", DefaultText: languageDefault(api.FormatBytes(config.Default().CompileDefaults.MemoryBytes))},
 	},
 	Action: func(c *cli.Context) error {
 		opts, err := runOptionsFrom(c)
