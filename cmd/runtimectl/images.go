@@ -31,8 +31,11 @@ var imagesCommand = &cli.Command{
 			Description: "LANGUAGE is a language's name or alias (its newest version), LANGUAGE@VERSION a version\n" +
 				"(python@3.11), or a recipe's name (python-3.13).",
 			ArgsUsage: "LANGUAGE[@VERSION]...",
+			// Each step's line as it ends (runtimed streams them), on stderr.
 			Action: eachArg(func(c *cli.Context, name string) (*api.ImageResult, error) {
-				return client(c).BuildImage(c.Context, name)
+				return client(c).BuildImageStream(c.Context, name, func(line string) {
+					fmt.Fprint(c.App.ErrWriter, line)
+				})
 			}),
 		},
 		{

@@ -165,7 +165,7 @@ var recipeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_+.-]*$`)
 // RecipeNames), unless the build cache holds it, and imports it (unless
 // containerd holds it already, built from this recipe). The build's
 // output goes to out.
-func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out io.Writer) (api.ImageChange, error) {
+func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out, progress io.Writer) (api.ImageChange, error) {
 	start := time.Now()
 	names, err := RecipeNames(cfg, []string{name}, imageOf)
 	if err != nil {
@@ -182,7 +182,7 @@ func (m *Manager) Build(ctx context.Context, cfg config.Images, name string, ima
 	defer unlock()
 	ctx = m.ns(ctx)
 	change := api.ImageChange{Reference: r.Reference, Action: api.ImageUpToDate}
-	p, err := Provide(ctx, m.client, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out, Progress: out}, m.snapshotter)
+	p, err := Provide(ctx, m.client, r, BuildOpts{CacheDir: cfg.Cache, Mirror: cfg.Mirror, Output: out, Progress: progress}, m.snapshotter)
 	if err != nil {
 		return change, err
 	}

@@ -122,7 +122,7 @@ func (s *Server) BuildQueued(ctx context.Context, queue []api.Image) {
 		log := s.log.WithFields(logrus.Fields{"image": im.Reference, "recipe": im.Recipe})
 		out := log.WriterLevel(logrus.DebugLevel)
 		start := time.Now()
-		c, err := s.images.Build(ctx, images, im.Recipe, nil, out)
+		c, err := s.images.Build(ctx, images, im.Recipe, nil, out, out)
 		out.Close()
 		s.backfill.done(im.Reference)
 		if err != nil {

@@ -40,7 +40,7 @@ func (f *slowImages) List(_ context.Context, _ config.Images, uses map[string][]
 	}, nil
 }
 
-func (f *slowImages) Build(ctx context.Context, _ config.Images, recipe string, _ func(string) (string, error), _ io.Writer) (api.ImageChange, error) {
+func (f *slowImages) Build(ctx context.Context, _ config.Images, recipe string, _ func(string) (string, error), _, _ io.Writer) (api.ImageChange, error) {
 	f.mu.Lock()
 	f.builds = append(f.builds, recipe)
 	ch := f.result[recipe]

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -24,7 +27,9 @@ type Images interface {
 	List(ctx context.Context, cfg config.Images, uses map[string][]string) ([]api.Image, error)
 	// Build builds the image of a recipe, or of a language through
 	// imageOf (see image.RecipeNames).
-	Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out io.Writer) (api.ImageChange, error)
+	// Build builds and imports the image of name (a language or a
+	// recipe); out gets the build's output, progress a line per step.
+	Build(ctx context.Context, cfg config.Images, name string, imageOf func(string) (string, error), out, progress io.Writer) (api.ImageChange, error)
 	ImportArchive(ctx context.Context, r io.Reader, ref string) ([]api.ImageChange, error)
 	Pull(ctx context.Context, ref string) (api.ImageChange, error)
 	Remove(ctx context.Context, ref string) (api.ImageChange, error)
@@ -81,6 +86,9 @@ func (s *Server) imageChange(h func(http.ResponseWriter, *http.Request) (*api.Im
 			return
 		}
 		res, err := h(w, r)
+		if res == nil && err == nil {
+			return // the handler streamed its answer
+		}
 		if err != nil {
 			var aerr *api.Error
 			if !errors.As(err, &aerr) {
@@ -160,14 +168,102 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 	logw := logFrom(r.Context()).WithField("recipe", req.Recipe).WriterLevel(logrus.DebugLevel)
 	defer logw.Close()
 	tail := &tailBuffer{max: buildLogTail}
-	c, err := s.images.Build(r.Context(), st.cfg.WithExtraPackages(), req.Recipe, st.langs.ImageOf, io.MultiWriter(logw, tail))
+	out := io.MultiWriter(logw, tail)
+	// Streamed (Accept: application/x-ndjson): a progress event per step
+	// as it ends, then done or error.
+	var stream *buildStream
+	progress := out
+	if wantsStream(r) {
+		stream = &buildStream{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout}
+		progress = io.MultiWriter(out, stream)
+	}
+	c, err := s.images.Build(r.Context(), st.cfg.WithExtraPackages(), req.Recipe, st.langs.ImageOf, out, progress)
 	if err != nil {
 		if out := tail.String(); out != "" && !errdefs.IsNotFound(err) && !errdefs.IsInvalidArgument(err) {
 			err = fmt.Errorf("%w\n%s", err, out)
 		}
+		if stream != nil && stream.started {
+			var aerr *api.Error
+			if !errors.As(err, &aerr) {
+				aerr = imageError(err)
+			}
+			logFrom(r.Context()).WithError(err).Warn("image request failed")
+			s.count(aerr)
+			stream.event(api.BuildEvent{Event: api.EventError, Error: aerr})
+			return nil, nil
+		}
 		return nil, err
 	}
-	return &api.ImageResult{Images: []api.ImageChange{c}}, nil
+	res := &api.ImageResult{Images: []api.ImageChange{c}}
+	if stream != nil && stream.started {
+		logFrom(r.Context()).WithFields(logrus.Fields{"image": c.Reference, "action": c.Action, "duration_ms": c.DurationMS}).Info("image changed")
+		stream.event(api.BuildEvent{Event: api.EventDone, Result: res})
+		return nil, nil
+	}
+	return res, nil
+}
+
+// buildStream writes a streamed build's events, a line of NDJSON each;
+// the first writes the header. A client that takes nothing for the
+// stream write timeout gets nothing more; the build goes on.
+type buildStream struct {
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	started bool
+	failed  bool
+	partial []byte // a step line not yet ended
+}
+
+// Write takes the build's progress, a line per step.
+func (b *buildStream) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	b.partial = append(b.partial, p...)
+	var lines []string
+	for {
+		i := bytes.IndexByte(b.partial, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, string(b.partial[:i+1]))
+		b.partial = b.partial[i+1:]
+	}
+	b.mu.Unlock()
+	for _, l := range lines {
+		b.event(api.BuildEvent{Event: api.EventProgress, Data: l})
+	}
+	return len(p), nil
+}
+
+func (b *buildStream) event(ev api.BuildEvent) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed {
+		return
+	}
+	if !b.started {
+		b.started = true
+		h := b.w.Header()
+		h.Set("Content-Type", api.ContentTypeNDJSON)
+		h.Set("X-Accel-Buffering", "no")
+		b.w.WriteHeader(http.StatusOK)
+	}
+	data, err := json.Marshal(ev)
+	if err == nil {
+		if derr := b.rc.SetWriteDeadline(time.Now().Add(b.timeout)); derr != nil && !errors.Is(derr, http.ErrNotSupported) {
+			err = derr
+		}
+	}
+	if err == nil {
+		_, err = b.w.Write(append(data, '\n'))
+	}
+	if err == nil {
+		err = b.rc.Flush()
+	}
+	if err != nil {
+		b.failed = true
+	}
 }
 
 func (s *Server) handleImageImport(w http.ResponseWriter, r *http.Request) (*api.ImageResult, error) {

@@ -26,8 +26,9 @@ type fakeImages struct {
 	calls []string
 	uses  map[string][]string
 	err   error
-	// buildLog is what a build writes to its output.
+	// buildLog is what a build writes to its output, steps its progress.
 	buildLog string
+	steps    []string
 	imported []byte
 }
 
@@ -37,10 +38,15 @@ func (f *fakeImages) List(_ context.Context, cfg config.Images, uses map[string]
 	return []api.Image{{Reference: "runtimed.local/python:3.11", Languages: uses["runtimed.local/python:3.11"], RecipeState: api.RecipeChanged}}, f.err
 }
 
-func (f *fakeImages) Build(_ context.Context, cfg config.Images, recipe string, _ func(string) (string, error), out io.Writer) (api.ImageChange, error) {
+func (f *fakeImages) Build(_ context.Context, cfg config.Images, recipe string, _ func(string) (string, error), out, progress io.Writer) (api.ImageChange, error) {
 	f.calls = append(f.calls, "build "+recipe+" "+cfg.Recipes)
 	if _, err := io.WriteString(out, f.buildLog); err != nil {
 		return api.ImageChange{}, err
+	}
+	for _, step := range f.steps {
+		if _, err := io.WriteString(progress, step+"\n"); err != nil {
+			return api.ImageChange{}, err
+		}
 	}
 	return api.ImageChange{Reference: "runtimed/" + recipe, Action: api.ImageBuilt}, f.err
 }
@@ -254,5 +260,30 @@ func TestTailBuffer(t *testing.T) {
 	}
 	if got := tb.String(); got != "klmnopqr" {
 		t.Fatalf("tail %q, want the last 8 bytes written", got)
+	}
+}
+
+// TestImageBuildStreamsItsSteps: with Accept: application/x-ndjson, a
+// build answers a progress event per step, then done; a failed one ends
+// with an error event.
+func TestImageBuildStreamsItsSteps(t *testing.T) {
+	f := &fakeImages{steps: []string{"python-3.13: unpack base-trixie (4.5s)", "python-3.13: install python3.13 (59s)"}}
+	c := imageServer(t, 0, f, nil)
+	var lines []string
+	res, err := c.BuildImageStream(context.Background(), "python", func(l string) { lines = append(lines, l) })
+	if err != nil || len(res.Images) != 1 || len(lines) != 2 || lines[1] != "python-3.13: install python3.13 (59s)\n" {
+		t.Fatalf("%v %+v %q", err, res, lines)
+	}
+	f.err = errors.New("apt failed")
+	_, err = c.BuildImageStream(context.Background(), "python", nil)
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.Code != api.CodeImageFailed {
+		t.Fatalf("a failed build: %v", err)
+	}
+	// Without steps, nothing was streamed: a plain error answer.
+	f.steps = nil
+	_, err = c.BuildImageStream(context.Background(), "python", nil)
+	if !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusInternalServerError {
+		t.Fatalf("a failed build before any step: %v", err)
 	}
 }

@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"time"
@@ -96,6 +101,71 @@ type ImageChange struct {
 func (c *Client) Images(ctx context.Context) (*Images, error) {
 	var out Images
 	return &out, c.do(ctx, http.MethodGet, "/v1/images", nil, &out)
+}
+
+// BuildEvent is one line of a streamed build's answer (POST
+// /v1/images/build with Accept: application/x-ndjson): progress (Data, a
+// line per step, as it ends), then done (Result) or error (Error).
+type BuildEvent struct {
+	Event  EventKind    `json:"event"`
+	Data   string       `json:"data,omitempty"`
+	Result *ImageResult `json:"result,omitempty"`
+	Error  *Error       `json:"error,omitempty"`
+}
+
+// EventProgress is a build's step.
+const EventProgress EventKind = "progress"
+
+// BuildImageStream builds as BuildImage does, and calls progress with each
+// step's line as runtimed reports it.
+func (c *Client) BuildImageStream(ctx context.Context, recipe string, progress func(line string)) (*ImageResult, error) {
+	data, err := json.Marshal(ImageBuildRequest{Recipe: recipe})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/images/build", bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", ContentTypeNDJSON+", application/json;q=0.5")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, transportError(err)
+	}
+	defer resp.Body.Close()
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode/100 != 2 || mt != ContentTypeNDJSON {
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode/100 != 2 {
+			return nil, errorAnswerOf(resp, body)
+		}
+		var out ImageResult
+		return &out, json.Unmarshal(body, &out)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev BuildEvent
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read the build's stream: %w", err)
+		}
+		switch {
+		case ev.Event == EventProgress && progress != nil:
+			progress(ev.Data)
+		case ev.Event == EventDone && ev.Result != nil:
+			return ev.Result, nil
+		case ev.Event == EventError && ev.Error != nil:
+			return nil, ev.Error
+		}
+	}
 }
 
 // BuildImage builds the recipe's image (unless its build is cached) and
