@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,5 +107,39 @@ func TestJudgeTestsDir(t *testing.T) {
 	verdicts = verdicts[:2]
 	if code := runMain([]string{"runtimectl", "--socket", srv.URL, "run", "--tests", dir, filepath.Join(dir, "main.py")}, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("all ok: exit %d", code)
+	}
+}
+
+// TestCompletion: after -l, and for images build, the languages a
+// running runtimed knows; its sessions for session rm; flags after "-".
+func TestCompletion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/runtimes":
+			_ = json.NewEncoder(w).Encode(api.RuntimesResponse{Runtimes: []api.Runtime{{Language: "python", Version: "3.13.5"}, {Language: "python", Version: "3.11.2"}, {Language: "lua", Version: "5.4.7"}}})
+		case "/v1/sessions":
+			_ = json.NewEncoder(w).Encode(api.Sessions{Sessions: []api.Session{{ID: "ses-abc"}}})
+		}
+	}))
+	defer srv.Close()
+	saved := os.Args
+	defer func() { os.Args = saved }()
+	for _, tc := range []struct {
+		args string
+		want []string
+	}{
+		{"run -l", []string{"lua", "python", "python@3.13.5", "python@3.11.2"}},
+		{"images build", []string{"lua", "python@3.11.2"}},
+		{"session rm", []string{"ses-abc"}},
+		{"run -", []string{"--language", "--memory"}},
+	} {
+		os.Args = append(append([]string{"runtimectl", "--socket", srv.URL}, strings.Fields(tc.args)...), "--generate-bash-completion")
+		var out strings.Builder
+		runMain(os.Args, &out, io.Discard)
+		for _, w := range tc.want {
+			if !strings.Contains("\n"+out.String(), "\n"+w+"\n") {
+				t.Errorf("%s: %q lacks %s", tc.args, out.String(), w)
+			}
+		}
 	}
 }

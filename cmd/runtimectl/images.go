@@ -30,7 +30,8 @@ var imagesCommand = &cli.Command{
 			Usage: "build the language's image from its recipe (unless cached) and import it (unless current)",
 			Description: "LANGUAGE is a language's name or alias (its newest version), LANGUAGE@VERSION a version\n" +
 				"(python@3.11), or a recipe's name (python-3.13).",
-			ArgsUsage: "LANGUAGE[@VERSION]...",
+			ArgsUsage:    "LANGUAGE[@VERSION]...",
+			BashComplete: complete(func(c *cli.Context, _ string) []string { return languageNames(c) }),
 			// Each step's line as it ends (runtimed streams them), on stderr.
 			Action: eachArg(func(c *cli.Context, name string) (*api.ImageResult, error) {
 				return client(c).BuildImageStream(c.Context, name, func(line string) {
@@ -54,10 +55,11 @@ var imagesCommand = &cli.Command{
 			}),
 		},
 		{
-			Name:      "rm",
-			Aliases:   []string{"remove"},
-			Usage:     "remove an image from containerd: a reference, a language's (python, python@3.11) or its short name (python:3.13)",
-			ArgsUsage: "REF|LANGUAGE[@VERSION]...",
+			Name:         "rm",
+			Aliases:      []string{"remove"},
+			Usage:        "remove an image from containerd: a reference, a language's (python, python@3.11) or its short name (python:3.13)",
+			ArgsUsage:    "REF|LANGUAGE[@VERSION]...",
+			BashComplete: complete(func(c *cli.Context, _ string) []string { return append(imageNames(c), languageNames(c)...) }),
 			Action: eachArg(func(c *cli.Context, ref string) (*api.ImageResult, error) {
 				return client(c).RemoveImage(c.Context, ref)
 			}),

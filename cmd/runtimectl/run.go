@@ -47,7 +47,8 @@ func languageDefault(v string) string {
 }
 
 var runCommand = &cli.Command{
-	Name: "run",
+	Name:         "run",
+	BashComplete: complete(languageFlagValue),
 	UsageText: "runtimectl run [options] FILE... [-- ARGS...]\n\n" +
 		"   runtimectl run hello.py\n" +
 		"   runtimectl run --memory 64M --timeout 2s solution.cpp < input.txt\n" +

@@ -30,9 +30,10 @@ var sessionCommand = &cli.Command{
 }
 
 var sessionCreateCommand = &cli.Command{
-	Name:      "create",
-	Usage:     "open a session and print its id",
-	ArgsUsage: "LANGUAGE",
+	Name:         "create",
+	BashComplete: complete(func(c *cli.Context, _ string) []string { return languageNames(c) }),
+	Usage:        "open a session and print its id",
+	ArgsUsage:    "LANGUAGE",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "language-version", Usage: "the language's version, a semver range (default: the newest)"},
 		&cli.StringFlag{Name: "memory", Usage: "the session's memory limit, e.g. 256M"},
@@ -131,9 +132,10 @@ func sessionsTable(c *cli.Context, ss *api.Sessions) error {
 }
 
 var sessionRunCommand = &cli.Command{
-	Name:      "run",
-	Usage:     "run files, or code, in a session; runtimectl exits with the program's exit code",
-	ArgsUsage: "ID [FILE...] [-- ARGS...]",
+	Name:         "run",
+	BashComplete: complete(func(c *cli.Context, _ string) []string { return sessionIDs(c) }),
+	Usage:        "run files, or code, in a session; runtimectl exits with the program's exit code",
+	ArgsUsage:    "ID [FILE...] [-- ARGS...]",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "code", Aliases: []string{"c"}, Usage: "the program's source, instead of files"},
 		&cli.StringFlag{Name: "root", Usage: "send the files by their paths relative to `DIR` (default: their closest common directory)"},
@@ -441,9 +443,10 @@ func writeLocal(name string, r io.Reader) error {
 }
 
 var sessionRmCommand = &cli.Command{
-	Name:      "rm",
-	Usage:     "end sessions: their sandboxes and files are removed",
-	ArgsUsage: "ID...",
+	Name:         "rm",
+	BashComplete: complete(func(c *cli.Context, _ string) []string { return sessionIDs(c) }),
+	Usage:        "end sessions: their sandboxes and files are removed",
+	ArgsUsage:    "ID...",
 	Action: func(c *cli.Context) error {
 		if c.NArg() == 0 {
 			return cli.Exit("session rm: give at least one ID", exitUsage)
