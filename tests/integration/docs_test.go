@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runtimed/runtimed/pkg/api"
 	"github.com/runtimed/runtimed/tests/harness"
 )
 
@@ -51,16 +53,25 @@ func docCommands(t *testing.T, file string) []string {
 // with an empty archive and must be refused by their handler (400, 502),
 // not by the router (404, 405).
 func TestDocExamples(t *testing.T) {
-	s := newSession(t, `{"language":"python"}`)
+	// A runtimed of its own, that knows the image recipes (the build
+	// example) and shares the suite's containerd and images.
+	in, _ := harness.StartInstance(t, "docs", fmt.Sprintf("[images]\nrecipes = %q\ncache = %q\n[pool]\nenabled = false\n",
+		filepath.Join(harness.RepoRoot(), "packaging", "images"), env.ImageCache))
+	c := api.NewClient(in.Socket, "")
+	ctx := context.Background()
+	s, err := c.CreateSession(ctx, &api.SessionRequest{Language: "python"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The examples open sessions of their own: none may outlive the test.
 	t.Cleanup(func() {
-		list, err := env.Client.Sessions(context.Background())
+		list, err := c.Sessions(context.Background())
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		for _, s := range list.Sessions {
-			if err := env.Client.DeleteSession(context.Background(), s.ID); err != nil {
+			if err := c.DeleteSession(context.Background(), s.ID); err != nil {
 				t.Error(err)
 			}
 		}
@@ -69,20 +80,17 @@ func TestDocExamples(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "lua.tar"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.PutSessionFile(t.Context(), s.ID, "notes.txt", strings.NewReader("from the docs")); err != nil {
+	if err := c.PutSessionFile(ctx, s.ID, "notes.txt", strings.NewReader("from the docs")); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, file := range []string{"docs/api.md", "docs/piston.md", "README.md"} {
-		for _, c := range docCommands(t, file) {
-			if strings.Contains(c, "…") {
+		for _, ex := range docCommands(t, file) {
+			if strings.Contains(ex, "…") {
 				continue // an abbreviated form of an example run in full
 			}
 			n++
-			cmd := strings.ReplaceAll(c, "/run/runtimed/runtimed.sock", env.Socket)
+			cmd := strings.ReplaceAll(ex, "/run/runtimed/runtimed.sock", in.Socket)
 			cmd = strings.ReplaceAll(cmd, "$ID", s.ID)
 			cmd += " -s -o /dev/null -w '%{http_code}' --max-time 120"
 			sh := exec.Command("sh", "-c", cmd)
@@ -91,17 +99,17 @@ func TestDocExamples(t *testing.T) {
 			code := strings.TrimSpace(string(out))
 			switch {
 			case err != nil:
-				t.Errorf("%s: %s: %v %s", file, c, err, out)
-			case strings.Contains(c, "/v1/images/import"):
+				t.Errorf("%s: %s: %v %s", file, ex, err, out)
+			case strings.Contains(ex, "/v1/images/import"):
 				if code != "400" {
-					t.Errorf("%s: %s: %s with an empty archive, want 400 (the handler's refusal)", file, c, code)
+					t.Errorf("%s: %s: %s with an empty archive, want 400 (the handler's refusal)", file, ex, code)
 				}
-			case strings.Contains(c, "/v1/images/pull"):
+			case strings.Contains(ex, "/v1/images/pull"):
 				if code == "404" || code == "405" || code[0] == '2' {
-					t.Errorf("%s: %s: %s without a registry, want the pull's failure", file, c, code)
+					t.Errorf("%s: %s: %s without a registry, want the pull's failure", file, ex, code)
 				}
 			case code[0] != '2':
-				t.Errorf("%s: %s: HTTP %s", file, c, code)
+				t.Errorf("%s: %s: HTTP %s", file, ex, code)
 			}
 		}
 	}
