@@ -37,7 +37,8 @@ var readyCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		r, err := client(c).Ready(c.Context)
 		var aerr *api.Error
-		if err != nil && !(errors.As(err, &aerr) && aerr.Code == api.CodeUnavailable && len(r.Checks) > 0) {
+		notReady := errors.As(err, &aerr) && aerr.Code == api.CodeUnavailable && len(r.Checks) > 0
+		if err != nil && !notReady {
 			return cli.Exit(err.Error(), exitFailure)
 		}
 		names := make([]string, 0, len(r.Checks))

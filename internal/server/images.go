@@ -189,7 +189,7 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 			}
 			logFrom(r.Context()).WithError(err).Warn("image request failed")
 			s.count(aerr)
-			stream.event(api.BuildEvent{Event: api.EventError, Error: aerr})
+			stream.event(api.BuildEvent{Event: api.BuildError, Error: aerr})
 			return nil, nil
 		}
 		return nil, err
@@ -197,7 +197,7 @@ func (s *Server) handleImageBuild(w http.ResponseWriter, r *http.Request) (*api.
 	res := &api.ImageResult{Images: []api.ImageChange{c}}
 	if stream != nil && stream.started {
 		logFrom(r.Context()).WithFields(logrus.Fields{"image": c.Reference, "action": c.Action, "duration_ms": c.DurationMS}).Info("image changed")
-		stream.event(api.BuildEvent{Event: api.EventDone, Result: res})
+		stream.event(api.BuildEvent{Event: api.BuildDone, Result: res})
 		return nil, nil
 	}
 	return res, nil
@@ -231,7 +231,7 @@ func (b *buildStream) Write(p []byte) (int, error) {
 	}
 	b.mu.Unlock()
 	for _, l := range lines {
-		b.event(api.BuildEvent{Event: api.EventProgress, Data: l})
+		b.event(api.BuildEvent{Event: api.BuildProgress, Data: l})
 	}
 	return len(p), nil
 }

@@ -34,7 +34,11 @@ func NewClient(addr, token string) *Client {
 	}
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		base := strings.TrimSuffix(addr, "/")
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		def, ok := http.DefaultTransport.(*http.Transport)
+		if !ok {
+			def = &http.Transport{Proxy: http.ProxyFromEnvironment}
+		}
+		tr := def.Clone()
 		inner := tr.DialContext
 		tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
 			conn, err := inner(ctx, network, a)

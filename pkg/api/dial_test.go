@@ -21,7 +21,11 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	ul, ok := l.(*net.UnixListener)
+	if !ok {
+		t.Fatalf("%T", l)
+	}
+	ul.SetUnlinkOnClose(false)
 	l.Close()
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -107,14 +107,18 @@ func (c *Client) Images(ctx context.Context) (*Images, error) {
 // /v1/images/build with Accept: application/x-ndjson): progress (Data, a
 // line per step, as it ends), then done (Result) or error (Error).
 type BuildEvent struct {
-	Event  EventKind    `json:"event"`
+	Event  string       `json:"event"`
 	Data   string       `json:"data,omitempty"`
 	Result *ImageResult `json:"result,omitempty"`
 	Error  *Error       `json:"error,omitempty"`
 }
 
-// EventProgress is a build's step.
-const EventProgress EventKind = "progress"
+// A streamed build's events: a step, the end, a failure.
+const (
+	BuildProgress = "progress"
+	BuildDone     = "done"
+	BuildError    = "error"
+)
 
 // BuildImageStream builds as BuildImage does, and calls progress with each
 // step's line as runtimed reports it.
@@ -158,11 +162,11 @@ func (c *Client) BuildImageStream(ctx context.Context, recipe string, progress f
 			return nil, fmt.Errorf("read the build's stream: %w", err)
 		}
 		switch {
-		case ev.Event == EventProgress && progress != nil:
+		case ev.Event == BuildProgress && progress != nil:
 			progress(ev.Data)
-		case ev.Event == EventDone && ev.Result != nil:
+		case ev.Event == BuildDone && ev.Result != nil:
 			return ev.Result, nil
-		case ev.Event == EventError && ev.Error != nil:
+		case ev.Event == BuildError && ev.Error != nil:
 			return nil, ev.Error
 		}
 	}
