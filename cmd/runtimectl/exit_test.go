@@ -143,3 +143,16 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestProgramExitCodeThree: a program's own exit code 3 is runtimectl's,
+// not taken for urfave/cli's "no such command" (also 3).
+func TestProgramExitCodeThree(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.RunResponse{Status: api.StatusRuntimeError, Run: &api.StageResult{Status: api.StatusRuntimeError, ExitCode: 3}})
+	}))
+	defer srv.Close()
+	main := writeTemp(t, t.TempDir(), "main.py", "raise SystemExit(3)")
+	if code := runMain([]string{"runtimectl", "--socket", srv.URL, "run", "--json", main}, io.Discard, io.Discard); code != 3 {
+		t.Fatalf("exit %d, want the program's 3", code)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,7 +29,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	code := exitUsage
 	if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
 		code = ec.ExitCode()
-		if code == 3 {
+		if code == 3 && strings.HasPrefix(err.Error(), "No help topic for") {
 			code = exitUsage // urfave/cli's "no such command"
 		}
 	}
