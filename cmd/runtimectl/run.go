@@ -231,7 +231,15 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		}
 		return exitFailure, err
 	}
-	if opts.JSON {
+	return printRun(resp, live, opts.JSON, stdout, stderr)
+}
+
+// printRun prints a run's answer — as JSON, or what was not printed as
+// it came (the output of a runtimed that does not stream, a failed
+// compile's messages, a repl cell's value, why it ended) — and returns
+// runtimectl's exit code.
+func printRun(resp *api.RunResponse, live *liveOutput, asJSON bool, stdout, stderr io.Writer) (int, error) {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return exitCodeFor(resp), enc.Encode(resp)
@@ -250,6 +258,15 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		if _, err := io.WriteString(stderr, r.Stderr); err != nil {
 			return exitFailure, err
 		}
+	}
+	if resp.Result != nil {
+		// A repl cell's value, as an interpreter's prompt shows it.
+		if _, err := fmt.Fprintln(stdout, *resp.Result); err != nil {
+			return exitFailure, err
+		}
+	}
+	if resp.Message != "" {
+		fmt.Fprintln(stderr, "runtimectl:", resp.Message)
 	}
 	if reason := reasonFor(resp); reason != "" {
 		fmt.Fprintln(stderr, "runtimectl:", reason)

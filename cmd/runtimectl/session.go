@@ -279,37 +279,7 @@ func sessionRun(ctx context.Context, cl *api.Client, id string, req *api.Session
 	if err != nil {
 		return exitForError(err), err
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return exitCodeFor(resp), enc.Encode(resp)
-	}
-	if cmp := resp.Compile; cmp != nil && resp.Status == api.StatusCompileError {
-		if _, err := io.WriteString(stderr, cmp.Stdout+cmp.Stderr); err != nil {
-			return exitFailure, err
-		}
-	}
-	if r := resp.Run; r != nil && !live.ran {
-		if _, err := io.WriteString(stdout, r.Stdout); err != nil {
-			return exitFailure, err
-		}
-		if _, err := io.WriteString(stderr, r.Stderr); err != nil {
-			return exitFailure, err
-		}
-	}
-	if resp.Result != nil {
-		// A repl cell's value, as an interpreter's prompt shows it.
-		if _, err := fmt.Fprintln(stdout, *resp.Result); err != nil {
-			return exitFailure, err
-		}
-	}
-	if resp.Message != "" {
-		fmt.Fprintln(stderr, "runtimectl:", resp.Message)
-	}
-	if reason := reasonFor(resp); reason != "" {
-		fmt.Fprintln(stderr, "runtimectl:", reason)
-	}
-	return exitCodeFor(resp), nil
+	return printRun(resp, live, asJSON, stdout, stderr)
 }
 
 var sessionCpCommand = &cli.Command{
