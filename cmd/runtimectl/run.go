@@ -198,18 +198,8 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 	if opts.Stdin == "" && opts.StdinPiped && !opts.Interactive {
 		opts.Stdin = "-"
 	}
-	if opts.Stdin != "" {
-		var data []byte
-		var err error
-		if opts.Stdin == "-" {
-			data, err = io.ReadAll(stdin)
-		} else {
-			data, err = os.ReadFile(opts.Stdin)
-		}
-		if err != nil {
-			return exitUsage, fmt.Errorf("stdin: %w", err)
-		}
-		req.Stdin = string(data)
+	if req.Stdin, err = readStdin(opts.Stdin, stdin); err != nil {
+		return exitUsage, err
 	}
 	// Without --language runtimed picks it by the first file's extension:
 	// one request.
@@ -232,6 +222,25 @@ func runFiles(ctx context.Context, cl *api.Client, opts runOptions, stdin io.Rea
 		return exitFailure, err
 	}
 	return printRun(resp, live, opts.JSON, stdout, stderr)
+}
+
+// readStdin is what --stdin names: a file's content, runtimectl's own
+// stdin for "-", nothing for "".
+func readStdin(name string, stdin io.Reader) (string, error) {
+	var data []byte
+	var err error
+	switch name {
+	case "":
+		return "", nil
+	case "-":
+		data, err = io.ReadAll(stdin)
+	default:
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("stdin: %w", err)
+	}
+	return string(data), nil
 }
 
 // printRun prints a run's answer — as JSON, or what was not printed as

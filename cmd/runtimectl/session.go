@@ -163,17 +163,8 @@ var sessionRunCommand = &cli.Command{
 		if req.Files, err = readFiles(names, c.String("root")); err != nil {
 			return cli.Exit(err.Error(), exitUsage)
 		}
-		if v := c.String("stdin"); v != "" {
-			var data []byte
-			if v == "-" {
-				data, err = io.ReadAll(os.Stdin)
-			} else {
-				data, err = os.ReadFile(v)
-			}
-			if err != nil {
-				return cli.Exit(fmt.Sprintf("stdin: %v", err), exitUsage)
-			}
-			req.Stdin = string(data)
+		if req.Stdin, err = readStdin(c.String("stdin"), os.Stdin); err != nil {
+			return cli.Exit(err.Error(), exitUsage)
 		}
 		if d := c.Duration("timeout"); d > 0 {
 			req.Limits.WallTimeMS = max(d.Milliseconds(), 1)

@@ -196,21 +196,8 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 		}
 		build = sb.KeepBox()
 		defer removeBox(log, build)
-		// A build without the class to run is the compile's failure,
-		// judged before its end is heard.
 		var findErr error
-		judge := func(res *api.StageResult) {
-			if res.Status != api.StatusOK || !lang.NeedsMainClass() {
-				return
-			}
-			// What the class files say is the compile stage's word: the
-			// search reads within the box, and a name that is not a
-			// Java name never reaches the command line.
-			mainClass, findErr = language.FindMainClass(filepath.Join(build.Dir(), BuildDir), entry, build.Size())
-			if errors.Is(findErr, language.ErrNoMainClass) || errors.Is(findErr, language.ErrBadBuild) {
-				*res, findErr = *buildFault(*res, findErr), nil
-			}
-		}
+		judge := findMainClass(lang, entry, func() *sandbox.Box { return build }, &mainClass, &findErr)
 		res, err := e.compile(ctx, log, sb.Sandbox, p, deadline, judge)
 		sb.release()
 		e.metrics.Program(false)
@@ -440,24 +427,50 @@ func buildFault(res api.StageResult, err error) *api.StageResult {
 // compile puts the request's files in the sandbox's box and compiles
 // them into the build directory.
 func (e *Executor) compile(ctx context.Context, log *logrus.Entry, sb Sandbox, p Plan, deadline time.Time, judge func(*api.StageResult)) (api.StageResult, error) {
-	lang := p.Language
 	if err := sb.Box().Write(p.Files); err != nil {
 		return api.StageResult{}, err
 	}
 	if err := sb.Box().Mkdir(BuildDir); err != nil {
 		return api.StageResult{}, err
 	}
+	return e.stage(ctx, log, "compile", -1, sb, p.compileProgram(deadline), p.Events, judge)
+}
+
+// compileProgram is the plan's compile stage: its files compiled into
+// the build directory.
+func (p *Plan) compileProgram(deadline time.Time) sandbox.Program {
+	lang := p.Language
 	names := make([]string, len(p.Files))
 	for i, f := range p.Files {
 		names[i] = f.Name
 	}
-	return e.stage(ctx, log, "compile", -1, sb, sandbox.Program{
+	return sandbox.Program{
 		Args:        lang.CompileCommand(p.Files[0].Name, lang.Sources(names), p.CompileLimits.MemoryBytes),
 		Env:         lang.Env,
 		Limits:      p.CompileLimits,
 		Deadline:    deadline,
 		OutOfMemory: lang.OutOfMemory,
-	}, p.Events, judge)
+	}
+}
+
+// findMainClass is a compile's judge for a language that runs a main
+// class: it finds the class in the build of box() into *mainClass. A
+// build without the class to run is the compile's failure (judged before
+// its end is heard); another failure of the search goes to *findErr.
+// What the class files say is the compile stage's word: the search reads
+// within the box, and a name that is not a Java name never reaches the
+// command line.
+func findMainClass(lang *language.Language, entry string, box func() *sandbox.Box, mainClass *string, findErr *error) func(*api.StageResult) {
+	return func(res *api.StageResult) {
+		if res.Status != api.StatusOK || !lang.NeedsMainClass() {
+			return
+		}
+		b := box()
+		*mainClass, *findErr = language.FindMainClass(filepath.Join(b.Dir(), BuildDir), entry, b.Size())
+		if errors.Is(*findErr, language.ErrNoMainClass) || errors.Is(*findErr, language.ErrBadBuild) {
+			*res, *findErr = *buildFault(*res, *findErr), nil
+		}
+	}
 }
 
 // stage runs one program; its verdict is the sandbox's, the language's

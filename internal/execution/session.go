@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/runtimed/runtimed/internal/language"
 	"github.com/runtimed/runtimed/internal/sandbox"
 	"github.com/runtimed/runtimed/pkg/api"
 )
@@ -75,28 +73,9 @@ func (e *Executor) executeSession(ctx context.Context, log *logrus.Entry, p Plan
 		if err := box.Mkdir(BuildDir); err != nil {
 			return nil, err
 		}
-		names := make([]string, len(p.Files))
-		for i, f := range p.Files {
-			names[i] = f.Name
-		}
 		var findErr error
-		judge := func(res *api.StageResult) {
-			if res.Status != api.StatusOK || !lang.NeedsMainClass() {
-				return
-			}
-			b := sb.Box()
-			mainClass, findErr = language.FindMainClass(filepath.Join(b.Dir(), BuildDir), entry, b.Size())
-			if errors.Is(findErr, language.ErrNoMainClass) || errors.Is(findErr, language.ErrBadBuild) {
-				*res, findErr = *buildFault(*res, findErr), nil
-			}
-		}
-		res, err := runOne("compile", sandbox.Program{
-			Args:        lang.CompileCommand(entry, lang.Sources(names), p.CompileLimits.MemoryBytes),
-			Env:         lang.Env,
-			Limits:      p.CompileLimits,
-			Deadline:    deadline,
-			OutOfMemory: lang.OutOfMemory,
-		}, judge)
+		judge := findMainClass(lang, entry, func() *sandbox.Box { return sb.Box() }, &mainClass, &findErr)
+		res, err := runOne("compile", p.compileProgram(deadline), judge)
 		if err == nil && findErr != nil {
 			err = fmt.Errorf("find the main class: %w", findErr)
 		}

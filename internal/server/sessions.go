@@ -292,38 +292,25 @@ func (s *Server) handleSessionRun(w http.ResponseWriter, r *http.Request, sess *
 // sessionPlan checks a run in sess against the configuration.
 func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) (execution.Plan, *api.Error) {
 	lang := sess.Language
-	files := req.Files
-	if sess.Mode == api.SessionModeRepl {
-		switch {
-		case len(files) > 0:
-			return execution.Plan{}, badRequest(api.CodeInvalidRequest, "files", "a repl session runs code as cells; put files with PUT /v1/sessions/{id}/files/{path}")
-		case len(req.Args) > 0:
-			return execution.Plan{}, badRequest(api.CodeInvalidRequest, "args", "a cell takes no args")
-		case int64(len(req.Code)) > st.cfg.Requests.MaxCodeBytes:
-			return execution.Plan{}, tooLarge("code", "code holds %d bytes; the maximum is %d", len(req.Code), st.cfg.Requests.MaxCodeBytes)
-		}
-		if aerr := validateInput("", req.Stdin, nil, st.cfg.Requests); aerr != nil {
-			return execution.Plan{}, aerr
-		}
-		timeout, aerr := st.timeout(req.DeadlineMS)
-		if aerr != nil {
-			return execution.Plan{}, aerr
-		}
-		limits, aerr := st.sessionRunLimits(sess, req.Limits)
-		if aerr != nil {
-			return execution.Plan{}, aerr
-		}
-		code := req.Code
-		return execution.Plan{Language: lang, Stdin: req.Stdin, Limits: limits, Timeout: timeout, Session: sess, Cell: &code}, nil
-	}
+	repl := sess.Mode == api.SessionModeRepl
 	switch {
-	case req.Code != "" && len(files) > 0:
+	case repl && len(req.Files) > 0:
+		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "files", "a repl session runs code as cells; put files with PUT /v1/sessions/{id}/files/{path}")
+	case repl && len(req.Args) > 0:
+		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "args", "a cell takes no args")
+	case repl && int64(len(req.Code)) > st.cfg.Requests.MaxCodeBytes:
+		return execution.Plan{}, tooLarge("code", "code holds %d bytes; the maximum is %d", len(req.Code), st.cfg.Requests.MaxCodeBytes)
+	case req.Code != "" && len(req.Files) > 0:
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "code", "give files or code, not both")
-	case req.Code != "":
-		files = []api.File{{Name: lang.SourceName("main"+lang.Extension, req.Code), Content: req.Code}}
 	}
-	if aerr := validateFiles(files, st.cfg.Requests); aerr != nil {
-		return execution.Plan{}, aerr
+	files := req.Files
+	if !repl {
+		if req.Code != "" {
+			files = []api.File{{Name: lang.SourceName("main"+lang.Extension, req.Code), Content: req.Code}}
+		}
+		if aerr := validateFiles(files, st.cfg.Requests); aerr != nil {
+			return execution.Plan{}, aerr
+		}
 	}
 	if aerr := validateInput("", req.Stdin, req.Args, st.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr
@@ -335,6 +322,10 @@ func (st *state) sessionPlan(sess *session.Session, req *api.SessionRunRequest) 
 	limits, aerr := st.sessionRunLimits(sess, req.Limits)
 	if aerr != nil {
 		return execution.Plan{}, aerr
+	}
+	if repl {
+		code := req.Code
+		return execution.Plan{Language: lang, Stdin: req.Stdin, Limits: limits, Timeout: timeout, Session: sess, Cell: &code}, nil
 	}
 	own := sess.Limits
 	compile, aerr := ResolveLimits("compile_limits", api.Limits{}, lang.CompileDefaults, st.cfg.CompileMaximums)
