@@ -21,7 +21,7 @@ var healthCommand = &cli.Command{
 		fmt.Printf("%s (runtimed %s, containerd %s)\n", h.Status, h.Version, h.Containerd)
 		// Alive is not ready: say what readiness lacks.
 		if r, err := client(c).Ready(c.Context); err != nil && !r.Ready {
-			for _, name := range []string{"images", "runtime", "containerd"} {
+			for _, name := range []string{"images", "languages", "runtime", "containerd"} {
 				if v := r.Checks[name]; v != "" && v != "ok" {
 					fmt.Printf("but not ready: %s: %s (runtimectl ready)\n", name, v)
 				}
@@ -33,7 +33,7 @@ var healthCommand = &cli.Command{
 
 var readyCommand = &cli.Command{
 	Name:  "ready",
-	Usage: "check that runtimed can take work (containerd, the OCI runtime, every language's image); exits 1 if not",
+	Usage: "check that runtimed can take work (containerd, the OCI runtime, every language's image and commands); exits 1 if not",
 	Action: func(c *cli.Context) error {
 		r, err := client(c).Ready(c.Context)
 		var aerr *api.Error

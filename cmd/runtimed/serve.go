@@ -245,9 +245,9 @@ func serveAction(c *cli.Context) error {
 	// A changed image empties its pools, and may run another version.
 	apiServer.ManageImages(image.NewManager(client, cfg.Namespace, cfg.Runtime.Snapshotter, func(ref string) {
 		runner.ImageChanged(ref)
-		apiServer.RefreshVersions(c.Context)
+		apiServer.RefreshImages(c.Context)
 	}))
-	apiServer.RefreshVersions(c.Context)
+	apiServer.RefreshImages(c.Context)
 	// The images --build-missing builds are marked before the first
 	// request: their languages answer image_not_ready, never missing.
 	var queued []api.Image
@@ -382,7 +382,7 @@ func reload(c *cli.Context, running config.Config, api *server.Server, log *logr
 		}
 	}
 	api.Reload(cfg)
-	api.RefreshVersions(c.Context)
+	api.RefreshImages(c.Context)
 	log.WithFields(logrus.Fields{"languages": len(cfg.Languages), "tokens": len(cfg.Tokens)}).Info("configuration reloaded")
 	return cfg, true
 }

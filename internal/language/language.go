@@ -16,6 +16,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/runtimed/runtimed/internal/config"
+	"github.com/runtimed/runtimed/pkg/oci"
 )
 
 // Placeholders in a language's commands.
@@ -40,12 +41,15 @@ type Language struct {
 	Extension                 string
 	Image                     string
 	Env                       []string
-	compile                   []string
-	run                       []string
-	sources                   []string
-	memoryErrors              []string
-	semver                    *semver.Version
-	entryName                 *regexp.Regexp
+	// Unavailable says why the language cannot run (a command its
+	// stages start is not in its image); empty when it can.
+	Unavailable  string
+	compile      []string
+	run          []string
+	sources      []string
+	memoryErrors []string
+	semver       *semver.Version
+	entryName    *regexp.Regexp
 }
 
 // Matches reports whether the language's version is the one a request
@@ -203,14 +207,17 @@ var (
 
 // NewRegistry builds a registry from cfg's languages: a table each
 // version.
-func NewRegistry(cfg config.Config) *Registry { return NewRegistryWith(cfg, nil) }
+func NewRegistry(cfg config.Config) *Registry { return NewRegistryWith(cfg, nil, nil) }
 
 // NewRegistryWith is NewRegistry where the images say what they run:
 // imageVersions has, by image reference, the version an image's recipe
 // recorded (x.y.z). A language reports its image's version where that
 // refines its own (the table says 8.4, the image 8.4.27), and its own
 // otherwise (see VersionOf).
-func NewRegistryWith(cfg config.Config, imageVersions map[string]string) *Registry {
+//
+// unavailable has, by language table key, why a language cannot run
+// (see Commands).
+func NewRegistryWith(cfg config.Config, imageVersions map[string]string, unavailable map[string]string) *Registry {
 	r := &Registry{byName: map[string][]*Language{}}
 	for key, c := range cfg.Languages {
 		name := config.LanguageName(key, c)
@@ -229,6 +236,7 @@ func NewRegistryWith(cfg config.Config, imageVersions map[string]string) *Regist
 			Extension:       c.Extension,
 			Image:           c.Image,
 			Env:             slices.Clone(c.Env),
+			Unavailable:     unavailable[key],
 			compile:         slices.Clone(c.Compile),
 			run:             slices.Clone(c.Run),
 			sources:         sources,
@@ -327,6 +335,43 @@ func (r *Registry) ByExtension(file string) string {
 		}
 	}
 	return best
+}
+
+// Commands are the programs a language's stages start that its image
+// must hold: the first word of its compile and run commands, an absolute
+// path or a name looked up in SearchPath. A program the compile stage
+// makes, or one in the box or /tmp, is not the image's.
+func Commands(c config.Language) []string {
+	var out []string
+	for _, argv := range [][]string{c.Compile, c.Run} {
+		if len(argv) == 0 {
+			continue
+		}
+		cmd := argv[0]
+		switch {
+		case strings.Contains(cmd, "{"), // a placeholder: a request's file
+			strings.Contains(cmd, "/") && !path.IsAbs(cmd), // relative to the box
+			cmd == "/box" || strings.HasPrefix(cmd, "/box/"),
+			cmd == "/tmp" || strings.HasPrefix(cmd, "/tmp/"):
+			continue
+		}
+		if !slices.Contains(out, cmd) {
+			out = append(out, cmd)
+		}
+	}
+	return out
+}
+
+// SearchPath is the PATH a language's programs run with, whose
+// directories a command without a slash is looked up in.
+func SearchPath(c config.Language) []string {
+	var dirs string
+	for _, kv := range oci.ProgramEnv(c.Env) {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			dirs = v
+		}
+	}
+	return strings.Split(dirs, ":")
 }
 
 // All returns every version of every language, sorted by name, newest

@@ -432,7 +432,7 @@ func TestImageVersions(t *testing.T) {
 		}
 	}
 	cfg := config.Default()
-	r := NewRegistryWith(cfg, map[string]string{"runtimed.local/java:25": "25.0.5", "runtimed.local/java:17": "17.0.15", "runtimed.local/php:8.4": "8.2.1"})
+	r := NewRegistryWith(cfg, map[string]string{"runtimed.local/java:25": "25.0.5", "runtimed.local/java:17": "17.0.15", "runtimed.local/php:8.4": "8.2.1"}, nil)
 	j, err := r.Select("java", "25.0.5")
 	if err != nil || j.Version != "25.0.5" || j.Image != "runtimed.local/java:25" {
 		t.Fatalf("java 25.0.5: %+v %v", j, err)
@@ -451,5 +451,51 @@ func TestImageVersions(t *testing.T) {
 	}
 	if _, err := r.ImageOf("python@2"); !errors.Is(err, ErrUnknownVersion) {
 		t.Fatalf("ImageOf python@2: %v", err)
+	}
+}
+
+func TestImageCommands(t *testing.T) {
+	for _, c := range []struct {
+		lang config.Language
+		want []string
+	}{
+		{config.Language{Compile: []string{"/usr/bin/g++-14", "-o", "/box/.runtimed/main", "{sources}"}, Run: []string{"/box/.runtimed/main"}}, []string{"/usr/bin/g++-14"}},
+		{config.Language{Compile: []string{"/usr/bin/tsc"}, Run: []string{"/usr/bin/node", "/box/.runtimed/js/{entry}"}}, []string{"/usr/bin/tsc", "/usr/bin/node"}},
+		{config.Language{Compile: []string{"/usr/bin/javac"}, Run: []string{"/usr/bin/java", "-cp", "/box"}}, []string{"/usr/bin/javac", "/usr/bin/java"}},
+		{config.Language{Run: []string{"python3", "{entry}"}}, []string{"python3"}},
+		{config.Language{Run: []string{"{entry}"}}, nil},
+		{config.Language{Run: []string{"./a.out"}}, nil},
+		{config.Language{Run: []string{"/tmp/x"}}, nil},
+		{config.Language{Compile: []string{"/usr/bin/cc"}, Run: []string{"/usr/bin/cc"}}, []string{"/usr/bin/cc"}},
+	} {
+		if got := Commands(c.lang); !slices.Equal(got, c.want) {
+			t.Errorf("Commands(%q, %q) = %q, want %q", c.lang.Compile, c.lang.Run, got, c.want)
+		}
+	}
+	// Every built-in language starts something its image must hold.
+	for key, l := range config.DefaultLanguages() {
+		if len(Commands(l)) == 0 {
+			t.Errorf("%s: no command to check in its image", key)
+		}
+	}
+}
+
+func TestSearchPath(t *testing.T) {
+	if got := SearchPath(config.Language{}); !slices.Contains(got, "/usr/bin") || !slices.Contains(got, "/usr/local/bin") {
+		t.Errorf("the default search path %q lacks /usr/bin or /usr/local/bin", got)
+	}
+	// The language's own PATH is the one its programs see.
+	if got := SearchPath(config.Language{Env: []string{"PATH=/opt/go/bin:/usr/bin"}}); !slices.Equal(got, []string{"/opt/go/bin", "/usr/bin"}) {
+		t.Errorf("search path %q, want the language's", got)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	cfg := config.Default()
+	r := NewRegistryWith(cfg, nil, map[string]string{"lua": "/usr/bin/lua5.4 is not in its image"})
+	for _, l := range r.All() {
+		if want := l.Name == "lua" && l.Version == cfg.Languages["lua"].Version; (l.Unavailable != "") != want {
+			t.Errorf("%s %s: unavailable %q", l.Name, l.Version, l.Unavailable)
+		}
 	}
 }

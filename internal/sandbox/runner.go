@@ -78,6 +78,8 @@ type Runner struct {
 	v1      v1Controllers
 	// pending counts sandboxes being removed in the background.
 	pending sync.WaitGroup
+	// commands remembers what MissingCommands found.
+	commands commandChecks
 }
 
 // New returns a runner. The client's default namespace is not relied on.

@@ -38,6 +38,7 @@ var statusOf = map[api.ErrorCode]int{
 	api.CodeBusy:                 http.StatusServiceUnavailable,
 	api.CodeImageMissing:         http.StatusServiceUnavailable,
 	api.CodeImageNotReady:        http.StatusServiceUnavailable,
+	api.CodeLanguageUnavailable:  http.StatusServiceUnavailable,
 	api.CodeUnavailable:          http.StatusServiceUnavailable,
 	api.CodeImageFailed:          http.StatusInternalServerError,
 	api.CodeInternal:             http.StatusInternalServerError,

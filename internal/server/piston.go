@@ -87,6 +87,9 @@ func (st *state) pistonPlan(req *api.PistonExecuteRequest) (execution.Plan, *api
 		}
 		return execution.Plan{}, badRequest(code, "language", "%s-%s runtime is unknown", req.Language, version)
 	}
+	if aerr := cannotRun(lang); aerr != nil {
+		return execution.Plan{}, aerr
+	}
 	if len(req.Files) == 0 {
 		return execution.Plan{}, badRequest(api.CodeInvalidRequest, "files", "files is required as an array of at least one file; the first is the entry point")
 	}

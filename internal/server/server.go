@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,10 @@ type Platform interface {
 	// ImageVersion answers the version an image's recipe recorded for
 	// what it runs ("" if none, or no such image).
 	ImageVersion(ctx context.Context, ref string) (string, error)
+	// MissingCommands answers which of commands the image ref does not
+	// hold as executable files: absolute paths, or names looked up in
+	// the directories of searchPath (none if there is no such image).
+	MissingCommands(ctx context.Context, ref string, commands, searchPath []string) ([]string, error)
 	// Pools describes the warm pools.
 	Pools() []api.Pool
 }
@@ -71,11 +76,14 @@ type Server struct {
 	// wait for the ones it cut off to answer.
 	active sync.WaitGroup
 	// versionsMu serializes the changes of state that imageVersions
-	// makes (RefreshVersions, Reload).
+	// and unavailable make (RefreshImages, Reload).
 	versionsMu sync.Mutex
 	// imageVersions are the versions the images say they run, by
 	// reference (see language.NewRegistryWith).
 	imageVersions map[string]string
+	// unavailable says, by language table key, why a language cannot
+	// run: a command it starts is not in its image.
+	unavailable map[string]string
 }
 
 type state struct {
@@ -231,15 +239,19 @@ func (s *Server) Reload(cfg config.Config) {
 	s.versionsMu.Lock()
 	defer s.versionsMu.Unlock()
 	old := s.state.Load()
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+	// What the images held is known until RefreshImages, which a reload
+	// is followed by, looks again.
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions, s.unavailable), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
 }
 
-// RefreshVersions asks containerd what each language's image runs (the
-// version its recipe recorded) and, where that changed, reports it as
-// the language's version from now on. It is called at the start, after a
+// RefreshImages asks containerd what each language's image holds: the
+// version its recipe recorded, which, where it changed, is reported as
+// the language's version from now on; and whether the commands the
+// language starts are in it (a language whose commands are not is
+// unavailable, with the reason). It is called at the start, after a
 // reload and when an image changes. An image whose version does not
 // refine its language's is logged, and the language keeps its own.
-func (s *Server) RefreshVersions(ctx context.Context) {
+func (s *Server) RefreshImages(ctx context.Context) {
 	s.versionsMu.Lock()
 	defer s.versionsMu.Unlock()
 	st := s.state.Load()
@@ -255,17 +267,99 @@ func (s *Server) RefreshVersions(ctx context.Context) {
 		}
 		versions[l.Image] = v
 	}
-	if maps.Equal(versions, s.imageVersions) {
+	unavailable := s.checkCommands(ctx, st.cfg)
+	if maps.Equal(versions, s.imageVersions) && maps.Equal(unavailable, s.unavailable) {
 		return
 	}
-	s.imageVersions = versions
-	for key, c := range st.cfg.Languages {
-		if v := versions[c.Image]; v != "" && language.VersionOf(c.Version, v) != v {
-			s.log.WithFields(logrus.Fields{"language": key, "version": c.Version, "image": c.Image, "image_version": v}).
-				Warn("the language's image runs another version than its table says; it reports the table's")
+	if !maps.Equal(versions, s.imageVersions) {
+		for key, c := range st.cfg.Languages {
+			if v := versions[c.Image]; v != "" && language.VersionOf(c.Version, v) != v {
+				s.log.WithFields(logrus.Fields{"language": key, "version": c.Version, "image": c.Image, "image_version": v}).
+					Warn("the language's image runs another version than its table says; it reports the table's")
+			}
 		}
 	}
-	s.state.Store(&state{cfg: st.cfg, langs: language.NewRegistryWith(st.cfg, versions), tokens: st.tokens})
+	for key, why := range unavailable {
+		if s.unavailable[key] != why {
+			s.log.WithFields(logrus.Fields{"language": key, "image": st.cfg.Languages[key].Image}).
+				Errorf("the language cannot run: %s; its requests are refused until its table or image is fixed", why)
+		}
+	}
+	for key := range s.unavailable {
+		if _, still := unavailable[key]; !still {
+			if _, there := st.cfg.Languages[key]; there {
+				s.log.WithField("language", key).Info("the language can run again: its image holds its commands")
+			}
+		}
+	}
+	s.imageVersions, s.unavailable = versions, unavailable
+	s.state.Store(&state{cfg: st.cfg, langs: language.NewRegistryWith(st.cfg, versions, unavailable), tokens: st.tokens})
+}
+
+// checkCommands answers, by language table key, why a language cannot
+// run: the commands it starts (language.Commands) that its image does
+// not hold. The languages of one image and search path are checked
+// together; an image that cannot be looked at is logged, and its
+// languages keep what was known of them.
+func (s *Server) checkCommands(ctx context.Context, cfg config.Config) map[string]string {
+	type group struct {
+		image    string
+		path     []string
+		commands []string
+		missing  map[string]bool
+		err      error
+	}
+	groups := map[string]*group{}
+	for _, c := range cfg.Languages {
+		search := language.SearchPath(c)
+		key := c.Image + "\x00" + strings.Join(search, ":")
+		g := groups[key]
+		if g == nil {
+			g = &group{image: c.Image, path: search}
+			groups[key] = g
+		}
+		for _, cmd := range language.Commands(c) {
+			if !slices.Contains(g.commands, cmd) {
+				g.commands = append(g.commands, cmd)
+			}
+		}
+	}
+	for _, g := range groups {
+		missing, err := s.platform.MissingCommands(ctx, g.image, g.commands, g.path)
+		if err != nil {
+			s.log.WithError(err).WithField("image", g.image).Warn("look for the languages' commands in their image")
+			g.err = err
+			continue
+		}
+		g.missing = map[string]bool{}
+		for _, m := range missing {
+			g.missing[m] = true
+		}
+	}
+	out := map[string]string{}
+	for key, c := range cfg.Languages {
+		g := groups[c.Image+"\x00"+strings.Join(language.SearchPath(c), ":")]
+		if g.err != nil {
+			if why, ok := s.unavailable[key]; ok {
+				out[key] = why
+			}
+			continue
+		}
+		var lacks []string
+		for _, cmd := range language.Commands(c) {
+			if g.missing[cmd] {
+				lacks = append(lacks, cmd)
+			}
+		}
+		switch len(lacks) {
+		case 0:
+		case 1:
+			out[key] = fmt.Sprintf("%s is not in its image %s", lacks[0], c.Image)
+		default:
+			out[key] = fmt.Sprintf("%s are not in its image %s", strings.Join(lacks, " and "), c.Image)
+		}
+	}
+	return out
 }
 
 // Wait waits, up to timeout, for every request being served to answer.
@@ -401,6 +495,15 @@ func (s *Server) runError(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 }
 
+// cannotRun is the answer to a request for a language that cannot run
+// here (see RefreshImages), nil for one that can.
+func cannotRun(l *language.Language) *api.Error {
+	if l.Unavailable == "" {
+		return nil
+	}
+	return newError(api.CodeLanguageUnavailable, "%s %s cannot run on this runtimed: %s (the operator must fix its language table or its image)", l.Name, l.Version, l.Unavailable)
+}
+
 // decodeRun reads and checks a run request. Nothing is created before it
 // has passed.
 func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (execution.Plan, *api.Error) {
@@ -449,6 +552,9 @@ func (s *state) plan(req *api.RunRequest) (execution.Plan, *api.Error) {
 	}
 	if err != nil {
 		return execution.Plan{}, badRequest(api.CodeUnknownVersion, "version", "%v", err)
+	}
+	if aerr := cannotRun(lang); aerr != nil {
+		return execution.Plan{}, aerr
 	}
 	if aerr := validateFiles(req.Files, s.cfg.Requests); aerr != nil {
 		return execution.Plan{}, aerr
@@ -530,6 +636,7 @@ func (s *Server) handleRuntimes(w http.ResponseWriter, r *http.Request) {
 		out.Runtimes = append(out.Runtimes, api.Runtime{
 			Language: l.Name, Version: l.Version, Aliases: l.Aliases,
 			Extension: l.Extension, Image: l.Image, ImagePresent: present, ImageBuilding: building,
+			Unavailable: l.Unavailable,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -595,6 +702,17 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			check("images", fmt.Errorf("missing: %s", strings.Join(missing, ", ")))
 		} else {
 			check("images", nil)
+		}
+		var cannot []string
+		for _, l := range st.langs.All() {
+			if l.Unavailable != "" {
+				cannot = append(cannot, fmt.Sprintf("%s %s (%s)", l.Name, l.Version, l.Unavailable))
+			}
+		}
+		if len(cannot) > 0 {
+			check("languages", fmt.Errorf("cannot run: %s", strings.Join(cannot, "; ")))
+		} else {
+			check("languages", nil)
 		}
 	}
 	status := http.StatusOK

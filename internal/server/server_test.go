@@ -66,6 +66,8 @@ func (f *fakeExecutor) Execute(ctx context.Context, _ *logrus.Entry, p execution
 type fakePlatform struct {
 	down     bool
 	versions map[string]string
+	// missing are, by image, the commands it does not hold.
+	missing map[string][]string
 }
 
 func (p fakePlatform) Version(context.Context) (string, error) {
@@ -77,6 +79,16 @@ func (p fakePlatform) Version(context.Context) (string, error) {
 
 func (p fakePlatform) ImageVersion(_ context.Context, ref string) (string, error) {
 	return p.versions[ref], nil
+}
+
+func (p fakePlatform) MissingCommands(_ context.Context, ref string, commands, _ []string) ([]string, error) {
+	var out []string
+	for _, c := range commands {
+		if slices.Contains(p.missing[ref], c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) {
@@ -668,7 +680,7 @@ func TestMetricsCountRejectionsAndLoad(t *testing.T) {
 }
 
 // The versions the images record are the languages' versions once
-// RefreshVersions has read them: listed, selected, and in the answers; a
+// RefreshImages has read them: listed, selected, and in the answers; a
 // reload keeps them.
 func TestImageVersionsAreReported(t *testing.T) {
 	cfg := config.Default()
@@ -691,7 +703,7 @@ func TestImageVersionsAreReported(t *testing.T) {
 	if v := versions(); !v["java 25"] || !v["php 8.4"] {
 		t.Fatalf("before the images are read: %v", v)
 	}
-	s.RefreshVersions(context.Background())
+	s.RefreshImages(context.Background())
 	if v := versions(); !v["java 25.0.5"] || !v["php 8.4.27"] || !v["java 21"] || v["java 25"] {
 		t.Fatalf("after: %v", v)
 	}
@@ -738,5 +750,76 @@ func TestLanguageByExtension(t *testing.T) {
 		if err := json.Unmarshal(body, &resp); status != 200 || err != nil || resp.Language != want {
 			t.Errorf("%s: %d %s, want %s", file, status, body, want)
 		}
+	}
+}
+
+// A language whose command is not in its image is unavailable once
+// RefreshImages has looked: listed with the reason, its requests
+// refused 503 language_unavailable on every API, /readyz not ready; it
+// runs again when its image holds the command.
+func TestUnavailableLanguage(t *testing.T) {
+	cfg := config.Default()
+	log := logrus.New()
+	var logged strings.Builder
+	log.SetOutput(&logged)
+	platform := &fakePlatform{missing: map[string][]string{"runtimed.local/lua:5.4": {"/usr/bin/lua5.4"}}}
+	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
+	s := New(cfg, executor, platform, metrics.New(), logrus.NewEntry(log))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	s.RefreshImages(context.Background())
+
+	var rs api.RuntimesResponse
+	getJSON(t, srv.URL+"/v1/runtimes", &rs)
+	for _, r := range rs.Runtimes {
+		want := r.Language == "lua" && r.Version == cfg.Languages["lua"].Version
+		if (r.Unavailable != "") != want {
+			t.Errorf("%s %s: unavailable %q", r.Language, r.Version, r.Unavailable)
+		}
+		if want && !strings.Contains(r.Unavailable, "/usr/bin/lua5.4 is not in its image runtimed.local/lua:5.4") {
+			t.Errorf("reason %q", r.Unavailable)
+		}
+	}
+	if !strings.Contains(logged.String(), "the language cannot run") {
+		t.Errorf("not logged: %s", logged.String())
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/v1/run", `{"language":"lua","version":"5.4.4","files":[{"name":"a.lua","content":""}]}`},
+		{"/api/v2/execute", `{"language":"lua","version":"5.4.4","files":[{"content":""}]}`},
+	} {
+		status, body := postTo(t, srv, c.path, "application/json", c.body)
+		if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "/usr/bin/lua5.4 is not in its image") {
+			t.Errorf("%s: %d %s", c.path, status, body)
+		}
+		if c.path == "/v1/run" && !strings.Contains(string(body), string(api.CodeLanguageUnavailable)) {
+			t.Errorf("%s: %s", c.path, body)
+		}
+	}
+	if executor.calls.Load() != 0 {
+		t.Fatalf("%d executions of an unavailable language", executor.calls.Load())
+	}
+	// The other version of lua runs.
+	if status, body := post(t, srv, `{"language":"lua","version":"5.4.7","files":[{"name":"a.lua","content":""}]}`); status != 200 {
+		t.Fatalf("lua 5.4.7: %d %s", status, body)
+	}
+	var ready api.Readiness
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if ready.Ready || !strings.Contains(ready.Checks["languages"], "lua 5.4.4 (/usr/bin/lua5.4 is not in its image") {
+		t.Fatalf("/readyz: %+v", ready)
+	}
+
+	// The image gets the command (rebuilt, or the table fixed).
+	platform.missing = nil
+	s.RefreshImages(context.Background())
+	if status, body := post(t, srv, `{"language":"lua","version":"5.4.4","files":[{"name":"a.lua","content":""}]}`); status != 200 {
+		t.Fatalf("lua 5.4.4 once its image holds its command: %d %s", status, body)
+	}
+	if !strings.Contains(logged.String(), "the language can run again") {
+		t.Errorf("not logged: %s", logged.String())
 	}
 }

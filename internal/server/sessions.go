@@ -189,6 +189,9 @@ func (st *state) sessionOptions(req *api.SessionRequest) (session.Options, *api.
 	if err != nil {
 		return session.Options{}, badRequest(api.CodeUnknownVersion, "version", "%v", err)
 	}
+	if aerr := cannotRun(lang); aerr != nil {
+		return session.Options{}, aerr
+	}
 	limits, aerr := ResolveLimits("limits", req.Limits, lang.Defaults, st.cfg.Maximums)
 	if aerr != nil {
 		return session.Options{}, aerr

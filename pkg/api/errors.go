@@ -43,7 +43,11 @@ const (
 	// CodeImageNotReady: the language's image is being built (503, with
 	// Retry-After).
 	CodeImageNotReady ErrorCode = "image_not_ready"
-	CodeUnavailable   ErrorCode = "unavailable"
+	// CodeLanguageUnavailable: a command the language starts is not in
+	// its image (503, without Retry-After: the operator must fix its
+	// table or its image).
+	CodeLanguageUnavailable ErrorCode = "language_unavailable"
+	CodeUnavailable         ErrorCode = "unavailable"
 	// CodeImageFailed: an image build, import or pull failed (500, or 502
 	// when a registry failed it).
 	CodeImageFailed ErrorCode = "image_failed"

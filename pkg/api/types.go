@@ -135,6 +135,10 @@ type Runtime struct {
 	ImagePresent bool     `json:"image_present"`
 	// ImageBuilding: the daemon is building the image in the background.
 	ImageBuilding bool `json:"image_building,omitempty"`
+	// Unavailable says why the language cannot run here (a command it
+	// starts is not in its image); its requests are answered 503
+	// language_unavailable.
+	Unavailable string `json:"unavailable,omitempty"`
 }
 
 // RuntimesResponse is the body of GET /v1/runtimes.

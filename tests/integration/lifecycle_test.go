@@ -27,20 +27,26 @@ func TestPlatformFailuresLeaveNothing(t *testing.T) {
 	}
 	waitNoLeftovers(t, 5*time.Second)
 
-	resp, err := env.Client.Run(ctx, &api.RunRequest{Language: "broken", Files: files("a.broken", "")})
-	switch {
-	case errors.As(err, &aerr):
-		if aerr.HTTPStatus != 500 || aerr.Code != api.CodeInternal {
-			t.Fatalf("missing interpreter: %v, want 500 internal_error", err)
-		}
-	case err != nil:
+	// A language whose command is not in its image (this suite's
+	// "broken" runs /nonexistent/interpreter) is found out when the
+	// images are looked at, and refused before anything is made.
+	_, err = env.Client.Run(ctx, &api.RunRequest{Language: "broken", Files: files("a.broken", "")})
+	if !errors.As(err, &aerr) || aerr.HTTPStatus != 503 || aerr.Code != api.CodeLanguageUnavailable ||
+		!strings.Contains(aerr.Message, "/nonexistent/interpreter is not in its image runtimed.local/python:3.11") {
+		t.Fatalf("missing interpreter: %v, want 503 language_unavailable", err)
+	}
+	rs, err := env.Client.Runtimes(ctx)
+	if err != nil {
 		t.Fatal(err)
-	default:
-		// runsc may start the sandbox and report the failed exec as the
-		// program's exit instead.
-		if resp.Status != api.StatusRuntimeError {
-			t.Fatalf("missing interpreter: %+v", resp)
+	}
+	for _, r := range rs.Runtimes {
+		if (r.Unavailable != "") != (r.Language == "broken") {
+			t.Errorf("%s %s: unavailable %q", r.Language, r.Version, r.Unavailable)
 		}
+	}
+	ready, _ := env.Client.Ready(ctx)
+	if ready == nil || !strings.Contains(ready.Checks["languages"], "broken 0 (/nonexistent/interpreter is not in its image") {
+		t.Errorf("/readyz: %+v", ready)
 	}
 	waitNoLeftovers(t, 5*time.Second)
 }

@@ -213,7 +213,7 @@ func TestPistonErrors(t *testing.T) {
 		{"escaping name", "application/json", `{"language":"python","version":"*","files":[{"name":"../../etc/x","content":""}]}`, 400, "../../etc/x"},
 		{"malformed", "application/json", `{"language":"python",`, 400, "cut short"},
 		// Platform failures are errors, never a stage's XX.
-		{"the sandbox fails", "application/json", `{"language":"broken","version":"*","files":[{"content":""}]}`, 500, "the sandbox failed"},
+		{"the language's command is not in its image", "application/json", `{"language":"broken","version":"*","files":[{"content":""}]}`, 503, "/nonexistent/interpreter is not in its image"},
 		{"no image", "application/json", `{"language":"noimage","version":"*","files":[{"content":""}]}`, 503, "image is not installed"},
 	}
 	for _, tt := range tests {
