@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -166,6 +167,43 @@ run = ["/usr/bin/python3.11", "-B", "{entry}"]
 	}
 	if _, err := c.Health(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+
+	// A language whose command is not in its image: unavailable after
+	// the reload that adds it, available after the one that fixes it.
+	typo := func(interpreter string) {
+		t.Helper()
+		table := fmt.Sprintf("\n[languages.typo]\nversion = \"1.0.0\"\nextension = \".typo\"\nimage = \"runtimed.local/python:3.11\"\nrun = [%q, \"{entry}\"]\n", interpreter)
+		if err := os.WriteFile(in.Config, []byte(newCfg+table), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTypo := func() (*api.RunResponse, error) {
+		return c.Run(context.Background(), &api.RunRequest{Language: "typo", Files: files("a.typo", "print('typo')")})
+	}
+	typo("/usr/bin/python3.99")
+	for deadline = time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := runTypo()
+		var aerr *api.Error
+		if errors.As(err, &aerr) && aerr.Code == api.CodeLanguageUnavailable && strings.Contains(aerr.Message, "/usr/bin/python3.99 is not in its image") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a language whose interpreter is not in its image: %v", err)
+		}
+	}
+	typo("/usr/bin/python3.11")
+	for deadline = time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := runTypo()
+		if err == nil && resp.Run != nil && resp.Run.Stdout == "typo\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fixed language: %v %+v", err, resp)
+		}
 	}
 }
 
