@@ -228,6 +228,9 @@ func serveAction(c *cli.Context) error {
 	}()
 
 	apiServer := server.New(cfg, execution.New(execution.AcquireFunc(runner.Acquire), m), runner, m, log)
+	if err := apiServer.LoadRevocations(server.RevocationFile(cfg.StateDir)); err != nil {
+		return err
+	}
 	sessions := session.NewManager(runner.Acquire, m, log, 0)
 	apiServer.SetSessions(sessions)
 	// After the drain (the runs in sessions end with the requests), and

@@ -100,7 +100,7 @@ func New() *Metrics {
 	}, []string{"language"})
 	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "runtimed", Name: "sessions_ended_total",
-		Help: "Sessions ended, by language and reason: deleted, idle (its idle timeout), lifetime (its maximum lifetime), shutdown.",
+		Help: "Sessions ended, by language and reason: deleted, idle (its idle timeout), lifetime (its maximum lifetime), shutdown, revoked (its token was).",
 	}, []string{"language", "reason"})
 	m.sessionRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "runtimed", Name: "session_runs_total",

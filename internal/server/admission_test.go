@@ -135,7 +135,7 @@ func TestAdmissionFirstStageBounds(t *testing.T) {
 func TestTokenPlacesCountSandboxes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := newAdmission(4, 8, time.Minute, metrics.New())
-		toks := newTokens([]config.Token{{Name: "judge", SHA256: "00", MaxConcurrent: 1}}, config.Default().TokenLimits, nil)
+		toks := newTokens([]config.Token{{Name: "judge", SHA256: "00", MaxConcurrent: 1}}, config.Default().TokenLimits, nil, nil)
 		c := toks.clients[0]
 		ctx := context.Background()
 		g1 := newGate(a, c)

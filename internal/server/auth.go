@@ -27,6 +27,8 @@ type client struct {
 	limiter *rate.Limiter
 	slots   chan struct{}
 	waiting atomic.Int64 // stages waiting for a place
+	// lastUsed is when a request last carried the token (Unix ns).
+	lastUsed atomic.Int64
 }
 
 // contended reports whether a stage waits for one of the client's places.
@@ -38,16 +40,19 @@ type tokens struct {
 	clients []*client
 }
 
-// newTokens builds the clients of the configured tokens. A client of
-// prev with the same name, hash and limits is kept as it is, with its
-// rate and slots: a reload does not reset them.
-func newTokens(cfg []config.Token, def config.TokenLimits, prev *tokens) *tokens {
+// newTokens builds the clients of the configured tokens, but for the
+// revoked ones. A client of prev with the same name, hash and limits is
+// kept as it is, with its rate and slots: a reload does not reset them.
+func newTokens(cfg []config.Token, def config.TokenLimits, prev *tokens, revoked *revoked) *tokens {
 	t := &tokens{}
 	for _, c := range cfg {
 		lim := c.Limits(def)
 		var h [sha256.Size]byte
 		raw, _ := hex.DecodeString(c.SHA256) // validated with the config
 		copy(h[:], raw)
+		if revoked.has(h) {
+			continue
+		}
 		if old := prev.find(c.Name); old != nil && old.hash == h && old.limits == lim {
 			t.clients = append(t.clients, old)
 			continue

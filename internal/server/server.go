@@ -75,15 +75,18 @@ type Server struct {
 	// active counts the requests being served, so that a shutdown can
 	// wait for the ones it cut off to answer.
 	active sync.WaitGroup
-	// versionsMu serializes the changes of state that imageVersions
-	// and unavailable make (RefreshImages, Reload).
-	versionsMu sync.Mutex
+	// stateMu serializes the changes of state (RefreshImages, Reload,
+	// revocations) and guards imageVersions, unavailable and revoked.
+	stateMu sync.Mutex
 	// imageVersions are the versions the images say they run, by
 	// reference (see language.NewRegistryWith).
 	imageVersions map[string]string
 	// unavailable says, by language table key, why a language cannot
 	// run: a command it starts is not in its image.
 	unavailable map[string]string
+	// revoked are the tokens refused whatever the configuration says
+	// (LoadRevocations).
+	revoked *revoked
 }
 
 type state struct {
@@ -110,7 +113,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 
 		streamWriteTimeout: defaultStreamWriteTimeout,
 	}
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistry(cfg), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, nil, nil)})
 	s.route("POST", "/v1/run", s.handleRun)
 	s.route("GET", "/v1/runtimes", s.handleRuntimes)
 	s.route("GET", "/v1/pools", func(w http.ResponseWriter, _ *http.Request) {
@@ -123,6 +126,7 @@ func New(cfg config.Config, executor Executor, platform Platform, m *metrics.Met
 	s.routePiston()
 	s.routeConnect()
 	s.routeSessions()
+	s.routeTokens()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, newError(api.CodeNotFound, "no such endpoint: %s", r.URL.Path))
 	})
@@ -205,6 +209,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, needToken bool) {
 			return
 		}
 		log = log.WithField("token", c.name)
+		c.lastUsed.Store(time.Now().UnixNano())
 		if wait, ok := c.admitRate(); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
 			s.fail(w, r, newError(api.CodeRateLimited, "this token's request rate is spent; retry after Retry-After seconds"))
@@ -236,12 +241,13 @@ func stateFrom(ctx context.Context) *state {
 // which must have been validated. Requests under way keep the old ones; a
 // token whose hash and limits did not change keeps its rate and slots.
 func (s *Server) Reload(cfg config.Config) {
-	s.versionsMu.Lock()
-	defer s.versionsMu.Unlock()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	old := s.state.Load()
 	// What the images held is known until RefreshImages, which a reload
 	// is followed by, looks again.
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions, s.unavailable), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions, s.unavailable), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens, s.revoked)})
+	s.logRevoked(cfg.Tokens)
 }
 
 // RefreshImages asks containerd what each language's image holds: the
@@ -252,8 +258,8 @@ func (s *Server) Reload(cfg config.Config) {
 // reload and when an image changes. An image whose version does not
 // refine its language's is logged, and the language keeps its own.
 func (s *Server) RefreshImages(ctx context.Context) {
-	s.versionsMu.Lock()
-	defer s.versionsMu.Unlock()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	st := s.state.Load()
 	versions := map[string]string{}
 	for _, l := range st.langs.All() {

@@ -31,6 +31,7 @@ const (
 	ReasonIdle     = "idle"
 	ReasonLifetime = "lifetime"
 	ReasonShutdown = "shutdown"
+	ReasonRevoked  = "revoked"
 )
 
 // ErrNotFound means no open session of that id belongs to the caller.
@@ -55,6 +56,8 @@ func (e *Ended) Error() string {
 		return "the session expired: it reached its maximum lifetime"
 	case ReasonShutdown:
 		return "the session ended: runtimed stopped"
+	case ReasonRevoked:
+		return "the session ended: its token was revoked"
 	}
 	return "the session was deleted"
 }
@@ -293,6 +296,19 @@ func (m *Manager) Delete(owner, id string) error {
 	}
 	m.end(s, ReasonDeleted).Wait()
 	return nil
+}
+
+// EndOwner ends every session of owner for reason, and waits until
+// their sandboxes are released. It returns how many it ended.
+func (m *Manager) EndOwner(owner, reason string) int {
+	var waits []*sync.WaitGroup
+	for _, s := range m.List(owner) {
+		waits = append(waits, m.end(s, reason))
+	}
+	for _, wg := range waits {
+		wg.Wait()
+	}
+	return len(waits)
 }
 
 // Close ends every session (what runs in them is stopped) and waits for

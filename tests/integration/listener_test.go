@@ -5,6 +5,8 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +219,70 @@ func TestMetrics(t *testing.T) {
 	}
 	if status, body := get(http.DefaultClient, "http://"+addr+"/healthz", ""); status != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("metrics_listen /healthz: %d %s", status, body)
+	}
+}
+
+// TestTokenRevoke: runtimectl token ls lists a token with its session;
+// token revoke refuses it at once, ends its session, and it stays
+// refused after a restart.
+func TestTokenRevoke(t *testing.T) {
+	const secret = "rtd_revoke-test-token"
+	sum := sha256.Sum256([]byte(secret))
+	addr := harness.FreeAddr(t)
+	in, err := harness.NewInstance("revoke", fmt.Sprintf("listen_tcp = %q\n\n[[tokens]]\nname = \"revokee\"\nsha256 = %q\n", addr, hex.EncodeToString(sum[:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := harness.Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := true
+	t.Cleanup(func() {
+		if running {
+			d.Stop()
+		}
+	})
+	ctx := context.Background()
+	c := api.NewClient("http://"+addr, secret)
+	if _, err := c.CreateSession(ctx, &api.SessionRequest{Language: "python"}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runtimectlAt(t, in.Socket, "", "token", "ls")
+	if code != 0 || !regexp.MustCompile(`(?m)^revokee +active +`+hex.EncodeToString(sum[:])[:12]+`….* 1 +\S+ ago$`).MatchString(out) {
+		t.Fatalf("token ls: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runtimectlAt(t, in.Socket, "", "token", "revoke", "revokee")
+	if code != 0 || !strings.Contains(out, "revoked revokee (1 sessions ended)") {
+		t.Fatalf("token revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	var aerr *api.Error
+	if _, err := c.Runtimes(ctx); !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusUnauthorized {
+		t.Fatalf("the revoked token: %v", err)
+	}
+	// Its session ended: root on the unix socket sees it nowhere, and
+	// nothing of its sandbox is left.
+	root := api.NewClient(in.Socket, "")
+	if list, err := root.Sessions(ctx); err != nil || len(list.Sessions) != 0 {
+		t.Fatalf("sessions %+v %v", list, err)
+	}
+	out, _, _ = runtimectlAt(t, in.Socket, "", "token", "ls", "-o", "json")
+	if !strings.Contains(out, `"revoked": true`) || !strings.Contains(out, `"sessions": 0`) {
+		t.Fatalf("token ls after the revocation: %s", out)
+	}
+
+	// A restart keeps it revoked.
+	d.Stop()
+	running = false
+	d2, err := harness.Start(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d2.Stop)
+	if _, err := c.Runtimes(ctx); !errors.As(err, &aerr) || aerr.HTTPStatus != http.StatusUnauthorized {
+		t.Fatalf("the revoked token after a restart: %v", err)
+	}
+	if log, _ := os.ReadFile(in.Log); !strings.Contains(string(log), "the token is revoked") {
+		t.Errorf("the restart did not log the revoked token")
 	}
 }
