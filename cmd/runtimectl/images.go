@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/runtimed/runtimed/internal/progress"
 	"github.com/runtimed/runtimed/pkg/api"
 )
 
@@ -32,12 +33,7 @@ var imagesCommand = &cli.Command{
 				"(python@3.11), or a recipe's name (python-3.13).",
 			ArgsUsage:    "LANGUAGE[@VERSION]...",
 			BashComplete: complete(func(c *cli.Context, _ string) []string { return languageNames(c) }),
-			// Each step's line as it ends (runtimed streams them), on stderr.
-			Action: eachArg(func(c *cli.Context, name string) (*api.ImageResult, error) {
-				return client(c).BuildImageStream(c.Context, name, func(line string) {
-					fmt.Fprint(c.App.ErrWriter, line)
-				})
-			}),
+			Action: imagesBuild,
 		},
 		{
 			Name:      "import",
@@ -65,6 +61,28 @@ var imagesCommand = &cli.Command{
 			}),
 		},
 	},
+}
+
+// imagesBuild builds each language's image in turn, printing each step's
+// line as it ends (runtimed streams them) on stderr and, on a terminal, a
+// bar under them: images done of all, and the time so far.
+func imagesBuild(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.Exit("usage: runtimectl images build "+c.Command.ArgsUsage, exitUsage)
+	}
+	bar := progress.New(c.App.ErrWriter, c.NArg(), progress.IsTerminal(c.App.ErrWriter))
+	defer bar.Close()
+	for _, name := range c.Args().Slice() {
+		res, err := client(c).BuildImageStream(c.Context, name, func(line string) { bar.Print(c.App.ErrWriter, line) })
+		bar.Done()
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%s: %v", name, err), exitForError(err))
+		}
+		var changes strings.Builder
+		printChanges(&changes, res)
+		bar.Print(c.App.Writer, changes.String())
+	}
+	return nil
 }
 
 // eachArg runs do for each argument in turn, printing what it did; the

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runtimed/runtimed/internal/image"
+	"github.com/runtimed/runtimed/internal/progress"
 	"github.com/runtimed/runtimed/internal/language"
 )
 
@@ -64,8 +65,8 @@ func imageBuildAction(c *cli.Context) error {
 	defer stop()
 	ctx := namespaces.WithNamespace(sigCtx, cfg.Namespace)
 	// The bar stays off when the commands' own output goes to the terminal.
-	status := newBuildStatus(len(recipes), !c.Bool("verbose"))
-	defer status.close()
+	status := progress.New(os.Stderr, len(recipes), !c.Bool("verbose") && progress.IsTerminal(os.Stderr))
+	defer status.Close()
 	opts := image.BuildOpts{CacheDir: cfg.Images.Cache, Mirror: cfg.Images.Mirror, Progress: status}
 	if c.Bool("verbose") {
 		opts.Output = os.Stderr
@@ -97,24 +98,24 @@ func imageBuildAction(c *cli.Context) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			p, err := image.Provide(ctx, client, r, opts, cfg.Runtime.Snapshotter)
-			defer status.imageDone()
+			defer status.Done()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
-				status.print(os.Stderr, fmt.Sprintf("%s: failed: %v\n", r.Name, err))
+				status.Print(os.Stderr, fmt.Sprintf("%s: failed: %v\n", r.Name, err))
 				return
 			}
 			switch {
 			case p.Current:
-				status.print(os.Stdout, fmt.Sprintf("%s: %s is up to date\n", r.Name, r.Reference))
+				status.Print(os.Stdout, fmt.Sprintf("%s: %s is up to date\n", r.Name, r.Reference))
 			case p.Cached:
-				status.print(os.Stdout, fmt.Sprintf("%s: using the cached build %s\n", r.Name, p.Dir))
+				status.Print(os.Stdout, fmt.Sprintf("%s: using the cached build %s\n", r.Name, p.Dir))
 			default:
-				status.print(os.Stdout, fmt.Sprintf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond)))
+				status.Print(os.Stdout, fmt.Sprintf("%s: built %s (%s)\n", r.Name, p.Dir, p.BuildTime.Round(time.Millisecond)))
 			}
 			if p.Imported {
-				status.print(os.Stdout, fmt.Sprintf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond)))
+				status.Print(os.Stdout, fmt.Sprintf("%s: imported %s into namespace %s (%s)\n", r.Name, r.Reference, cfg.Namespace, p.ImportTime.Round(time.Millisecond)))
 			}
 		}()
 	}
