@@ -33,7 +33,7 @@ var imagesCommand = &cli.Command{
 				"(python@3.11), or a recipe's name (python-3.13).",
 			ArgsUsage:    "LANGUAGE[@VERSION]...",
 			BashComplete: complete(func(c *cli.Context, _ string) []string { return languageNames(c) }),
-			Action: imagesBuild,
+			Action:       imagesBuild,
 		},
 		{
 			Name:      "import",

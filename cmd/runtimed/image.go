@@ -16,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runtimed/runtimed/internal/image"
-	"github.com/runtimed/runtimed/internal/progress"
 	"github.com/runtimed/runtimed/internal/language"
+	"github.com/runtimed/runtimed/internal/progress"
 )
 
 var imageCommand = &cli.Command{
