@@ -33,10 +33,11 @@ if [ "${1:-}" = "--vm" ]; then
   fi
   exit 0
 fi
-# --no-gvisor: all but gVisor; --gvisor: gVisor alone (make run builds it
-# while runtimed and the first images build).
+# --no-gvisor: all but gVisor; --gvisor: gVisor alone; --runsc: gVisor's
+# runsc alone (make run builds it while the first images build, and does
+# not use gVisor's shim).
 mode=${1:-}
-if [ "$mode" != "--gvisor" ]; then
+if [ "$mode" != "--gvisor" ] && [ "$mode" != "--runsc" ]; then
 if [ "$mode" = "--test" ]; then
   command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -73,7 +74,11 @@ fi
 
 # gVisor: built once per pinned version into the cache, installed when the
 # installed binaries differ from the cached ones.
-build=$("$top/packaging/scripts/gvisor.sh")
+if [ "$mode" = "--runsc" ]; then
+  build=$("$top/packaging/scripts/gvisor.sh" --runsc-only)
+else
+  build=$("$top/packaging/scripts/gvisor.sh")
+fi
 
 install_if_changed() { # src dst
   if ! cmp -s "$1" "$2"; then
@@ -81,7 +86,8 @@ install_if_changed() { # src dst
     install -D -m 0755 "$1" "$2"
   fi
 }
-install_if_changed "$build/containerd-shim-runsc-v1" /usr/local/bin/containerd-shim-runsc-v1
+[ ! -x "$build/containerd-shim-runsc-v1" ] ||
+  install_if_changed "$build/containerd-shim-runsc-v1" /usr/local/bin/containerd-shim-runsc-v1
 if dpkg-query -W -f '${Status}' runtimed 2>/dev/null | grep -q 'ok installed'; then
   say "the runtimed package is installed: its runsc in $lib stays"
 else
