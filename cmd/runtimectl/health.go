@@ -19,13 +19,18 @@ var healthCommand = &cli.Command{
 			return cli.Exit(fmt.Sprintf("unhealthy: %v", err), exitForError(err))
 		}
 		fmt.Printf("%s (runtimed %s, containerd %s)\n", h.Status, h.Version, h.Containerd)
-		// Alive is not ready: say what readiness lacks.
-		if r, err := client(c).Ready(c.Context); err != nil && !r.Ready {
-			for _, name := range []string{"images", "languages", "runtime", "containerd"} {
+		// Alive is not ready: say what readiness lacks, and which
+		// languages cannot run.
+		r, err := client(c).Ready(c.Context)
+		if err != nil && !r.Ready {
+			for _, name := range []string{"images", "runtime", "containerd"} {
 				if v := r.Checks[name]; v != "" && v != "ok" {
 					fmt.Printf("but not ready: %s: %s (runtimectl ready)\n", name, v)
 				}
 			}
+		}
+		if v := r.Checks["languages"]; v != "" && v != "ok" {
+			fmt.Printf("but some languages %s\n", v)
 		}
 		return nil
 	},

@@ -688,10 +688,16 @@ func (c *Config) Validate() error {
 	req(c.TokenLimits.RatePerMinute > 0 && c.TokenLimits.Burst > 0 && c.TokenLimits.MaxConcurrent > 0,
 		"token_limits: rate_per_minute, burst and max_concurrent must be positive")
 	names := map[string]bool{}
+	hashes := map[string]string{}
 	for i, t := range c.Tokens {
 		req(t.Name != "", "tokens[%d].name must be set", i)
 		req(!names[t.Name], "tokens[%d]: the name %q is used twice", i, t.Name)
 		names[t.Name] = true
+		// One token is one client: its requests, limits and sessions
+		// are the name's.
+		other, dup := hashes[strings.ToLower(t.SHA256)]
+		req(!dup, "tokens[%d] (%s): the same sha256 as %s; each client needs a token of its own (runtimectl token new)", i, t.Name, other)
+		hashes[strings.ToLower(t.SHA256)] = t.Name
 		raw, err := hex.DecodeString(t.SHA256)
 		req(err == nil && len(raw) == sha256.Size, "tokens[%d] (%s): sha256 must be 64 hex digits (runtimectl token new prints it)", i, t.Name)
 		req(t.RatePerMinute >= 0 && t.Burst >= 0 && t.MaxConcurrent >= 0, "tokens[%d] (%s): limits must not be negative", i, t.Name)

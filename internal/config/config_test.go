@@ -113,6 +113,10 @@ func TestValidate(t *testing.T) {
 			l.Packages = []string{"python3-numpy", "--force-yes"}
 			c.Languages["python"] = l
 		}, `languages.python.packages: "--force-yes"`},
+		{"two tokens of one hash", func(c *Config) {
+			h := strings.Repeat("ab", 32)
+			c.Tokens = []Token{{Name: "judge", SHA256: h}, {Name: "agent", SHA256: strings.ToUpper(h)}}
+		}, "tokens[1] (agent): the same sha256 as judge"},
 		{"a name in capitals", func(c *Config) {
 			l := c.Languages["python"]
 			l.Name, l.Version = "Python", "3.99.0"

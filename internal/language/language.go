@@ -351,8 +351,10 @@ func Commands(c config.Language) []string {
 		switch {
 		case strings.Contains(cmd, "{"), // a placeholder: a request's file
 			strings.Contains(cmd, "/") && !path.IsAbs(cmd), // relative to the box
-			cmd == "/box" || strings.HasPrefix(cmd, "/box/"),
-			cmd == "/tmp" || strings.HasPrefix(cmd, "/tmp/"):
+			path.IsAbs(cmd) && madeAtRunTime(cmd),
+			// A name looked up in a directory a run makes may be found
+			// there.
+			!strings.Contains(cmd, "/") && slices.ContainsFunc(SearchPath(c), madeAtRunTime):
 			continue
 		}
 		if !slices.Contains(out, cmd) {
@@ -360,6 +362,13 @@ func Commands(c config.Language) []string {
 		}
 	}
 	return out
+}
+
+// madeAtRunTime reports whether a directory of a program's PATH, or a
+// command, is not the image's: relative (to the box), in the box or in
+// /tmp (mounts over the image's).
+func madeAtRunTime(p string) bool {
+	return !path.IsAbs(p) || p == "/box" || strings.HasPrefix(p, "/box/") || p == "/tmp" || strings.HasPrefix(p, "/tmp/")
 }
 
 // SearchPath is the PATH a language's programs run with, whose

@@ -463,6 +463,11 @@ func TestImageCommands(t *testing.T) {
 		{config.Language{Compile: []string{"/usr/bin/tsc"}, Run: []string{"/usr/bin/node", "/box/.runtimed/js/{entry}"}}, []string{"/usr/bin/tsc", "/usr/bin/node"}},
 		{config.Language{Compile: []string{"/usr/bin/javac"}, Run: []string{"/usr/bin/java", "-cp", "/box"}}, []string{"/usr/bin/javac", "/usr/bin/java"}},
 		{config.Language{Run: []string{"python3", "{entry}"}}, []string{"python3"}},
+		// A name its PATH may find in the box (or /tmp, or relative to the box) is not looked for.
+		{config.Language{Run: []string{"tool"}, Env: []string{"PATH=/box/bin:/usr/bin"}}, nil},
+		{config.Language{Run: []string{"tool"}, Env: []string{"PATH=bin:/usr/bin"}}, nil},
+		{config.Language{Run: []string{"tool"}, Env: []string{"PATH=/usr/bin::/bin"}}, nil},
+		{config.Language{Run: []string{"/usr/bin/tool"}, Env: []string{"PATH=/box/bin:/usr/bin"}}, []string{"/usr/bin/tool"}},
 		{config.Language{Run: []string{"{entry}"}}, nil},
 		{config.Language{Run: []string{"./a.out"}}, nil},
 		{config.Language{Run: []string{"/tmp/x"}}, nil},

@@ -114,7 +114,11 @@ func (r *Runner) MissingCommands(ctx context.Context, ref string, commands, sear
 		return nil, fmt.Errorf("mount a view of image %s: %w", ref, err)
 	}
 	for _, c := range todo {
-		found := hasCommand(dir, c, searchPath)
+		found, err := hasCommand(dir, c, searchPath)
+		if err != nil {
+			// Not known: neither kept nor said missing.
+			return nil, fmt.Errorf("look for %s in image %s: %w", c, ref, err)
+		}
 		r.commands.put(digest+"\x00"+strings.Join(searchPath, ":")+"\x00"+c, found)
 		if !found {
 			missing = append(missing, c)
@@ -138,28 +142,44 @@ func removeViewDir(dir string) error {
 
 // hasCommand reports whether the file system at root holds command as an
 // executable regular file: an absolute path, or a name found in one of
-// the directories of searchPath.
-func hasCommand(root, command string, searchPath []string) bool {
+// the absolute directories of searchPath. An error is a look that failed
+// for another reason than the file not being there.
+func hasCommand(root, command string, searchPath []string) (bool, error) {
 	if strings.Contains(command, "/") {
 		return executableIn(root, command)
 	}
 	for _, d := range searchPath {
-		if path.IsAbs(d) && executableIn(root, path.Join(d, command)) {
-			return true
+		if !path.IsAbs(d) {
+			continue
+		}
+		if ok, err := executableIn(root, path.Join(d, command)); ok || err != nil {
+			return ok, err
 		}
 	}
-	return false
+	return false, nil
 }
 
 // executableIn reports whether name, resolved in root, is a regular file
 // that someone may execute.
-func executableIn(root, name string) bool {
+func executableIn(root, name string) (bool, error) {
 	p, err := resolveIn(root, name)
-	if err != nil {
-		return false
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = os.Lstat(p); err == nil {
+			return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0, nil
+		}
 	}
-	fi, err := os.Lstat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	if notThere(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// notThere reports whether err says that a path names nothing: no such
+// file, a file where a directory should be, a loop of links, too long.
+func notThere(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) ||
+		errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENAMETOOLONG)
 }
 
 // maxLinks bounds the links followed in one resolveIn, as the kernel's

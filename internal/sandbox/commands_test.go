@@ -1,9 +1,12 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // An image's file system as a test builds it: files, modes and links.
@@ -67,8 +70,27 @@ func TestHasCommand(t *testing.T) {
 		{"nosuch", false},
 		{"notes.txt", false},
 	} {
-		if got := hasCommand(root, c.command, search); got != c.want {
-			t.Errorf("hasCommand(%q) = %v, want %v", c.command, got, c.want)
+		if got, err := hasCommand(root, c.command, search); got != c.want || err != nil {
+			t.Errorf("hasCommand(%q) = %v, %v; want %v", c.command, got, err, c.want)
+		}
+	}
+}
+
+// Only a path that names nothing is a missing command; another failure
+// (a directory that cannot be read, an I/O error) is not known.
+func TestNotThere(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&os.PathError{Op: "lstat", Path: "/x", Err: unix.ENOENT}, true},
+		{&os.PathError{Op: "lstat", Path: "/x", Err: unix.ENOTDIR}, true},
+		{fmt.Errorf("x: %w", unix.ELOOP), true},
+		{&os.PathError{Op: "lstat", Path: "/x", Err: unix.EACCES}, false},
+		{&os.PathError{Op: "lstat", Path: "/x", Err: unix.EIO}, false},
+	} {
+		if got := notThere(c.err); got != c.want {
+			t.Errorf("notThere(%v) = %v", c.err, got)
 		}
 	}
 }

@@ -51,22 +51,8 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 		errs = append(errs, err)
 	}
 
-	sn := r.client.SnapshotService(r.cfg.Snapshotter)
-	var orphans []string
-	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		orphans = append(orphans, info.Name)
-		return nil
-	}, filter); err != nil {
-		errs = append(errs, fmt.Errorf("walk snapshots: %w", err))
-	}
-	for _, name := range orphans {
-		if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove snapshot %s: %w", name, err))
-			continue
-		}
-		left.Snapshots++
-	}
-
+	// The run directories first: an image view mounted there (see
+	// MissingCommands) is unmounted before its snapshot is removed.
 	if err := os.MkdirAll(r.cfg.RunDir, 0o700); err != nil {
 		return left, errors.Join(append(errs, err)...)
 	}
@@ -89,5 +75,21 @@ func (r *Runner) Reap(ctx context.Context) (Leftovers, error) {
 			errs = append(errs, err)
 		}
 	}
+	sn := r.client.SnapshotService(r.cfg.Snapshotter)
+	var orphans []string
+	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		orphans = append(orphans, info.Name)
+		return nil
+	}, filter); err != nil {
+		errs = append(errs, fmt.Errorf("walk snapshots: %w", err))
+	}
+	for _, name := range orphans {
+		if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove snapshot %s: %w", name, err))
+			continue
+		}
+		left.Snapshots++
+	}
+
 	return left, errors.Join(errs...)
 }

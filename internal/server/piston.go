@@ -234,11 +234,12 @@ func pistonStage(res *api.StageResult) api.PistonStage {
 }
 
 // handlePistonRuntimes lists the languages that can run now: those whose
-// image is installed, as Piston lists its installed packages.
+// image is installed (as Piston lists its installed packages) and holds
+// their commands.
 func (s *Server) handlePistonRuntimes(w http.ResponseWriter, r *http.Request) {
 	out := []api.PistonRuntime{}
 	for _, l := range stateFrom(r.Context()).langs.All() {
-		if !s.imagePresent(r, l) {
+		if l.Unavailable != "" || !s.imagePresent(r, l) {
 			continue
 		}
 		aliases := append([]string{}, l.Aliases...)

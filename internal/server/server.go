@@ -78,6 +78,8 @@ type Server struct {
 	// stateMu serializes the changes of state (RefreshImages, Reload,
 	// revocations) and guards imageVersions, unavailable and revoked.
 	stateMu sync.Mutex
+	// refreshMu lets one RefreshImages look at the images at a time.
+	refreshMu sync.Mutex
 	// imageVersions are the versions the images say they run, by
 	// reference (see language.NewRegistryWith).
 	imageVersions map[string]string
@@ -85,8 +87,8 @@ type Server struct {
 	// run: a command it starts is not in its image.
 	unavailable map[string]string
 	// revoked are the tokens refused whatever the configuration says
-	// (LoadRevocations).
-	revoked *revoked
+	// (LoadRevocations); changed under stateMu, read without.
+	revoked atomic.Pointer[revoked]
 }
 
 type state struct {
@@ -246,7 +248,7 @@ func (s *Server) Reload(cfg config.Config) {
 	old := s.state.Load()
 	// What the images held is known until RefreshImages, which a reload
 	// is followed by, looks again.
-	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions, s.unavailable), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens, s.revoked)})
+	s.state.Store(&state{cfg: cfg, langs: language.NewRegistryWith(cfg, s.imageVersions, s.unavailable), tokens: newTokens(cfg.Tokens, cfg.TokenLimits, old.tokens, s.revoked.Load())})
 	s.logRevoked(cfg.Tokens)
 }
 
@@ -258,9 +260,16 @@ func (s *Server) Reload(cfg config.Config) {
 // reload and when an image changes. An image whose version does not
 // refine its language's is logged, and the language keeps its own.
 func (s *Server) RefreshImages(ctx context.Context) {
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
+	// One look at a time; the look itself (containerd, the images'
+	// views) holds no lock a request or a revocation waits for.
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	st := s.state.Load()
+	s.stateMu.Lock()
+	prevVersions, prevUnavailable := s.imageVersions, s.unavailable
+	s.stateMu.Unlock()
 	versions := map[string]string{}
 	for _, l := range st.langs.All() {
 		if _, done := versions[l.Image]; done {
@@ -269,11 +278,14 @@ func (s *Server) RefreshImages(ctx context.Context) {
 		v, err := s.platform.ImageVersion(ctx, l.Image)
 		if err != nil {
 			s.log.WithError(err).WithField("image", l.Image).Warn("read the image's version")
-			v = s.imageVersions[l.Image]
+			v = prevVersions[l.Image]
 		}
 		versions[l.Image] = v
 	}
-	unavailable := s.checkCommands(ctx, st.cfg)
+	unavailable := s.checkCommands(ctx, st.cfg, prevUnavailable)
+
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	if maps.Equal(versions, s.imageVersions) && maps.Equal(unavailable, s.unavailable) {
 		return
 	}
@@ -299,15 +311,23 @@ func (s *Server) RefreshImages(ctx context.Context) {
 		}
 	}
 	s.imageVersions, s.unavailable = versions, unavailable
-	s.state.Store(&state{cfg: st.cfg, langs: language.NewRegistryWith(st.cfg, versions, unavailable), tokens: st.tokens})
+	// A reload during the look replaced the state: its languages get
+	// what was found, and the look that follows every reload corrects
+	// a table it changed.
+	cur := s.state.Load()
+	s.state.Store(&state{cfg: cur.cfg, langs: language.NewRegistryWith(cur.cfg, versions, unavailable), tokens: cur.tokens})
 }
+
+// refreshTimeout bounds one RefreshImages: a containerd that does not
+// answer leaves the languages as they were.
+const refreshTimeout = 5 * time.Minute
 
 // checkCommands answers, by language table key, why a language cannot
 // run: the commands it starts (language.Commands) that its image does
 // not hold. The languages of one image and search path are checked
 // together; an image that cannot be looked at is logged, and its
 // languages keep what was known of them.
-func (s *Server) checkCommands(ctx context.Context, cfg config.Config) map[string]string {
+func (s *Server) checkCommands(ctx context.Context, cfg config.Config, prev map[string]string) map[string]string {
 	type group struct {
 		image    string
 		path     []string
@@ -346,7 +366,7 @@ func (s *Server) checkCommands(ctx context.Context, cfg config.Config) map[strin
 	for key, c := range cfg.Languages {
 		g := groups[c.Image+"\x00"+strings.Join(language.SearchPath(c), ":")]
 		if g.err != nil {
-			if why, ok := s.unavailable[key]; ok {
+			if why, ok := prev[key]; ok {
 				out[key] = why
 			}
 			continue
@@ -709,6 +729,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		} else {
 			check("images", nil)
 		}
+		// A language that cannot run is said, but the others can take
+		// work: one table's mistake does not take every language out of
+		// a load balancer.
+		out.Checks["languages"] = "ok"
 		var cannot []string
 		for _, l := range st.langs.All() {
 			if l.Unavailable != "" {
@@ -716,9 +740,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(cannot) > 0 {
-			check("languages", fmt.Errorf("cannot run: %s", strings.Join(cannot, "; ")))
-		} else {
-			check("languages", nil)
+			out.Checks["languages"] = "cannot run: " + strings.Join(cannot, "; ")
 		}
 	}
 	status := http.StatusOK
@@ -752,7 +774,10 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what stri
 // in Piston's form, {"message": "..."}.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *api.Error) {
 	s.count(e)
-	if (e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+	// A language that cannot run stays so until the operator acts: no
+	// retry is offered.
+	if (e.HTTPStatus == http.StatusServiceUnavailable || e.HTTPStatus == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" &&
+		e.Code != api.CodeLanguageUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	if isPiston(r) {

@@ -68,6 +68,8 @@ type fakePlatform struct {
 	versions map[string]string
 	// missing are, by image, the commands it does not hold.
 	missing map[string][]string
+	// allPresent: every image is there (else only Python's are).
+	allPresent bool
 }
 
 func (p fakePlatform) Version(context.Context) (string, error) {
@@ -92,7 +94,7 @@ func (p fakePlatform) MissingCommands(_ context.Context, ref string, commands, _
 }
 
 func (p fakePlatform) ImagePresent(_ context.Context, ref string) (bool, error) {
-	return strings.Contains(ref, "python"), nil
+	return p.allPresent || strings.Contains(ref, "python"), nil
 }
 
 func (p fakePlatform) Pools() []api.Pool {
@@ -762,7 +764,7 @@ func TestUnavailableLanguage(t *testing.T) {
 	log := logrus.New()
 	var logged strings.Builder
 	log.SetOutput(&logged)
-	platform := &fakePlatform{missing: map[string][]string{"runtimed.local/lua:5.4": {"/usr/bin/lua5.4"}}}
+	platform := &fakePlatform{missing: map[string][]string{"runtimed.local/lua:5.4": {"/usr/bin/lua5.4"}}, allPresent: true}
 	executor := &fakeExecutor{result: api.StageResult{Status: api.StatusOK}}
 	s := New(cfg, executor, platform, metrics.New(), logrus.NewEntry(log))
 	srv := httptest.NewServer(s)
@@ -798,6 +800,29 @@ func TestUnavailableLanguage(t *testing.T) {
 	if executor.calls.Load() != 0 {
 		t.Fatalf("%d executions of an unavailable language", executor.calls.Load())
 	}
+	// Piston's clients are not offered it, and no retry is offered.
+	var prs []api.PistonRuntime
+	getJSON(t, srv.URL+"/api/v2/runtimes", &prs)
+	luas := 0
+	for _, pr := range prs {
+		if pr.Language == "lua" {
+			luas++
+			if pr.Version == "5.4.4" {
+				t.Errorf("/api/v2/runtimes lists lua 5.4.4")
+			}
+		}
+	}
+	if luas != 1 {
+		t.Errorf("/api/v2/runtimes lists %d versions of lua, want the one that runs", luas)
+	}
+	resp0, err := http.Post(srv.URL+"/v1/run", "application/json", strings.NewReader(`{"language":"lua","version":"5.4.4","files":[{"name":"a.lua","content":""}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp0.Body.Close()
+	if resp0.StatusCode != http.StatusServiceUnavailable || resp0.Header.Get("Retry-After") != "" {
+		t.Errorf("status %d, Retry-After %q", resp0.StatusCode, resp0.Header.Get("Retry-After"))
+	}
 	// The other version of lua runs.
 	if status, body := post(t, srv, `{"language":"lua","version":"5.4.7","files":[{"name":"a.lua","content":""}]}`); status != 200 {
 		t.Fatalf("lua 5.4.7: %d %s", status, body)
@@ -809,7 +834,7 @@ func TestUnavailableLanguage(t *testing.T) {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&ready)
 	resp.Body.Close()
-	if ready.Ready || !strings.Contains(ready.Checks["languages"], "lua 5.4.4 (/usr/bin/lua5.4 is not in its image") {
+	if !strings.Contains(ready.Checks["languages"], "lua 5.4.4 (/usr/bin/lua5.4 is not in its image") {
 		t.Fatalf("/readyz: %+v", ready)
 	}
 

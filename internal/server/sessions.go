@@ -155,6 +155,13 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// A revocation of the token while the session was being made ended
+	// the sessions it found; this one it may not have.
+	if s.tokenRevoked(clientFrom(r.Context())) {
+		_ = s.sessions.Delete(opts.Owner, sess.ID)
+		s.fail(w, r, newError(api.CodeUnauthorized, "the token was revoked"))
+		return
+	}
 	writeJSON(w, http.StatusCreated, sess.Info())
 }
 

@@ -79,7 +79,7 @@ func (s *Server) LoadRevocations(path string) error {
 	}
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
-	s.revoked = rv
+	s.revoked.Store(rv)
 	st := s.state.Load()
 	s.state.Store(&state{cfg: st.cfg, langs: st.langs, tokens: newTokens(st.cfg.Tokens, st.cfg.TokenLimits, st.tokens, rv)})
 	s.logRevoked(st.cfg.Tokens)
@@ -99,7 +99,7 @@ func hashOf(hexSum string) ([sha256.Size]byte, error) {
 // logRevoked names the configured tokens that are revoked.
 func (s *Server) logRevoked(tokens []config.Token) {
 	for _, t := range tokens {
-		if h, err := hashOf(t.SHA256); err == nil && s.revoked.has(h) {
+		if h, err := hashOf(t.SHA256); err == nil && s.revoked.Load().has(h) {
 			s.log.WithField("token", t.Name).Warn("the token is revoked (runtimectl token revoke) and refused; its [[tokens]] entry can be removed")
 		}
 	}
@@ -150,8 +150,8 @@ func (s *Server) describeToken(st *state, t config.Token) api.Token {
 	if s.sessions != nil {
 		out.Sessions = len(s.sessions.List("token:" + t.Name))
 	}
-	if h, err := hashOf(t.SHA256); err == nil && s.revoked != nil {
-		if rv, ok := s.revoked.byHash[h]; ok {
+	if h, err := hashOf(t.SHA256); err == nil && s.revoked.Load() != nil {
+		if rv, ok := s.revoked.Load().byHash[h]; ok {
 			out.Revoked = true
 			at := rv.RevokedAt
 			out.RevokedAt = &at
@@ -180,15 +180,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h, _ := hashOf(found.SHA256) // validated with the configuration
-	if s.revoked == nil {
+	prev := s.revoked.Load()
+	if prev == nil {
 		s.stateMu.Unlock()
 		s.fail(w, r, newError(api.CodeUnavailable, "token revocation is not set up in this daemon"))
 		return
 	}
-	fresh := !s.revoked.has(h)
+	fresh := !prev.has(h)
 	if fresh {
-		next := &revoked{path: s.revoked.path, byHash: map[[sha256.Size]byte]revocation{}}
-		for k, v := range s.revoked.byHash {
+		next := &revoked{path: prev.path, byHash: map[[sha256.Size]byte]revocation{}}
+		for k, v := range prev.byHash {
 			next.byHash[k] = v
 		}
 		next.byHash[h] = revocation{Name: name, SHA256: found.SHA256, RevokedAt: time.Now().UTC().Truncate(time.Second)}
@@ -197,7 +198,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, r, "could not write the revoked tokens", err)
 			return
 		}
-		s.revoked = next
+		s.revoked.Store(next)
 		// From here on, the state's tokens no longer hold it.
 		s.state.Store(&state{cfg: st.cfg, langs: st.langs, tokens: newTokens(st.cfg.Tokens, st.cfg.TokenLimits, st.tokens, next)})
 	}
@@ -244,5 +245,19 @@ func (rv *revoked) save() error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), rv.path)
+	if err := os.Rename(tmp.Name(), rv.path); err != nil {
+		return err
+	}
+	// The rename itself is kept only once the directory is.
+	dir, err := os.Open(filepath.Dir(rv.path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// tokenRevoked reports whether c's token has been revoked.
+func (s *Server) tokenRevoked(c *client) bool {
+	return c != nil && s.revoked.Load().has(c.hash)
 }
