@@ -102,3 +102,21 @@ func languageFlagValue(c *cli.Context, prev string) []string {
 	}
 	return nil
 }
+
+// tokenNames are the configured tokens not yet revoked, for token
+// revoke (root only: none for anyone else).
+func tokenNames(c *cli.Context) []string {
+	ctx, cancel := completionContext(c)
+	defer cancel()
+	ts, err := client(c).Tokens(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, t := range ts.Tokens {
+		if !t.Revoked {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}

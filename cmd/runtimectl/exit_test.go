@@ -119,6 +119,8 @@ func TestCompletion(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(api.RuntimesResponse{Runtimes: []api.Runtime{{Language: "python", Version: "3.13.5"}, {Language: "python", Version: "3.11.2"}, {Language: "lua", Version: "5.4.7"}}})
 		case "/v1/sessions":
 			_ = json.NewEncoder(w).Encode(api.Sessions{Sessions: []api.Session{{ID: "ses-abc"}}})
+		case "/v1/tokens":
+			_ = json.NewEncoder(w).Encode(api.Tokens{Tokens: []api.Token{{Name: "judge"}, {Name: "gone", Revoked: true}}})
 		}
 	}))
 	defer srv.Close()
@@ -131,6 +133,7 @@ func TestCompletion(t *testing.T) {
 		{"run -l", []string{"lua", "python", "python@3.13.5", "python@3.11.2"}},
 		{"images build", []string{"lua", "python@3.11.2"}},
 		{"session rm", []string{"ses-abc"}},
+		{"token revoke", []string{"judge"}},
 		{"run -", []string{"--language", "--memory"}},
 	} {
 		os.Args = append(append([]string{"runtimectl", "--socket", srv.URL}, strings.Fields(tc.args)...), "--generate-bash-completion")
@@ -140,6 +143,9 @@ func TestCompletion(t *testing.T) {
 			if !strings.Contains("\n"+out.String(), "\n"+w+"\n") {
 				t.Errorf("%s: %q lacks %s", tc.args, out.String(), w)
 			}
+		}
+		if tc.args == "token revoke" && strings.Contains(out.String(), "gone") {
+			t.Errorf("a revoked token is offered: %q", out.String())
 		}
 	}
 }

@@ -44,9 +44,10 @@ var tokenCommand = &cli.Command{
 			},
 		},
 		{
-			Name:      "revoke",
-			Usage:     "refuse a token from now on, also after reloads and restarts, and end its sessions (root)",
-			ArgsUsage: "NAME",
+			Name:         "revoke",
+			Usage:        "refuse a token from now on, also after reloads and restarts, and end its sessions (root)",
+			ArgsUsage:    "NAME",
+			BashComplete: complete(func(c *cli.Context, _ string) []string { return tokenNames(c) }),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return cli.Exit("token revoke: give the token's NAME (runtimectl token ls lists them)", exitUsage)
