@@ -291,13 +291,21 @@ rate_per_minute = 6000.0
 burst = 100
 max_concurrent = 2
 
-# A language whose interpreter is not in its image, and one whose image was
-# never built: the platform-failure paths.
+# A language whose interpreter is not in its image (found out when the
+# images are looked at: unavailable), one whose interpreter is looked for
+# only in the sandbox (in /tmp, which a run mounts: the exec fails there,
+# a platform failure), and one whose image was never built.
 [languages.broken]
 version = "0"
 extension = ".broken"
 image = "runtimed.local/python:3.11"
 run = ["/nonexistent/interpreter", "{entry}"]
+
+[languages.failing]
+version = "0"
+extension = ".failing"
+image = "runtimed.local/python:3.11"
+run = ["/tmp/no-such-interpreter", "{entry}"]
 
 [languages.noimage]
 version = "0"

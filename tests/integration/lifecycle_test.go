@@ -48,6 +48,25 @@ func TestPlatformFailuresLeaveNothing(t *testing.T) {
 	if ready == nil || !strings.Contains(ready.Checks["languages"], "broken 0 (/nonexistent/interpreter is not in its image") {
 		t.Errorf("/readyz: %+v", ready)
 	}
+
+	// An interpreter looked for only in the sandbox ("failing": in /tmp,
+	// which the run mounts) fails there: a platform failure.
+	resp, err := env.Client.Run(ctx, &api.RunRequest{Language: "failing", Files: files("a.failing", "")})
+	switch {
+	case errors.As(err, &aerr):
+		if aerr.HTTPStatus != 500 || aerr.Code != api.CodeInternal {
+			t.Fatalf("missing interpreter in the sandbox: %v, want 500 internal_error", err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		// runsc may start the sandbox and report the failed exec as the
+		// program's exit instead.
+		if resp.Status != api.StatusRuntimeError {
+			t.Fatalf("missing interpreter in the sandbox: %+v", resp)
+		}
+	}
+	waitNoLeftovers(t, 5*time.Second)
 	waitNoLeftovers(t, 5*time.Second)
 }
 

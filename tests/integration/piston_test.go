@@ -214,6 +214,7 @@ func TestPistonErrors(t *testing.T) {
 		{"malformed", "application/json", `{"language":"python",`, 400, "cut short"},
 		// Platform failures are errors, never a stage's XX.
 		{"the language's command is not in its image", "application/json", `{"language":"broken","version":"*","files":[{"content":""}]}`, 503, "/nonexistent/interpreter is not in its image"},
+		{"the sandbox fails", "application/json", `{"language":"failing","version":"*","files":[{"content":""}]}`, 500, "the sandbox failed"},
 		{"no image", "application/json", `{"language":"noimage","version":"*","files":[{"content":""}]}`, 503, "image is not installed"},
 	}
 	for _, tt := range tests {

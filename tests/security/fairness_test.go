@@ -199,7 +199,7 @@ func runningOn(t *testing.T, socket string) (running, queued int) {
 // program is a 500 that names the request id and nothing of the host.
 func TestPlatformFailureShowsNothingOfTheHost(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, "http://runtimed/v1/run",
-		strings.NewReader(`{"language": "broken", "files": [{"name": "a.broken", "content": ""}]}`))
+		strings.NewReader(`{"language": "failing", "files": [{"name": "a.failing", "content": ""}]}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "hide-the-host")
 	resp, err := harness.UnixHTTP().Do(req)
@@ -215,7 +215,7 @@ func TestPlatformFailureShowsNothingOfTheHost(t *testing.T) {
 		t.Fatalf("%d %+v, want 500 internal_error", resp.StatusCode, eb.Error)
 	}
 	msg := eb.Error.Message
-	for _, secret := range []string{env.StateDir, env.Dir, "/var/lib", "runs/", "rt-", "/nonexistent"} {
+	for _, secret := range []string{env.StateDir, env.Dir, "/var/lib", "runs/", "rt-", "no-such-interpreter"} {
 		if strings.Contains(msg, secret) {
 			t.Fatalf("the answer shows %q: %s", secret, msg)
 		}
@@ -230,7 +230,7 @@ func TestPlatformFailureShowsNothingOfTheHost(t *testing.T) {
 	}
 	found := false
 	for _, line := range strings.Split(string(log), "\n") {
-		if strings.Contains(line, "hide-the-host") && strings.Contains(line, "/nonexistent/interpreter") {
+		if strings.Contains(line, "hide-the-host") && strings.Contains(line, "/tmp/no-such-interpreter") {
 			found = true
 		}
 	}
