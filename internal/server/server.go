@@ -336,15 +336,23 @@ func (s *Server) checkCommands(ctx context.Context, cfg config.Config, prev map[
 		err      error
 	}
 	groups := map[string]*group{}
-	for _, c := range cfg.Languages {
+	// Each language's group and commands.
+	type lang struct {
+		g        *group
+		commands []string
+	}
+	langs := map[string]lang{}
+	for key, c := range cfg.Languages {
 		search := language.SearchPath(c)
-		key := c.Image + "\x00" + strings.Join(search, ":")
-		g := groups[key]
+		gkey := c.Image + "\x00" + strings.Join(search, ":")
+		g := groups[gkey]
 		if g == nil {
 			g = &group{image: c.Image, path: search}
-			groups[key] = g
+			groups[gkey] = g
 		}
-		for _, cmd := range language.Commands(c) {
+		l := lang{g: g, commands: language.Commands(c)}
+		langs[key] = l
+		for _, cmd := range l.commands {
 			if !slices.Contains(g.commands, cmd) {
 				g.commands = append(g.commands, cmd)
 			}
@@ -364,7 +372,8 @@ func (s *Server) checkCommands(ctx context.Context, cfg config.Config, prev map[
 	}
 	out := map[string]string{}
 	for key, c := range cfg.Languages {
-		g := groups[c.Image+"\x00"+strings.Join(language.SearchPath(c), ":")]
+		l := langs[key]
+		g := l.g
 		if g.err != nil {
 			if why, ok := prev[key]; ok {
 				out[key] = why
@@ -372,7 +381,7 @@ func (s *Server) checkCommands(ctx context.Context, cfg config.Config, prev map[
 			continue
 		}
 		var lacks []string
-		for _, cmd := range language.Commands(c) {
+		for _, cmd := range l.commands {
 			if g.missing[cmd] {
 				lacks = append(lacks, cmd)
 			}
