@@ -266,6 +266,7 @@ func (e *Executor) execute(ctx context.Context, log *logrus.Entry, p Plan) (*api
 				Limits:      p.Limits,
 				Deadline:    deadline,
 				OutOfMemory: lang.OutOfMemory,
+				FreshCPU:    test >= 0,
 			}
 			if interactive {
 				prog.Input, prog.Signals = p.Input, p.Signals

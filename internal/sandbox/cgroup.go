@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 )
 
 // usage is what a sandbox's cgroup says it used. It is read after the
@@ -30,64 +29,154 @@ type usage struct {
 	MemoryLimitHits uint64
 }
 
+// cgroupFiles are the files of a sandbox's cgroup that say what it
+// used: on cgroup v2 the cgroup's directory, on v1 the cpuacct and memory
+// controllers' directories. readUsage reads only those, a handful of
+// small files: a library's full Stat of the cgroup (every controller's
+// statistics) took most of a millisecond, twice per program.
+type cgroupFiles struct {
+	v2           bool
+	dir          string // v2
+	cpuacct, mem string // v1
+}
+
+func (r *Runner) cgroupFilesOf(path string) cgroupFiles {
+	if cgroups.Mode() == cgroups.Unified {
+		return cgroupFiles{v2: true, dir: filepath.Join("/sys/fs/cgroup", path)}
+	}
+	return cgroupFiles{cpuacct: r.v1Dir(cgroup1.Cpuacct, path), mem: r.v1Dir(cgroup1.Memory, path)}
+}
+
+// cpuFile is the one file that says the CPU time used: v2's cpu.stat,
+// v1's cpuacct.usage.
+func (f cgroupFiles) cpuFile() string {
+	if f.v2 {
+		return filepath.Join(f.dir, "cpu.stat")
+	}
+	if f.cpuacct == "" {
+		return ""
+	}
+	return filepath.Join(f.cpuacct, "cpuacct.usage")
+}
+
 // readUsage reads the cgroup at path (relative to the cgroup root, as in
 // the spec's cgroupsPath) on either cgroup version.
-func readUsage(path string) (usage, error) {
-	if cgroups.Mode() == cgroups.Unified {
-		m, err := cgroup2.Load(path)
-		if err != nil {
-			return usage{}, fmt.Errorf("load cgroup %s: %w", path, err)
-		}
-		st, err := m.Stat()
-		if err != nil {
-			return usage{}, fmt.Errorf("stat cgroup %s: %w", path, err)
-		}
-		var u usage
-		if st.Memory != nil {
-			u.MemoryBytes = int64(st.Memory.Usage)
-			u.PeakMemoryBytes = int64(st.Memory.MaxUsage)
-		}
-		if st.CPU != nil {
-			u.CPUTimeNS = int64(st.CPU.UsageUsec) * 1000
-		}
-		if st.MemoryEvents != nil {
-			u.OOMKills = st.MemoryEvents.OomKill
-			u.MemoryLimitHits = st.MemoryEvents.Max
-		}
-		return u, nil
-	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
+func (r *Runner) readUsage(path string) (usage, error) {
+	u, err := r.cgroupFilesOf(path).usage()
 	if err != nil {
-		return usage{}, fmt.Errorf("load cgroup %s: %w", path, err)
-	}
-	st, err := cg.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return usage{}, fmt.Errorf("stat cgroup %s: %w", path, err)
-	}
-	var u usage
-	if st.Memory != nil {
-		// With swap included in the limit, memsw is what the limit held.
-		if st.Memory.Swap != nil && st.Memory.Swap.Max > 0 {
-			u.PeakMemoryBytes = int64(st.Memory.Swap.Max)
-			u.MemoryBytes = int64(st.Memory.Swap.Usage)
-		} else if st.Memory.Usage != nil {
-			u.PeakMemoryBytes = int64(st.Memory.Usage.Max)
-			u.MemoryBytes = int64(st.Memory.Usage.Usage)
-		}
-		if st.Memory.Usage != nil {
-			u.MemoryLimitHits = st.Memory.Usage.Failcnt
-		}
-		if st.Memory.Swap != nil {
-			u.MemoryLimitHits += st.Memory.Swap.Failcnt
-		}
-	}
-	if st.MemoryOomControl != nil {
-		u.OOMKills = st.MemoryOomControl.OomKill
-	}
-	if st.CPU != nil && st.CPU.Usage != nil {
-		u.CPUTimeNS = int64(st.CPU.Usage.Total)
+		return u, fmt.Errorf("read cgroup %s: %w", path, err)
 	}
 	return u, nil
+}
+
+func (f cgroupFiles) usage() (usage, error) {
+	var u usage
+	cpu, err := readCPUFile(f.cpuFile())
+	if err != nil {
+		return u, err
+	}
+	u.CPUTimeNS = int64(cpu)
+	if f.v2 {
+		if u.MemoryBytes, err = readInt(filepath.Join(f.dir, "memory.current")); err != nil {
+			return u, err
+		}
+		// memory.peak is absent before Linux 5.19.
+		if u.PeakMemoryBytes, err = readInt(filepath.Join(f.dir, "memory.peak")); errors.Is(err, os.ErrNotExist) {
+			u.PeakMemoryBytes = u.MemoryBytes
+		} else if err != nil {
+			return u, err
+		}
+		events, err := readKeyed(filepath.Join(f.dir, "memory.events"))
+		if err != nil {
+			return u, err
+		}
+		u.OOMKills, u.MemoryLimitHits = events["oom_kill"], events["max"]
+		return u, nil
+	}
+	if f.mem == "" {
+		return u, errors.New("no cgroup v1 memory controller")
+	}
+	mem := func(name string) string { return filepath.Join(f.mem, name) }
+	// With swap included in the limit, memsw is what the limit held;
+	// without swap accounting its files are absent.
+	peak, err := readInt(mem("memory.memsw.max_usage_in_bytes"))
+	if err == nil && peak > 0 {
+		u.PeakMemoryBytes = peak
+		u.MemoryBytes, err = readInt(mem("memory.memsw.usage_in_bytes"))
+	} else if err == nil || errors.Is(err, os.ErrNotExist) {
+		if u.PeakMemoryBytes, err = readInt(mem("memory.max_usage_in_bytes")); err == nil {
+			u.MemoryBytes, err = readInt(mem("memory.usage_in_bytes"))
+		}
+	}
+	if err != nil {
+		return u, err
+	}
+	for _, name := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
+		n, err := readInt(mem(name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return u, err
+		}
+		u.MemoryLimitHits += uint64(n)
+	}
+	oom, err := readKeyed(mem("memory.oom_control"))
+	if err != nil {
+		return u, err
+	}
+	u.OOMKills = oom["oom_kill"]
+	return u, nil
+}
+
+// readCPUFile reads the CPU time, in nanoseconds, from cpuFile's file.
+func readCPUFile(file string) (time.Duration, error) {
+	if file == "" {
+		return 0, errors.New("no cgroup CPU accounting found")
+	}
+	if strings.HasSuffix(file, "cpu.stat") {
+		stat, err := readKeyed(file)
+		if err != nil {
+			return 0, err
+		}
+		us, ok := stat["usage_usec"]
+		if !ok {
+			return 0, fmt.Errorf("%s: no usage_usec", file)
+		}
+		return time.Duration(us) * time.Microsecond, nil
+	}
+	ns, err := readInt(file)
+	return time.Duration(ns), err
+}
+
+// readInt reads a file that holds one integer.
+func readInt(file string) (int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", file, err)
+	}
+	return v, nil
+}
+
+// readKeyed reads a file of "key value" lines (cpu.stat, memory.events,
+// memory.oom_control); lines whose value is not a number are skipped.
+func readKeyed(file string) (map[string]uint64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out, nil
 }
 
 // meter measures one program in a sandbox that lived before it: a pooled
@@ -96,8 +185,8 @@ func readUsage(path string) (usage, error) {
 // the start where the kernel allows it (cgroup v1; v2 from Linux 6.12),
 // and is the sandbox's lifetime peak otherwise.
 type meter struct {
-	path string
-	base usage
+	files cgroupFiles
+	base  usage
 	// peak is cgroup v2's memory.peak, reset through this descriptor:
 	// reads through it give the peak since the reset.
 	peak *os.File
@@ -107,14 +196,14 @@ type meter struct {
 }
 
 func (r *Runner) startMeter(path string) (*meter, error) {
-	m := &meter{path: path}
+	files := r.cgroupFilesOf(path)
+	m := &meter{files: files, cpuFile: files.cpuFile()}
 	var err error
-	if m.base, err = readUsage(path); err != nil {
-		return m, err
+	if m.base, err = files.usage(); err != nil {
+		return m, fmt.Errorf("read cgroup %s: %w", path, err)
 	}
-	if cgroups.Mode() == cgroups.Unified {
-		m.cpuFile = filepath.Join("/sys/fs/cgroup", path, "cpu.stat")
-		f, err := os.OpenFile(filepath.Join("/sys/fs/cgroup", path, "memory.peak"), os.O_RDWR, 0)
+	if files.v2 {
+		f, err := os.OpenFile(filepath.Join(files.dir, "memory.peak"), os.O_RDWR, 0)
 		if err == nil {
 			if _, err := f.WriteString("reset\n"); err != nil {
 				f.Close() // before 6.12: the lifetime peak it is
@@ -124,13 +213,10 @@ func (r *Runner) startMeter(path string) (*meter, error) {
 		}
 		return m, nil
 	}
-	if dir := r.v1Dir(cgroup1.Cpuacct, path); dir != "" {
-		m.cpuFile = filepath.Join(dir, "cpuacct.usage")
-	}
-	if dir := r.v1Dir(cgroup1.Memory, path); dir != "" {
+	if files.mem != "" {
 		for _, name := range []string{"memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes"} {
 			// memsw is absent without swap accounting.
-			_ = os.WriteFile(filepath.Join(dir, name), []byte("0"), 0)
+			_ = os.WriteFile(filepath.Join(files.mem, name), []byte("0"), 0)
 		}
 	}
 	return m, nil
@@ -138,9 +224,9 @@ func (r *Runner) startMeter(path string) (*meter, error) {
 
 // read returns the program's usage: differences from the start.
 func (m *meter) read() (usage, error) {
-	u, err := readUsage(m.path)
+	u, err := m.files.usage()
 	if err != nil {
-		return usage{}, err
+		return usage{}, fmt.Errorf("read cgroup: %w", err)
 	}
 	u.CPUTimeNS -= m.base.CPUTimeNS
 	u.OOMKills -= min(u.OOMKills, m.base.OOMKills)
@@ -162,27 +248,11 @@ func (m *meter) read() (usage, error) {
 // cpuUsed is the CPU time used since the start, read from one file: cheap
 // enough to be read while the program runs.
 func (m *meter) cpuUsed() (time.Duration, error) {
-	if m.cpuFile == "" {
-		return 0, errors.New("no cgroup CPU accounting found")
-	}
-	b, err := os.ReadFile(m.cpuFile)
+	used, err := readCPUFile(m.cpuFile)
 	if err != nil {
 		return 0, err
 	}
-	var ns int64
-	if strings.HasSuffix(m.cpuFile, "cpu.stat") {
-		// "usage_usec N" is the first line.
-		line, _, _ := strings.Cut(string(b), "\n")
-		v, ok := strings.CutPrefix(line, "usage_usec ")
-		us, perr := strconv.ParseInt(v, 10, 64)
-		if !ok || perr != nil {
-			return 0, fmt.Errorf("%s: no usage_usec", m.cpuFile)
-		}
-		ns = us * 1000
-	} else if ns, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
-		return 0, fmt.Errorf("%s: %w", m.cpuFile, err)
-	}
-	return time.Duration(ns - m.base.CPUTimeNS), nil
+	return used - time.Duration(m.base.CPUTimeNS), nil
 }
 
 // memoryNow reads the memory the cgroup at path holds now from the one
@@ -254,4 +324,33 @@ func (r *Runner) setCPUBurst(path string, burstUS uint64) error {
 		return nil
 	}
 	return err
+}
+
+// refillCPU gives the sandbox's cgroup a full CFS bucket, as an idle
+// sandbox has: a period's quota and the burst. Linux refills the
+// bucket by a period's quota each time the cgroup's bandwidth is set
+// (tg_set_cfs_bandwidth), and lifts a throttle then; the quota is
+// written back as it is, twice: quota plus burst. A program that
+// follows another in the sandbox thus starts as the first did, whatever
+// its predecessor used.
+func (r *Runner) refillCPU(path string) error {
+	var file string
+	if cgroups.Mode() == cgroups.Unified {
+		file = filepath.Join("/sys/fs/cgroup", path, "cpu.max")
+	} else if dir := r.v1Dir(cgroup1.Cpu, path); dir != "" {
+		file = filepath.Join(dir, "cpu.cfs_quota_us")
+	}
+	if file == "" {
+		return errors.New("no cgroup CPU controller found")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for range 2 {
+		if err := os.WriteFile(file, b, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }

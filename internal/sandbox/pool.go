@@ -33,6 +33,16 @@ const (
 	// one of its pool was measured.
 	defaultIdleBytes = 64 << 20
 	maxBackoff       = 30 * time.Second
+	// A refill waits for a quiet moment: no program running, and none
+	// for quietGap. Making a sandbox takes the CPU of a whole core for a
+	// few hundred milliseconds (containerd, the shim, runsc's start, the
+	// Sentry's boot), which the programs running beside it lose: a judged
+	// request's tests, or the compile it follows. Between two programs of
+	// one request (tests, or compile and run) there are milliseconds;
+	// quietGap is longer. A pool under its target for maxDefer refills
+	// even so: a host never quiet still gets its pools back.
+	quietGap = 100 * time.Millisecond
+	maxDefer = 3 * time.Second
 )
 
 // pools are the runner's warm pools, one per profile, filled in the
@@ -52,6 +62,10 @@ type pools struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	creations sync.WaitGroup
+	// running counts the programs running in sandboxes now; active is
+	// when one last started or ended, or a sandbox was taken.
+	running int
+	active  time.Time
 	// make and release are the runner's (tests put others).
 	make    func(ctx context.Context, id string, p Profile) (*Sandbox, error)
 	release func(*Sandbox)
@@ -66,9 +80,12 @@ type pool struct {
 	lastMiss  time.Time
 	lastTrim  time.Time
 	idleBytes int64 // the last measured idle sandbox
-	failures  int
-	retryAt   time.Time
-	retired   bool
+	// short is since when the pool has been under its target (zero when
+	// it is not).
+	short    time.Time
+	failures int
+	retryAt  time.Time
+	retired  bool
 }
 
 func newPools(r *Runner) *pools {
@@ -151,10 +168,13 @@ func (p *pools) take(prof Profile) *Sandbox {
 			dead = append(dead, c)
 		}
 	}
+	now := time.Now()
+	p.active = now
 	if s == nil {
-		pl.lastMiss = time.Now()
+		pl.lastMiss = now
 		pl.target = min(pl.target+1, pl.size)
 	}
+	pl.checkShort(now)
 	p.mu.Unlock()
 	for _, d := range dead {
 		p.r.log.WithField("sandbox", d.ID).Warn("a pooled sandbox had died; removing it")
@@ -164,24 +184,64 @@ func (p *pools) take(prof Profile) *Sandbox {
 	if s == nil {
 		p.poke()
 	}
-	// A hit refills when the sandbox is released: making its successor
-	// while its program runs would take the CPU from that program.
+	// A hit refills at the next quiet moment (see quietGap).
 	return s
+}
+
+// programStarted and programEnded keep the count of programs running,
+// for the refills to wait for a quiet moment.
+func (p *pools) programStarted() {
+	p.mu.Lock()
+	p.running++
+	p.active = time.Now()
+	p.mu.Unlock()
+}
+
+func (p *pools) programEnded() {
+	p.mu.Lock()
+	p.running--
+	p.active = time.Now()
+	quiet := p.running == 0
+	p.mu.Unlock()
+	if quiet {
+		p.poke()
+	}
+}
+
+// checkShort notes since when the pool has been under its target.
+func (pl *pool) checkShort(now time.Time) {
+	if len(pl.ready)+len(pl.creating) >= pl.target {
+		pl.short = time.Time{}
+	} else if pl.short.IsZero() {
+		pl.short = now
+	}
 }
 
 // fill keeps the pools at their targets until the pools are closed.
 func (p *pools) fill() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	defer later.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-p.wake:
 		case <-tick.C:
+		case <-later.C:
 		}
 		p.trim()
-		for p.startOne() {
+		for {
+			started, next := p.startOne()
+			if started {
+				continue
+			}
+			if !next.IsZero() {
+				later.Reset(time.Until(next))
+			}
+			break
 		}
 	}
 }
@@ -208,22 +268,37 @@ func (p *pools) trim() {
 }
 
 // startOne starts the creation of one pooled sandbox where a pool is
-// under its target, the budget allows and fewer than maxCreating are
-// under way. It reports whether it started one.
-func (p *pools) startOne() bool {
+// under its target, the budget allows, fewer than maxCreating are under
+// way, and the host is quiet or the pool waited maxDefer. It reports
+// whether it started one, and otherwise when a pool that waits for a
+// quiet moment should be looked at again (zero: at the next wake).
+func (p *pools) startOne() (bool, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.creating >= maxCreating {
-		return false
+		return false, time.Time{}
 	}
 	now := time.Now()
 	var held int64
 	for _, pl := range p.all {
 		held += int64(len(pl.ready)+len(pl.creating)) * pl.estimate()
 	}
+	quiet := p.running == 0 && now.Sub(p.active) >= quietGap
 	var best *pool
+	var next time.Time
 	for _, pl := range p.all {
-		if len(pl.ready)+len(pl.creating) >= pl.target || now.Before(pl.retryAt) || held+pl.estimate() > p.budget {
+		pl.checkShort(now)
+		if pl.short.IsZero() || now.Before(pl.retryAt) || held+pl.estimate() > p.budget {
+			continue
+		}
+		if !quiet && now.Sub(pl.short) < maxDefer {
+			at := pl.short.Add(maxDefer)
+			if q := p.active.Add(quietGap); p.running == 0 && q.Before(at) {
+				at = q
+			}
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
 			continue
 		}
 		// The emptiest pool first.
@@ -232,17 +307,18 @@ func (p *pools) startOne() bool {
 		}
 	}
 	if best == nil {
-		return false
+		return false, next
 	}
 	id, err := newID()
 	if err != nil {
-		return false
+		return false, time.Time{}
 	}
 	best.creating[id] = true
+	best.checkShort(now)
 	p.creating++
 	p.creations.Add(1)
 	go p.create(best, id)
-	return true
+	return true, time.Time{}
 }
 
 func (pl *pool) estimate() int64 {

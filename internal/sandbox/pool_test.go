@@ -54,10 +54,12 @@ func (f *fakePools) releasedCount() int {
 	return len(f.released)
 }
 
-// expectPool lets the pools settle and checks that the pool of p holds
-// ready sandboxes, makes none and has the target.
+// expectPool lets the pools settle (a refill waits for quietGap after a
+// take) and checks that the pool of p holds ready sandboxes, makes none
+// and has the target.
 func (f *fakePools) expectPool(t *testing.T, p Profile, what string, ready, target int) {
 	t.Helper()
+	time.Sleep(quietGap)
 	synctest.Wait()
 	for _, s := range f.r.Pools() {
 		if s.Image == p.Image {
@@ -123,6 +125,64 @@ func TestPoolGrowsOnMissesAndShrinksWhenIdle(t *testing.T) {
 	})
 }
 
+// A refill waits while programs run, and for quietGap after the last
+// ends; a pool under its target for maxDefer refills even so.
+func TestPoolRefillsWaitForAQuietMoment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePools(t)
+		prof := Profile{Image: "cpp", MemoryBytes: 128 << 20, CPU: 0.5, Pids: 64}
+		f.r.Configure([]PoolConfig{{Profile: prof, Size: 2}}, 1<<30)
+		f.expectPool(t, prof, "one ready at first", 1, 1)
+		made := func() int {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return len(f.made)
+		}
+
+		// A program runs in the sandbox taken: no refill while it runs,
+		// nor in the gaps between its programs.
+		if f.r.pools.take(prof) == nil {
+			t.Fatal("no sandbox from a pool with one ready")
+		}
+		f.r.pools.programStarted()
+		time.Sleep(maxDefer / 2)
+		synctest.Wait()
+		f.r.pools.programEnded()
+		time.Sleep(quietGap / 2)
+		synctest.Wait()
+		f.r.pools.programStarted()
+		synctest.Wait()
+		if n := made(); n != 1 {
+			t.Fatalf("%d sandboxes made while programs ran %v after the take, want the first alone", n, maxDefer/2+quietGap/2)
+		}
+		f.r.pools.programEnded()
+		time.Sleep(quietGap - time.Millisecond)
+		synctest.Wait()
+		if n := made(); n != 1 {
+			t.Fatalf("%d sandboxes made before quietGap passed without programs, want 1", n)
+		}
+		time.Sleep(time.Millisecond)
+		f.expectPool(t, prof, "refilled once quiet", 1, 1)
+
+		// Programs that never stop: the pool refills after maxDefer.
+		if f.r.pools.take(prof) == nil {
+			t.Fatal("no sandbox from a refilled pool")
+		}
+		f.r.pools.programStarted()
+		time.Sleep(maxDefer - time.Millisecond)
+		synctest.Wait()
+		if n := made(); n != 2 {
+			t.Fatalf("%d sandboxes made before maxDefer while a program ran, want 2", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := made(); n != 3 {
+			t.Fatalf("%d sandboxes made after maxDefer while a program ran, want 3", n)
+		}
+		f.r.pools.programEnded()
+	})
+}
+
 func TestPoolsKeepToTheirBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakePools(t)
@@ -154,6 +214,7 @@ func TestPoolsKeepToTheirBudget(t *testing.T) {
 				f.r.pools.take(p)
 			}
 		}
+		time.Sleep(quietGap)
 		synctest.Wait()
 		if n, bytes := held(); bytes > budget || n == 0 {
 			t.Fatalf("%d idle sandboxes, %d bytes by the pools' reckoning, over a budget of %d: %+v", n, bytes, budget, f.r.Pools())

@@ -230,7 +230,7 @@ func (r *Runner) create(ctx context.Context, id string, p Profile, log *logrus.E
 		return nil, ctx.Err()
 	}
 	mark(" ready")
-	if u, err := readUsage(r.cgroupPath(id)); err == nil {
+	if u, err := r.readUsage(r.cgroupPath(id)); err == nil {
 		s.IdleMemoryBytes = u.MemoryBytes
 	}
 	return s, nil
@@ -269,6 +269,13 @@ type Program struct {
 	// Deadline, if set, stops the program when it comes before its wall
 	// time limit: its request's deadline.
 	Deadline time.Time
+	// FreshCPU starts the program with the CPU allowance of an idle
+	// sandbox, whatever the programs before it in the sandbox used: its
+	// quota for a period and the burst (refillCPU). A judged test runs
+	// as it would in a sandbox of its own: a test is not slowed by the
+	// quota its predecessors spent, and its wall time does not depend on
+	// them. A session's runs share the session's CPU and do not set it.
+	FreshCPU bool
 	// OutOfMemory, if set, reports whether output holds the runtime's
 	// own out-of-memory message (its language's markers): a runtime
 	// that fails its allocations in its own way, short of the cgroup's
@@ -316,7 +323,9 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 			return result, err
 		}
 	}
+	s.r.pools.programStarted()
 	o, err := s.run(ctx, prog)
+	s.r.pools.programEnded()
 	if err == nil && o.reported {
 		s.mu.Lock()
 		s.reusable = !s.wedged
@@ -431,6 +440,11 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	cg := s.r.cgroupPath(s.ID)
 	if s.runs > 1 {
 		s.settleMemory(cg)
+		if prog.FreshCPU {
+			if err := s.r.refillCPU(cg); err != nil {
+				log.WithError(err).Warn("refill the sandbox's CPU bandwidth")
+			}
+		}
 	}
 	meter, merr := s.r.startMeter(cg)
 	if merr != nil {

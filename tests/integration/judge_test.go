@@ -122,3 +122,66 @@ print("ok", w)
 	}
 	harness.WaitNoLeftovers(t, 30*time.Second)
 }
+
+// spinCPU keeps a CPU busy for the milliseconds its stdin names, and
+// prints how often it was stopped for longer than 20 ms on the way: the
+// sandbox's CPU quota throttling it (its CPU time is no measure of that:
+// gVisor counts the time the program is scheduled to run). The stops do
+// not count as running.
+const spinCPU = `#include <stdio.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
+int main(void) {
+	int target, stops = 0;
+	if (scanf("%d", &target) != 1) return 2;
+	volatile unsigned long x = 0;
+	double ran = 0, last = now();
+	while (ran < target) {
+		for (int i = 0; i < 10000; i++) x += i;
+		double t = now();
+		if (t - last > 20) stops++; else ran += t - last;
+		last = t;
+	}
+	printf("%d\n", stops);
+	return 0;
+}
+`
+
+// TestJudgedTestsStartWithTheirOwnCPU: each test starts with the CPU
+// allowance of an idle sandbox (its quota for a period and the burst:
+// 100 ms at 0.5 CPU), whatever the tests before it used: four tests that
+// each keep a CPU busy for 70 ms run without a stop, one after the other
+// (without the refill, the second would start with what the first left,
+// and be stopped within a few milliseconds). The last test, 400 ms, is
+// stopped: the quota holds within a test.
+func TestJudgedTestsStartWithTheirOwnCPU(t *testing.T) {
+	in, _ := harness.StartInstance(t, "judge-cpu", "")
+	cl := api.NewClient(in.Socket, "")
+	var tests []api.Test
+	for _, ms := range []string{"70", "70", "70", "70", "400"} {
+		tests = append(tests, api.Test{Stdin: ms})
+	}
+	resp, err := cl.Run(context.Background(), &api.RunRequest{Language: "c", Files: harness.Files("spin.c", spinCPU), Tests: tests,
+		Limits: api.Limits{CPU: 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiledOK(t, resp)
+	var stops []int
+	for i, r := range resp.Tests {
+		n, err := strconv.Atoi(strings.TrimSpace(r.Stdout))
+		if r.Status != api.StatusOK || err != nil {
+			t.Fatalf("test %d: %s %q %q", i, r.Status, r.Stdout, r.Stderr)
+		}
+		stops = append(stops, n)
+	}
+	t.Logf("stops of over 20 ms: %v", stops)
+	for i, n := range stops[:4] {
+		if n > 0 {
+			t.Errorf("test %d (70 ms) was stopped %d times: throttled by what the tests before it used (all: %v)", i, n, stops)
+		}
+	}
+	if stops[4] == 0 {
+		t.Errorf("400 ms at 0.5 CPU ran without a stop: the quota did not hold (all: %v)", stops)
+	}
+}
