@@ -69,61 +69,65 @@ func (r *Runner) readUsage(path string) (usage, error) {
 	return u, nil
 }
 
+// usage reads what it can: a file it cannot read is an error and leaves
+// its figures 0, the others stand (a memory kill is seen without the CPU
+// time).
 func (f cgroupFiles) usage() (usage, error) {
 	var u usage
-	cpu, err := readCPUFile(f.cpuFile())
-	if err != nil {
-		return u, err
-	}
+	cpu, cerr := readCPUFile(f.cpuFile())
 	u.CPUTimeNS = int64(cpu)
-	if f.v2 {
-		if u.MemoryBytes, err = readInt(filepath.Join(f.dir, "memory.current")); err != nil {
-			return u, err
+	return u, errors.Join(cerr, f.memoryUsage(&u))
+}
+
+func (f cgroupFiles) memoryUsage(u *usage) error {
+	var errs []error
+	read := func(file string, v *int64, optional bool) {
+		n, err := readInt(file)
+		if err != nil && !(optional && errors.Is(err, os.ErrNotExist)) {
+			errs = append(errs, err)
 		}
-		// memory.peak is absent before Linux 5.19.
-		if u.PeakMemoryBytes, err = readInt(filepath.Join(f.dir, "memory.peak")); errors.Is(err, os.ErrNotExist) {
-			u.PeakMemoryBytes = u.MemoryBytes
-		} else if err != nil {
-			return u, err
-		}
-		events, err := readKeyed(filepath.Join(f.dir, "memory.events"))
+		*v = n
+	}
+	events := func(file string, keys ...string) []uint64 {
+		m, err := readKeyed(file)
 		if err != nil {
-			return u, err
+			errs = append(errs, err)
 		}
-		u.OOMKills, u.MemoryLimitHits = events["oom_kill"], events["max"]
-		return u, nil
+		out := make([]uint64, len(keys))
+		for i, k := range keys {
+			out[i] = m[k]
+		}
+		return out
+	}
+	if f.v2 {
+		read(filepath.Join(f.dir, "memory.current"), &u.MemoryBytes, false)
+		// memory.peak is absent before Linux 5.19: no peak then.
+		read(filepath.Join(f.dir, "memory.peak"), &u.PeakMemoryBytes, true)
+		ev := events(filepath.Join(f.dir, "memory.events"), "oom_kill", "max")
+		u.OOMKills, u.MemoryLimitHits = ev[0], ev[1]
+		return errors.Join(errs...)
 	}
 	if f.mem == "" {
-		return u, errors.New("no cgroup v1 memory controller")
+		return errors.New("no cgroup v1 memory controller")
 	}
 	mem := func(name string) string { return filepath.Join(f.mem, name) }
 	// With swap included in the limit, memsw is what the limit held;
 	// without swap accounting its files are absent.
-	peak, err := readInt(mem("memory.memsw.max_usage_in_bytes"))
-	if err == nil && peak > 0 {
-		u.PeakMemoryBytes = peak
-		u.MemoryBytes, err = readInt(mem("memory.memsw.usage_in_bytes"))
-	} else if err == nil || errors.Is(err, os.ErrNotExist) {
-		if u.PeakMemoryBytes, err = readInt(mem("memory.max_usage_in_bytes")); err == nil {
-			u.MemoryBytes, err = readInt(mem("memory.usage_in_bytes"))
-		}
+	var memswPeak int64
+	read(mem("memory.memsw.max_usage_in_bytes"), &memswPeak, true)
+	if memswPeak > 0 {
+		u.PeakMemoryBytes = memswPeak
+		read(mem("memory.memsw.usage_in_bytes"), &u.MemoryBytes, false)
+	} else {
+		read(mem("memory.max_usage_in_bytes"), &u.PeakMemoryBytes, false)
+		read(mem("memory.usage_in_bytes"), &u.MemoryBytes, false)
 	}
-	if err != nil {
-		return u, err
-	}
-	for _, name := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
-		n, err := readInt(mem(name))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return u, err
-		}
-		u.MemoryLimitHits += uint64(n)
-	}
-	oom, err := readKeyed(mem("memory.oom_control"))
-	if err != nil {
-		return u, err
-	}
-	u.OOMKills = oom["oom_kill"]
-	return u, nil
+	var hits, memswHits int64
+	read(mem("memory.failcnt"), &hits, false)
+	read(mem("memory.memsw.failcnt"), &memswHits, true)
+	u.MemoryLimitHits = uint64(hits + memswHits)
+	u.OOMKills = events(mem("memory.oom_control"), "oom_kill")[0]
+	return errors.Join(errs...)
 }
 
 // readCPUFile reads the CPU time, in nanoseconds, from cpuFile's file.
@@ -226,9 +230,9 @@ func (r *Runner) startMeter(path string) (*meter, error) {
 func (m *meter) read() (usage, error) {
 	u, err := m.files.usage()
 	if err != nil {
-		return usage{}, fmt.Errorf("read cgroup: %w", err)
+		err = fmt.Errorf("read cgroup: %w", err)
 	}
-	u.CPUTimeNS -= m.base.CPUTimeNS
+	u.CPUTimeNS = max(u.CPUTimeNS-m.base.CPUTimeNS, 0)
 	u.OOMKills -= min(u.OOMKills, m.base.OOMKills)
 	u.MemoryLimitHits -= min(u.MemoryLimitHits, m.base.MemoryLimitHits)
 	if m.peak != nil {
@@ -237,7 +241,7 @@ func (m *meter) read() (usage, error) {
 		if v, perr := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64); n > 0 && perr == nil {
 			u.PeakMemoryBytes = v
 		} else if rerr != nil {
-			err = fmt.Errorf("read memory.peak: %w", rerr)
+			err = errors.Join(err, fmt.Errorf("read memory.peak: %w", rerr))
 		}
 		m.peak.Close()
 		m.peak = nil

@@ -33,22 +33,22 @@ func TestCgroupUsageV2(t *testing.T) {
 	if u != want {
 		t.Fatalf("usage %+v, want %+v", u, want)
 	}
-	// Before Linux 5.19 there is no memory.peak: the usage stands for it.
+	// Before Linux 5.19 there is no memory.peak: no peak is known.
 	if err := os.Remove(filepath.Join(dir, "memory.peak")); err != nil {
 		t.Fatal(err)
 	}
-	if u, err = f.usage(); err != nil || u.PeakMemoryBytes != 4096 {
-		t.Fatalf("without memory.peak: %+v, %v; want the peak 4096", u, err)
+	if u, err = f.usage(); err != nil || u.PeakMemoryBytes != 0 || u.MemoryBytes != 4096 {
+		t.Fatalf("without memory.peak: %+v, %v; want no peak, the usage 4096", u, err)
 	}
 	if d, err := readCPUFile(f.cpuFile()); err != nil || d != 1500*time.Microsecond {
 		t.Fatalf("cpu %v, %v; want 1.5ms", d, err)
 	}
-	// A cgroup gone is an error, not zeros.
+	// A file that cannot be read is an error; what could be read stands.
 	if err := os.Remove(filepath.Join(dir, "memory.current")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.usage(); err == nil {
-		t.Fatal("no error without memory.current")
+	if u, err := f.usage(); err == nil || u.OOMKills != 1 || u.CPUTimeNS != 1_500_000 {
+		t.Fatalf("without memory.current: %+v, %v; want an error, and the OOM kill and CPU time", u, err)
 	}
 }
 
@@ -87,7 +87,7 @@ func TestCgroupUsageV1(t *testing.T) {
 	if _, err := (cgroupFiles{cpuacct: cpuacct}).usage(); err == nil {
 		t.Fatal("no error without a memory controller")
 	}
-	if _, err := (cgroupFiles{mem: mem}).usage(); err == nil {
-		t.Fatal("no error without a cpuacct controller")
+	if u, err := (cgroupFiles{mem: mem}).usage(); err == nil || u.OOMKills != 2 {
+		t.Fatalf("without a cpuacct controller: %+v, %v; want an error, and the OOM kills", u, err)
 	}
 }

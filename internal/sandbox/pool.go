@@ -405,8 +405,8 @@ func (p *pools) close() {
 
 // ImageChanged empties the pools of image ref, which was replaced or
 // removed: their sandboxes, ready or being made, are of the old image and
-// are released; the pools refill at once from the new one (or, if it is
-// gone, fail to until it is back).
+// are released; the pools refill from the new one at the next quiet
+// moment (or, if it is gone, fail to until it is back).
 func (r *Runner) ImageChanged(ref string) {
 	p := r.pools
 	p.mu.Lock()

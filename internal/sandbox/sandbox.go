@@ -323,9 +323,15 @@ func (s *Sandbox) Run(ctx context.Context, prog Program) (result api.StageResult
 			return result, err
 		}
 	}
-	s.r.pools.programStarted()
+	// The warm pools refill when no program runs (see quietGap). A
+	// program fed by its client as it goes (a connection, a repl's
+	// interpreter) lasts as long as the client wants: it does not hold
+	// the refills back.
+	if prog.Input == nil {
+		s.r.pools.programStarted()
+		defer s.r.pools.programEnded()
+	}
 	o, err := s.run(ctx, prog)
-	s.r.pools.programEnded()
 	if err == nil && o.reported {
 		s.mu.Lock()
 		s.reusable = !s.wedged
@@ -440,10 +446,12 @@ func (s *Sandbox) run(ctx context.Context, prog Program) (outcome, error) {
 	cg := s.r.cgroupPath(s.ID)
 	if s.runs > 1 {
 		s.settleMemory(cg)
-		if prog.FreshCPU {
-			if err := s.r.refillCPU(cg); err != nil {
-				log.WithError(err).Warn("refill the sandbox's CPU bandwidth")
-			}
+	}
+	// The first program too: a sandbox made for the request (no pooled
+	// one was ready) has spent some of its bucket on its boot.
+	if prog.FreshCPU {
+		if err := s.r.refillCPU(cg); err != nil {
+			log.WithError(err).Warn("refill the sandbox's CPU bandwidth")
 		}
 	}
 	meter, merr := s.r.startMeter(cg)

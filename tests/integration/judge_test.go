@@ -151,9 +151,9 @@ int main(void) {
 // allowance of an idle sandbox (its quota for a period and the burst:
 // 100 ms at 0.5 CPU), whatever the tests before it used: four tests that
 // each keep a CPU busy for 70 ms run without a stop, one after the other
-// (without the refill, the second would start with what the first left,
-// and be stopped within a few milliseconds). The last test, 400 ms, is
-// stopped: the quota holds within a test.
+// (without the refill, each starts with what the ones before it left: the
+// third and fourth were stopped). The last test, 400 ms, is stopped: the
+// quota holds within a test.
 func TestJudgedTestsStartWithTheirOwnCPU(t *testing.T) {
 	in, _ := harness.StartInstance(t, "judge-cpu", "")
 	cl := api.NewClient(in.Socket, "")
