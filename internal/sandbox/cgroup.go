@@ -83,7 +83,7 @@ func (f cgroupFiles) memoryUsage(u *usage) error {
 	var errs []error
 	read := func(file string, v *int64, optional bool) {
 		n, err := readInt(file)
-		if err != nil && !(optional && errors.Is(err, os.ErrNotExist)) {
+		if err != nil && (!optional || !errors.Is(err, os.ErrNotExist)) {
 			errs = append(errs, err)
 		}
 		*v = n
