@@ -309,17 +309,25 @@ func (r *Runner) v1Dir(name cgroup1.Name, path string) string {
 	return ""
 }
 
+// cpuControllerFile is the file of the cpu controller of the cgroup at
+// path: v2's name on cgroup v2, v1's on v1 ("" if there is no v1 cpu
+// controller).
+func (r *Runner) cpuControllerFile(path, v2, v1 string) string {
+	if cgroups.Mode() == cgroups.Unified {
+		return filepath.Join("/sys/fs/cgroup", path, v2)
+	}
+	if dir := r.v1Dir(cgroup1.Cpu, path); dir != "" {
+		return filepath.Join(dir, v1)
+	}
+	return ""
+}
+
 // setCPUBurst gives the sandbox's cgroup its CFS burst (see
 // oci.WithResources). runsc sets the quota but not the burst, so runtimed
 // writes it. A kernel without CFS burst (before 5.14) has no file for it;
 // the sandbox then runs without one.
 func (r *Runner) setCPUBurst(path string, burstUS uint64) error {
-	var file string
-	if cgroups.Mode() == cgroups.Unified {
-		file = filepath.Join("/sys/fs/cgroup", path, "cpu.max.burst")
-	} else if dir := r.v1Dir(cgroup1.Cpu, path); dir != "" {
-		file = filepath.Join(dir, "cpu.cfs_burst_us")
-	}
+	file := r.cpuControllerFile(path, "cpu.max.burst", "cpu.cfs_burst_us")
 	if file == "" {
 		return nil
 	}
@@ -338,12 +346,7 @@ func (r *Runner) setCPUBurst(path string, burstUS uint64) error {
 // follows another in the sandbox thus starts as the first did, whatever
 // its predecessor used.
 func (r *Runner) refillCPU(path string) error {
-	var file string
-	if cgroups.Mode() == cgroups.Unified {
-		file = filepath.Join("/sys/fs/cgroup", path, "cpu.max")
-	} else if dir := r.v1Dir(cgroup1.Cpu, path); dir != "" {
-		file = filepath.Join(dir, "cpu.cfs_quota_us")
-	}
+	file := r.cpuControllerFile(path, "cpu.max", "cpu.cfs_quota_us")
 	if file == "" {
 		return errors.New("no cgroup CPU controller found")
 	}
