@@ -138,6 +138,15 @@ func TestPoolRefillsWaitForAQuietMoment(t *testing.T) {
 			defer f.mu.Unlock()
 			return len(f.made)
 		}
+		// madeAfter lets d pass and checks that want sandboxes were made.
+		madeAfter := func(d time.Duration, want int, when string) {
+			t.Helper()
+			time.Sleep(d)
+			synctest.Wait()
+			if n := made(); n != want {
+				t.Fatalf("%d sandboxes made %s, want %d", n, when, want)
+			}
+		}
 
 		// A program runs in the sandbox taken: no refill while it runs,
 		// nor in the gaps between its programs.
@@ -156,11 +165,7 @@ func TestPoolRefillsWaitForAQuietMoment(t *testing.T) {
 			t.Fatalf("%d sandboxes made while programs ran %v after the take, want the first alone", n, maxDefer/2+quietGap/2)
 		}
 		f.r.pools.programEnded()
-		time.Sleep(quietGap - time.Millisecond)
-		synctest.Wait()
-		if n := made(); n != 1 {
-			t.Fatalf("%d sandboxes made before quietGap passed without programs, want 1", n)
-		}
+		madeAfter(quietGap-time.Millisecond, 1, "before quietGap passed without programs")
 		time.Sleep(time.Millisecond)
 		f.expectPool(t, prof, "refilled once quiet", 1, 1)
 
@@ -169,16 +174,8 @@ func TestPoolRefillsWaitForAQuietMoment(t *testing.T) {
 			t.Fatal("no sandbox from a refilled pool")
 		}
 		f.r.pools.programStarted()
-		time.Sleep(maxDefer - time.Millisecond)
-		synctest.Wait()
-		if n := made(); n != 2 {
-			t.Fatalf("%d sandboxes made before maxDefer while a program ran, want 2", n)
-		}
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
-		if n := made(); n != 3 {
-			t.Fatalf("%d sandboxes made after maxDefer while a program ran, want 3", n)
-		}
+		madeAfter(maxDefer-time.Millisecond, 2, "before maxDefer while a program ran")
+		madeAfter(time.Millisecond, 3, "after maxDefer while a program ran")
 		f.r.pools.programEnded()
 	})
 }
